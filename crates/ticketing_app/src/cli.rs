@@ -1,0 +1,128 @@
+//! The `ticketing` subcommands.
+
+use anyhow::Context;
+use ticketing_postgres::pool::build_pool;
+
+use crate::{telemetry, Application, Settings};
+
+/// What the binary was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    Migrate,
+    Seed,
+}
+
+const USAGE: &str = "usage: ticketing [serve|migrate|seed]
+  serve    migrate, then serve HTTP (the default)
+  migrate  run pending database migrations and exit
+  seed     load the demo data set (idempotent) and exit
+Settings: config/default.toml, config/$APP_ENV.toml, then APP__SECTION__KEY, DATABASE_URL, REDIS_URL.";
+
+impl Command {
+    /// Parses the arguments after the program name.
+    ///
+    /// # Errors
+    /// The usage text, for unknown or extra arguments and for `--help`.
+    pub fn parse(arguments: &[String]) -> Result<Self, String> {
+        match arguments {
+            [] => Ok(Command::Serve),
+            [one] => match one.as_str() {
+                "serve" => Ok(Command::Serve),
+                "migrate" => Ok(Command::Migrate),
+                "seed" => Ok(Command::Seed),
+                _ => Err(USAGE.to_string()),
+            },
+            _ => Err(USAGE.to_string()),
+        }
+    }
+}
+
+/// Runs `command` to completion on a multi-threaded runtime (the migration harness needs one).
+///
+/// # Errors
+/// Whatever stopped the command: settings, an unreachable database, a failed migration.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    let settings = Settings::load().context("loading settings")?;
+    telemetry::init(settings.log.format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(async move {
+            match command {
+                Command::Serve => serve(settings).await,
+                Command::Migrate => migrate(&settings).await,
+                Command::Seed => seed(&settings).await,
+            }
+        })
+}
+
+/// Migrates, then serves until stopped.
+///
+/// # Errors
+/// When migrating fails or the server cannot start.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    migrate(&settings).await?;
+    let application = Application::build(&settings).await?;
+    tracing::info!(
+        host = %settings.server.host,
+        port = application.port(),
+        "serving HTTP"
+    );
+    application.run_until_stopped().await?;
+    Ok(())
+}
+
+/// Runs pending migrations.
+///
+/// # Errors
+/// When PostgreSQL cannot be reached or a migration fails.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.postgres().connection_url();
+    ticketing_postgres::migrations::run_pending(&url)
+        .await
+        .context("migrating the database")?;
+    Ok(())
+}
+
+/// Migrates, then loads the demo data set.
+///
+/// # Errors
+/// When PostgreSQL cannot be reached.
+pub async fn seed(settings: &Settings) -> anyhow::Result<()> {
+    migrate(settings).await?;
+    let pool = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
+    ticketing_postgres::demo_data::load(&pool)
+        .await
+        .context("loading the demo data")?;
+    tracing::info!("demo data loaded");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn serve_is_the_default() {
+        assert_eq!(Command::parse(&args(&[])), Ok(Command::Serve));
+    }
+
+    #[test]
+    fn each_subcommand_is_recognised() {
+        assert_eq!(Command::parse(&args(&["serve"])), Ok(Command::Serve));
+        assert_eq!(Command::parse(&args(&["migrate"])), Ok(Command::Migrate));
+        assert_eq!(Command::parse(&args(&["seed"])), Ok(Command::Seed));
+    }
+
+    #[test]
+    fn unknown_arguments_get_the_usage() {
+        assert!(Command::parse(&args(&["drop-everything"])).is_err());
+        assert!(Command::parse(&args(&["serve", "now"])).is_err());
+    }
+}

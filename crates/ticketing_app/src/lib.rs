@@ -1,0 +1,74 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cli;
+pub mod problem;
+mod routes;
+pub mod settings;
+mod state;
+pub mod telemetry;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use ticketing_postgres::pool::build_pool;
+use ticketing_redis::RedisPool;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+/// A server bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Builds the pools and the HTTP server and binds the listen address (port 0 picks a free
+    /// port). Does not migrate: see [`cli::serve`].
+    ///
+    /// # Errors
+    /// When the address cannot be bound or a pool cannot be built.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
+        let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
+        let state = web::Data::new(AppState::new(postgres, redis));
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        let max_body_bytes = settings.server.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(routes::configure(max_body_bytes))
+        });
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Self { port, server })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM: in-flight requests finish).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,166 @@
+//! The one place where failures become HTTP answers: `application/problem+json` bodies with the
+//! stable `code` of the contract.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use ticketing_domain::catalog::CatalogError;
+use ticketing_domain::ids::InvalidId;
+use ticketing_domain::InfrastructureError;
+
+/// Seconds a client should wait before retrying after a 503.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Every failure an endpoint can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("this endpoint needs a Queue-Token header")]
+    TokenMissing,
+    #[error("the queue token is unknown, malformed, expired or already used")]
+    TokenInvalid,
+    #[error("the queue token is still waiting; poll GET /api/queue until it is ACTIVE")]
+    TokenNotActive,
+    #[error("the queue token was issued for another user")]
+    TokenUserMismatch,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    SeatUnavailable(String),
+    #[error("{0}")]
+    ReservationNotPayable(String),
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    #[error("{0}")]
+    InsufficientBalance(String),
+    #[error("too many requests; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+}
+
+impl ApiError {
+    /// The contract's machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "INVALID_REQUEST",
+            ApiError::TokenMissing => "TOKEN_MISSING",
+            ApiError::TokenInvalid => "TOKEN_INVALID",
+            ApiError::TokenNotActive => "TOKEN_NOT_ACTIVE",
+            ApiError::TokenUserMismatch => "TOKEN_USER_MISMATCH",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::SeatUnavailable(_) => "SEAT_UNAVAILABLE",
+            ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
+            ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
+            ApiError::InsufficientBalance(_) => "INSUFFICIENT_BALANCE",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            _ => None,
+        }
+    }
+
+    /// What the client is told; internal details stay in the log.
+    fn public_detail(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "a dependency is unavailable or overloaded; retry shortly".to_string()
+            }
+            ApiError::Internal(_) => "an unexpected error occurred".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TokenMissing | ApiError::TokenInvalid => StatusCode::UNAUTHORIZED,
+            ApiError::TokenNotActive | ApiError::TokenUserMismatch => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::SeatUnavailable(_)
+            | ApiError::ReservationNotPayable(_)
+            | ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            ApiError::InsufficientBalance(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed with a bug"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            _ => {}
+        }
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.public_detail(),
+            code: self.code(),
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = HttpResponse::build(status);
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        if let Some(seconds) = self.retry_after_seconds() {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.body(body)
+    }
+}
+
+impl From<InvalidId> for ApiError {
+    fn from(error: InvalidId) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<InfrastructureError> for ApiError {
+    fn from(error: InfrastructureError) -> Self {
+        match error {
+            InfrastructureError::Unavailable(cause) => ApiError::Unavailable(cause),
+            InfrastructureError::Unexpected(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::ConcertNotFound(_) | CatalogError::PerformanceNotFound { .. } => {
+                ApiError::NotFound(error.to_string())
+            }
+            CatalogError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `GET /api/concerts`, its performances and their seats.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use ticketing_domain::catalog::{Concert, Performance, Seat};
+use ticketing_domain::ids::{ConcertId, PerformanceId};
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    // The waiting-queue token check (Queue-Token of an ACTIVE token) guards this scope.
+    config.service(
+        web::scope("/concerts")
+            .route("", web::get().to(list_concerts))
+            .route(
+                "/{concert_id}/performances",
+                web::get().to(list_performances),
+            )
+            .route(
+                "/{concert_id}/performances/{performance_id}/seats",
+                web::get().to(list_seats),
+            ),
+    );
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConcertBody {
+    id: i64,
+    title: String,
+    artist: String,
+    venue: String,
+}
+
+impl From<Concert> for ConcertBody {
+    fn from(concert: Concert) -> Self {
+        Self {
+            id: concert.id.get(),
+            title: concert.title,
+            artist: concert.artist,
+            venue: concert.venue,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PerformanceBody {
+    id: i64,
+    concert_id: i64,
+    starts_at: String,
+    total_seats: u32,
+    available_seats: u32,
+}
+
+impl From<Performance> for PerformanceBody {
+    fn from(performance: Performance) -> Self {
+        Self {
+            id: performance.id.get(),
+            concert_id: performance.concert_id.get(),
+            starts_at: rfc3339(performance.starts_at),
+            total_seats: performance.total_seats,
+            available_seats: performance.available_seats,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SeatBody {
+    id: i32,
+    grade: String,
+    price: i64,
+    status: &'static str,
+}
+
+impl From<Seat> for SeatBody {
+    fn from(seat: Seat) -> Self {
+        Self {
+            id: seat.no.get(),
+            grade: seat.grade,
+            price: seat.price.get(),
+            status: seat.status.as_str(),
+        }
+    }
+}
+
+/// The contract's time format: RFC 3339, UTC, `Z`.
+pub(crate) fn rfc3339(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn json_list<T, B: Serialize + From<T>>(items: Vec<T>) -> HttpResponse {
+    HttpResponse::Ok().json(items.into_iter().map(B::from).collect::<Vec<_>>())
+}
+
+async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let concerts = state.catalog.list_concerts().await?;
+    Ok(json_list::<_, ConcertBody>(concerts))
+}
+
+async fn list_performances(
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let concert = ConcertId::new(path.into_inner())?;
+    let performances = state.catalog.list_performances(concert).await?;
+    Ok(json_list::<_, PerformanceBody>(performances))
+}
+
+async fn list_seats(
+    state: web::Data<AppState>,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (concert, performance) = path.into_inner();
+    let (concert, performance) = (ConcertId::new(concert)?, PerformanceId::new(performance)?);
+    let seats = state.catalog.list_seats(concert, performance).await?;
+    Ok(json_list::<_, SeatBody>(seats))
+}

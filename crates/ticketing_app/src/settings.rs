@@ -1,0 +1,222 @@
+//! Settings: `config/default.toml` (also compiled in), then `config/$APP_ENV.toml`, then the
+//! environment (`APP__SECTION__KEY`, `DATABASE_URL`, `REDIS_URL`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use ticketing_postgres::PgPoolSettings;
+use ticketing_redis::RedisSettings;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisConfig,
+    pub queue: QueueSettings,
+    pub reservation: ReservationSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_max_size: usize,
+    pub checkout_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+    pub pool_max_size: usize,
+    pub checkout_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueueSettings {
+    pub max_active: u32,
+    pub admit_per_second: u32,
+    pub active_ttl_seconds: u64,
+    pub waiting_idle_timeout_seconds: u64,
+    pub entry_rate_per_client: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReservationSettings {
+    pub hold_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    /// Reads the layers from the process environment and `./config` (or `$APP_CONFIG_DIR`).
+    ///
+    /// # Errors
+    /// When a layer is malformed or a value has the wrong type.
+    pub fn load() -> Result<Self, config::ConfigError> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly.
+    ///
+    /// # Errors
+    /// When a layer is malformed or a value has the wrong type.
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, config::ConfigError> {
+        let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
+        let directory = vars
+            .get("APP_CONFIG_DIR")
+            .map_or_else(|| PathBuf::from("config"), PathBuf::from);
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from(directory.join("default.toml")).required(false));
+        if let Some(environment) = vars.get("APP_ENV").filter(|e| !e.is_empty()) {
+            builder = builder.add_source(
+                File::from(directory.join(format!("{environment}.toml"))).required(false),
+            );
+        }
+        builder
+            .add_source(
+                Environment::with_prefix("APP")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(vars.clone().into_iter().collect())),
+            )
+            .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
+            .set_override_option("redis.url", vars.get("REDIS_URL").cloned())?
+            .build()?
+            .try_deserialize()
+    }
+
+    pub fn postgres(&self) -> PgPoolSettings {
+        let database = &self.database;
+        PgPoolSettings {
+            url: database.url.clone(),
+            max_size: database.pool_max_size,
+            checkout_timeout: Duration::from_millis(database.checkout_timeout_ms),
+            connect_timeout: Duration::from_millis(database.connect_timeout_ms),
+            statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+        }
+    }
+
+    pub fn redis(&self) -> RedisSettings {
+        let redis = &self.redis;
+        RedisSettings {
+            url: redis.url.clone(),
+            max_size: redis.pool_max_size,
+            checkout_timeout: Duration::from_millis(redis.checkout_timeout_ms),
+            connect_timeout: Duration::from_millis(redis.connect_timeout_ms),
+            command_timeout: Duration::from_millis(redis.command_timeout_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let settings = Settings::load_from(vars(&[("APP_CONFIG_DIR", "/nonexistent")]))
+            .expect("defaults load");
+        assert_eq!(settings.server.host, "127.0.0.1");
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(
+            settings.database.url,
+            "postgres://postgres@127.0.0.1:5432/ticketing"
+        );
+        assert_eq!(settings.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(settings.redis.key_prefix, "ticketing");
+        assert_eq!(settings.queue.max_active, 1000);
+        assert_eq!(settings.queue.admit_per_second, 100);
+        assert_eq!(settings.queue.active_ttl_seconds, 600);
+        assert_eq!(settings.queue.waiting_idle_timeout_seconds, 60);
+        assert_eq!(settings.queue.entry_rate_per_client, 20);
+        assert_eq!(settings.reservation.hold_ttl_seconds, 300);
+    }
+
+    #[test]
+    fn the_environment_overrides_the_files() {
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("DATABASE_URL", "postgres://elsewhere/db"),
+            ("REDIS_URL", "redis://elsewhere:6380"),
+            ("APP__SERVER__PORT", "9090"),
+            ("APP__REDIS__KEY_PREFIX", "stack-b"),
+            ("APP__QUEUE__ADMIT_PER_SECOND", "7"),
+            ("APP__RESERVATION__HOLD_TTL_SECONDS", "2"),
+        ]))
+        .expect("overrides load");
+        assert_eq!(settings.database.url, "postgres://elsewhere/db");
+        assert_eq!(settings.redis.url, "redis://elsewhere:6380");
+        assert_eq!(settings.server.port, 9090);
+        assert_eq!(settings.redis.key_prefix, "stack-b");
+        assert_eq!(settings.queue.admit_per_second, 7);
+        assert_eq!(settings.reservation.hold_ttl_seconds, 2);
+    }
+
+    #[test]
+    fn the_app_env_file_sits_between_defaults_and_environment() {
+        let directory =
+            std::env::temp_dir().join(format!("ticketing-config-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("temp dir");
+        std::fs::write(
+            directory.join("staging.toml"),
+            "[server]\nport = 7000\nworkers = 3\n",
+        )
+        .expect("write layer");
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", directory.to_str().expect("utf-8 path")),
+            ("APP_ENV", "staging"),
+            ("APP__SERVER__WORKERS", "5"),
+        ]))
+        .expect("layers load");
+        assert_eq!(settings.server.port, 7000);
+        assert_eq!(settings.server.workers, 5);
+        let _ = std::fs::remove_dir_all(directory);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused() {
+        let result = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__SERVER__PORT", "not-a-port"),
+        ]));
+        assert!(result.is_err());
+    }
+}

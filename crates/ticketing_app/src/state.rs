@@ -1,0 +1,32 @@
+//! What every handler shares: the use cases, wired to their adapters.
+
+use std::sync::Arc;
+
+use ticketing_domain::catalog::CatalogService;
+use ticketing_postgres::{PgConcertCatalog, PgPool};
+use ticketing_redis::RedisPool;
+
+/// The application's use cases and the pools behind them.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: CatalogService,
+    pub postgres: PgPool,
+    pub redis: RedisPool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Wires every use case to the PostgreSQL and Redis adapters.
+    pub fn new(postgres: PgPool, redis: RedisPool) -> Self {
+        Self {
+            catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
+            postgres,
+            redis,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod catalog;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod money;
+
+pub use error::InfrastructureError;

@@ -1,0 +1,111 @@
+//! Diesel's view of the tables created by `migrations/`.
+
+diesel::table! {
+    concerts (id) {
+        id -> Int8,
+        title -> Text,
+        artist -> Text,
+        venue -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    performances (id) {
+        id -> Int8,
+        concert_id -> Int8,
+        starts_at -> Timestamptz,
+        total_seats -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    seats (performance_id, seat_no) {
+        performance_id -> Int8,
+        seat_no -> Int4,
+        grade -> Text,
+        price -> Int8,
+        status -> Text,
+        hold_expires_at -> Nullable<Timestamptz>,
+        reservation_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    wallets (user_id) {
+        user_id -> Int8,
+        balance -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    wallet_entries (id) {
+        id -> Int8,
+        user_id -> Int8,
+        amount -> Int8,
+        reason -> Text,
+        balance_after -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reservations (id) {
+        id -> Int8,
+        user_id -> Int8,
+        performance_id -> Int8,
+        seat_no -> Int4,
+        price -> Int8,
+        status -> Text,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> Int8,
+        reservation_id -> Int8,
+        user_id -> Int8,
+        amount -> Int8,
+        status -> Text,
+        paid_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_fingerprint -> Text,
+        response_status -> Int2,
+        response_body -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(performances -> concerts (concert_id));
+diesel::joinable!(wallets -> users (user_id));
+diesel::joinable!(payments -> reservations (reservation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    concerts,
+    performances,
+    seats,
+    users,
+    wallets,
+    wallet_entries,
+    reservations,
+    payments,
+    idempotency_keys,
+);

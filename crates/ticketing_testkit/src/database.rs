@@ -1,0 +1,199 @@
+//! A migrated PostgreSQL schema per test.
+
+use ticketing_postgres::pool::build_pool;
+use ticketing_postgres::{PgPool, PgPoolSettings};
+use tokio::sync::OnceCell;
+
+use crate::{run_detached, unique_suffix};
+
+const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ticketing_test";
+
+static DATABASE_READY: OnceCell<()> = OnceCell::const_new();
+
+/// A schema of its own, migrated, dropped with this value.
+pub struct TestDatabase {
+    schema: String,
+    base_url: String,
+    url: String,
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn base_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
+}
+
+/// `url` with its database name replaced, to reach the maintenance database.
+fn with_database(url: &str, database: &str) -> String {
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
+    };
+    let host_part = address.rsplit_once('/').map_or(address, |(host, _)| host);
+    match query {
+        Some(query) => format!("{host_part}/{database}?{query}"),
+        None => format!("{host_part}/{database}"),
+    }
+}
+
+fn database_name(url: &str) -> String {
+    let address = url.split('?').next().unwrap_or(url);
+    address
+        .rsplit('/')
+        .next()
+        .unwrap_or("ticketing_test")
+        .to_string()
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e} (run `make test`)"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Creates the test database once per process; parallel processes may race, which is fine.
+async fn ensure_database(url: String) {
+    let name = database_name(&url);
+    let admin = connect(&with_database(&url, "postgres")).await;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .expect("query pg_database")
+        .is_some();
+    if !exists {
+        if let Err(error) = admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+        {
+            let raced = error.code().is_some_and(|code| {
+                *code == tokio_postgres::error::SqlState::DUPLICATE_DATABASE
+                    || *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+            });
+            assert!(raced, "cannot create the test database {name}: {error}");
+        }
+    }
+}
+
+impl TestDatabase {
+    /// A new schema with every migration applied.
+    pub async fn new() -> Self {
+        let base_url = base_url();
+        let url_for_setup = base_url.clone();
+        DATABASE_READY
+            .get_or_init(|| async move {
+                run_detached(move || Box::pin(ensure_database(url_for_setup)));
+            })
+            .await;
+
+        let schema = format!("test_{}", unique_suffix());
+        let separator = if base_url.contains('?') { '&' } else { '?' };
+        let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+
+        let (setup_base, setup_schema, setup_url) = (base_url.clone(), schema.clone(), url.clone());
+        run_detached(move || {
+            Box::pin(async move {
+                connect(&setup_base)
+                    .await
+                    .batch_execute(&format!("CREATE SCHEMA {setup_schema}"))
+                    .await
+                    .expect("create the test schema");
+                ticketing_postgres::migrations::run_pending(&setup_url)
+                    .await
+                    .expect("migrate the test schema");
+            })
+        });
+
+        let mut settings = PgPoolSettings::new(url.clone());
+        settings.max_size = 8;
+        let pool = build_pool(&settings).expect("build the test pool");
+        Self {
+            schema,
+            base_url,
+            url,
+            pool,
+        }
+    }
+
+    /// A new schema holding the demo data set.
+    pub async fn with_demo_data() -> Self {
+        let database = Self::new().await;
+        ticketing_postgres::demo_data::load(&database.pool)
+            .await
+            .expect("load the demo data");
+        database
+    }
+
+    /// The URL that reaches this schema (with `search_path` set).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A pool on this schema.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema's name.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Runs plain SQL in this schema (fixtures and assertions).
+    pub async fn execute(&self, sql: &str) {
+        let client = connect(&self.url).await;
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("fixture SQL failed: {e}\n{sql}"));
+    }
+
+    /// Runs a query returning one `i64` (counts, sums) in this schema.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let client = connect(&self.url).await;
+        let row = client
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("query failed: {e}\n{sql}"));
+        row.get(0)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (url, schema) = (self.base_url.clone(), self.schema.clone());
+        run_detached(move || {
+            Box::pin(async move {
+                let _ = connect(&url)
+                    .await
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await;
+            })
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_maintenance_url_keeps_host_and_parameters() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/app_test?sslmode=disable", "postgres"),
+            "postgres://u@h:5432/postgres?sslmode=disable"
+        );
+        assert_eq!(
+            database_name("postgres://u@h:5432/app_test?x=1"),
+            "app_test"
+        );
+    }
+}

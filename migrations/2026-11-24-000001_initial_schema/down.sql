@@ -1,0 +1,9 @@
+DROP TABLE idempotency_keys;
+DROP TABLE payments;
+DROP TABLE reservations;
+DROP TABLE wallet_entries;
+DROP TABLE wallets;
+DROP TABLE users;
+DROP TABLE seats;
+DROP TABLE performances;
+DROP TABLE concerts;
