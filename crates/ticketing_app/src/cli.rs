@@ -80,6 +80,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// When PostgreSQL cannot be reached or a migration fails.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let url = settings.postgres().connection_url();
+    ticketing_postgres::migrations::create_database_if_missing(&url)
+        .await
+        .context("creating the database")?;
     ticketing_postgres::migrations::run_pending(&url)
         .await
         .context("migrating the database")?;

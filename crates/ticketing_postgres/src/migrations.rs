@@ -49,3 +49,95 @@ pub async fn run_pending(url: &str) -> Result<usize, MigrationError> {
     }
     applied
 }
+
+/// Creates the database `url` names when it does not exist yet, so a fresh server needs no
+/// manual `createdb`. Returns whether it was created. Connects to the `postgres` maintenance
+/// database of the same server; two callers racing is fine.
+///
+/// # Errors
+/// [`MigrationError`] when the server cannot be reached or refuses to create the database.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, MigrationError> {
+    use diesel::sql_types::Text;
+
+    let name = database_name(url);
+    let mut connection = AsyncPgConnection::establish(&with_database(url, "postgres")).await?;
+    let existing = diesel::sql_query("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind::<Text, _>(&name)
+        .execute(&mut connection)
+        .await?;
+    if existing > 0 {
+        return Ok(false);
+    }
+    let quoted = name.replace('"', "\"\"");
+    match diesel::sql_query(format!("CREATE DATABASE \"{quoted}\""))
+        .execute(&mut connection)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(database = %name, "created the database");
+            Ok(true)
+        }
+        // Another process created it between our check and our CREATE.
+        Err(diesel::result::Error::DatabaseError(kind, info))
+            if matches!(kind, diesel::result::DatabaseErrorKind::UniqueViolation)
+                || info.message().contains("already exists") =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The database name in a `postgres://` URL.
+fn database_name(url: &str) -> String {
+    let address = url.split('?').next().unwrap_or(url);
+    match address.rsplit_once('/') {
+        Some((host, name)) if !host.ends_with('/') && !name.is_empty() => name.to_string(),
+        _ => "postgres".to_string(),
+    }
+}
+
+/// `url` with its database replaced and its parameters kept (minus any `search_path` option,
+/// which names a schema of the other database).
+fn with_database(url: &str, database: &str) -> String {
+    let (address, query) = url.split_once('?').unwrap_or((url, ""));
+    let host_part = match address.rsplit_once('/') {
+        Some((host, _)) if !host.ends_with('/') => host,
+        _ => address,
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("options="))
+        .collect();
+    if kept.is_empty() {
+        format!("{host_part}/{database}")
+    } else {
+        format!("{host_part}/{database}?{}", kept.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_name_is_read_from_the_url() {
+        assert_eq!(database_name("postgres://u@h:5432/app?x=1"), "app");
+        assert_eq!(database_name("postgres://u@h:5432"), "postgres");
+    }
+
+    #[test]
+    fn the_maintenance_url_keeps_host_and_connection_parameters() {
+        assert_eq!(
+            with_database(
+                "postgres://u@h:5432/app_test?connect_timeout=3&options=-c%20search_path%3Dx",
+                "postgres"
+            ),
+            "postgres://u@h:5432/postgres?connect_timeout=3"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/app", "postgres"),
+            "postgres://u@h/postgres"
+        );
+    }
+}

@@ -30,57 +30,12 @@ fn base_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_string())
 }
 
-/// `url` with its database name replaced, to reach the maintenance database.
-fn with_database(url: &str, database: &str) -> String {
-    let (address, query) = match url.split_once('?') {
-        Some((address, query)) => (address, Some(query)),
-        None => (url, None),
-    };
-    let host_part = address.rsplit_once('/').map_or(address, |(host, _)| host);
-    match query {
-        Some(query) => format!("{host_part}/{database}?{query}"),
-        None => format!("{host_part}/{database}"),
-    }
-}
-
-fn database_name(url: &str) -> String {
-    let address = url.split('?').next().unwrap_or(url);
-    address
-        .rsplit('/')
-        .next()
-        .unwrap_or("ticketing_test")
-        .to_string()
-}
-
 async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e} (run `make test`)"));
     tokio::spawn(connection);
     client
-}
-
-/// Creates the test database once per process; parallel processes may race, which is fine.
-async fn ensure_database(url: String) {
-    let name = database_name(&url);
-    let admin = connect(&with_database(&url, "postgres")).await;
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("query pg_database")
-        .is_some();
-    if !exists {
-        if let Err(error) = admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-        {
-            let raced = error.code().is_some_and(|code| {
-                *code == tokio_postgres::error::SqlState::DUPLICATE_DATABASE
-                    || *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-            });
-            assert!(raced, "cannot create the test database {name}: {error}");
-        }
-    }
 }
 
 impl TestDatabase {
@@ -90,7 +45,15 @@ impl TestDatabase {
         let url_for_setup = base_url.clone();
         DATABASE_READY
             .get_or_init(|| async move {
-                run_detached(move || Box::pin(ensure_database(url_for_setup)));
+                run_detached(move || {
+                    Box::pin(async move {
+                        ticketing_postgres::migrations::create_database_if_missing(&url_for_setup)
+                            .await
+                            .unwrap_or_else(|e| {
+                                panic!("cannot prepare the test database: {e} (run `make test`)")
+                            })
+                    })
+                });
             })
             .await;
 
@@ -178,22 +141,5 @@ impl Drop for TestDatabase {
                     .await;
             })
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_maintenance_url_keeps_host_and_parameters() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/app_test?sslmode=disable", "postgres"),
-            "postgres://u@h:5432/postgres?sslmode=disable"
-        );
-        assert_eq!(
-            database_name("postgres://u@h:5432/app_test?x=1"),
-            "app_test"
-        );
     }
 }

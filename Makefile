@@ -1,0 +1,43 @@
+# The two set-up commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+BASE_URL ?= http://127.0.0.1:8080
+SCENARIO ?= all
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ticketing_test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379
+
+.PHONY: run test lint build release stack-up stack-down stack-status loadtest
+
+## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
+run: stack-up release
+	./target/release/ticketing seed
+	exec ./target/release/ticketing serve
+
+## test: every test, against real PostgreSQL and Redis (started if needed)
+test:
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test --workspace --all-targets
+
+## lint: formatting and clippy, as CI would want them
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p ticketing_app
+
+stack-up:
+	scripts/stack.sh up
+
+stack-down:
+	scripts/stack.sh down
+
+stack-status:
+	scripts/stack.sh status
+
+## loadtest: k6 scenarios against a running stack (make loadtest SCENARIO=name BASE_URL=...)
+loadtest:
+	loadtest/run.sh "$(SCENARIO)" "$(BASE_URL)"
