@@ -44,7 +44,7 @@ pg_bin_dir() {
 
 # PostgreSQL refuses to run as root: as root, run it as the 'postgres' user, with its data
 # where that user can reach it.
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 pg_data_dir() {
   if [ "$(id -u)" = 0 ]; then
     if ! id postgres >/dev/null 2>&1; then useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin postgres; fi
