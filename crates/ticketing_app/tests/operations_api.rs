@@ -36,14 +36,16 @@ async fn not_ready_with_retry_after_when_redis_is_unreachable() {
 
 #[tokio::test]
 async fn not_ready_when_postgres_is_unreachable() {
-    let app = TestApp::spawn_with(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
+    let app =
+        TestApp::spawn_with(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
 
     assert_problem(app.get("/readyz").await, 503, "UNAVAILABLE").await;
 }
 
 #[tokio::test]
 async fn a_catalog_read_answers_503_not_500_when_postgres_is_unreachable() {
-    let app = TestApp::spawn_with(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
+    let app =
+        TestApp::spawn_with(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
 
     let response = app.concerts().await;
 

@@ -5,5 +5,6 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod money;
+pub mod queue;
 
 pub use error::InfrastructureError;

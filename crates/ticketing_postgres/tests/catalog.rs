@@ -121,7 +121,11 @@ async fn seat_statuses_follow_holds_sales_and_expiry_by_the_database_clock() {
     let performances = catalog.performances(concert(1)).await.unwrap();
 
     assert_eq!(seats[0].status, SeatStatus::Held);
-    assert_eq!(seats[1].status, SeatStatus::Available, "an expired hold is free");
+    assert_eq!(
+        seats[1].status,
+        SeatStatus::Available,
+        "an expired hold is free"
+    );
     assert_eq!(seats[2].status, SeatStatus::Sold);
     assert_eq!(performances[0].available_seats, 998);
 }

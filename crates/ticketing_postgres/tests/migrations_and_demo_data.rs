@@ -23,7 +23,9 @@ async fn loading_the_demo_data_twice_changes_nothing() {
                                  + (SELECT coalesce(sum(balance), 0) FROM wallets)::bigint";
     let before = db.query_i64(count_everything).await;
 
-    ticketing_postgres::demo_data::load(db.pool()).await.unwrap();
+    ticketing_postgres::demo_data::load(db.pool())
+        .await
+        .unwrap();
 
     assert_eq!(db.query_i64(count_everything).await, before);
     assert_eq!(
