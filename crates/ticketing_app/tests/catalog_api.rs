@@ -1,5 +1,7 @@
 //! The catalog endpoints over HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::Value;

@@ -1,5 +1,7 @@
 //! Liveness and readiness.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use support::{assert_problem, TestApp};

@@ -1,5 +1,7 @@
 //! The PostgreSQL catalog adapter against a real database, one schema per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use ticketing_domain::catalog::{CatalogError, ConcertCatalog, SeatStatus};
 use ticketing_domain::ids::{ConcertId, PerformanceId};
 use ticketing_postgres::PgConcertCatalog;

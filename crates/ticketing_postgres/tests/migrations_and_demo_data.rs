@@ -1,5 +1,7 @@
 //! Migrations and the demo data set are safe to run again.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use ticketing_testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,7 @@
 //! The Redis waiting queue against a real Redis, each test under a key prefix of its own.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
