@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod cli;
+mod jobs;
 pub mod problem;
 mod routes;
 pub mod settings;
@@ -8,12 +9,15 @@ mod state;
 pub mod telemetry;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use ticketing_postgres::pool::build_pool;
-use ticketing_redis::RedisPool;
+use ticketing_redis::{KeySpace, RedisPool};
+
+use crate::jobs::BackgroundJobs;
 
 pub use settings::Settings;
 pub use state::AppState;
@@ -22,6 +26,8 @@ pub use state::AppState;
 pub struct Application {
     port: u16,
     server: Server,
+    state: AppState,
+    admission_interval: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -41,7 +47,10 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
         let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
-        let state = web::Data::new(AppState::new(postgres, redis));
+        let policy = settings.queue_policy()?;
+        let keys = KeySpace::new(&settings.redis.key_prefix);
+        let app_state = AppState::new(postgres, redis, &keys, policy);
+        let state = web::Data::new(app_state.clone());
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
@@ -49,6 +58,10 @@ impl Application {
         let max_body_bytes = settings.server.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(
+                    actix_web::middleware::ErrorHandlers::new()
+                        .default_handler(routes::problem_for_bare_errors),
+                )
                 .app_data(state.clone())
                 .configure(routes::configure(max_body_bytes))
         });
@@ -56,7 +69,12 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener)?.run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            state: app_state,
+            admission_interval: Duration::from_millis(settings.queue.admission_interval_ms),
+        })
     }
 
     /// The port actually bound.
@@ -64,11 +82,15 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM: in-flight requests finish).
+    /// Serves, and runs the background jobs, until the process is told to stop (SIGINT or
+    /// SIGTERM: in-flight requests finish, then the jobs stop).
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let mut jobs = BackgroundJobs::start(&self.state, self.admission_interval);
+        let outcome = self.server.await;
+        jobs.stop();
+        outcome
     }
 }

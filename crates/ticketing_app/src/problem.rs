@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use ticketing_domain::catalog::CatalogError;
 use ticketing_domain::ids::InvalidId;
+use ticketing_domain::queue::{AccessError, MalformedToken, QueueError};
 use ticketing_domain::InfrastructureError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -17,6 +18,8 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("the request body is larger than this endpoint accepts")]
+    PayloadTooLarge,
     #[error("this endpoint needs a Queue-Token header")]
     TokenMissing,
     #[error("the queue token is unknown, malformed, expired or already used")]
@@ -57,7 +60,7 @@ impl ApiError {
     /// The contract's machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::InvalidRequest(_) => "INVALID_REQUEST",
+            ApiError::InvalidRequest(_) | ApiError::PayloadTooLarge => "INVALID_REQUEST",
             ApiError::TokenMissing => "TOKEN_MISSING",
             ApiError::TokenInvalid => "TOKEN_INVALID",
             ApiError::TokenNotActive => "TOKEN_NOT_ACTIVE",
@@ -99,6 +102,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TokenMissing | ApiError::TokenInvalid => StatusCode::UNAUTHORIZED,
             ApiError::TokenNotActive | ApiError::TokenUserMismatch => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -161,6 +165,55 @@ impl From<CatalogError> for ApiError {
                 ApiError::NotFound(error.to_string())
             }
             CatalogError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<MalformedToken> for ApiError {
+    fn from(_: MalformedToken) -> Self {
+        ApiError::TokenInvalid
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::TokenInvalid => ApiError::TokenInvalid,
+            QueueError::RateLimited { retry_after } => ApiError::RateLimited {
+                retry_after_seconds: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
+            QueueError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::TokenInvalid => ApiError::TokenInvalid,
+            AccessError::TokenNotActive => ApiError::TokenNotActive,
+            AccessError::TokenUserMismatch => ApiError::TokenUserMismatch,
+            AccessError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The problem for an error answer that some layer below the handlers produced without a
+    /// body of the contract's shape (an oversized body, a route matched without its method).
+    pub fn for_bare_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                ApiError::NotFound("no such resource or method".to_string())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ApiError::Unavailable("the service is overloaded".to_string())
+            }
+            status if status.is_client_error() => {
+                ApiError::InvalidRequest(format!("the request was refused: {status}"))
+            }
+            status => ApiError::Internal(format!("a layer answered {status} without a body")),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Settings: `config/default.toml` (also compiled in), then `config/$APP_ENV.toml`, then the
 //! environment (`APP__SECTION__KEY`, `DATABASE_URL`, `REDIS_URL`).
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
+use ticketing_domain::queue::QueuePolicy;
 use ticketing_postgres::PgPoolSettings;
 use ticketing_redis::RedisSettings;
 
@@ -55,6 +57,7 @@ pub struct QueueSettings {
     pub active_ttl_seconds: u64,
     pub waiting_idle_timeout_seconds: u64,
     pub entry_rate_per_client: u32,
+    pub admission_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +128,26 @@ impl Settings {
             connect_timeout: Duration::from_millis(database.connect_timeout_ms),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
         }
+    }
+
+    /// The queue's admission rules.
+    ///
+    /// # Errors
+    /// When `max_active` or `admit_per_second` is zero: such a queue would admit nobody.
+    pub fn queue_policy(&self) -> Result<QueuePolicy, config::ConfigError> {
+        let queue = &self.queue;
+        let positive = |name: &str, value: u32| {
+            NonZeroU32::new(value).ok_or_else(|| {
+                config::ConfigError::Message(format!("queue.{name} must be at least 1"))
+            })
+        };
+        Ok(QueuePolicy {
+            max_active: positive("max_active", queue.max_active)?,
+            admit_per_second: positive("admit_per_second", queue.admit_per_second)?,
+            active_ttl: Duration::from_secs(queue.active_ttl_seconds),
+            waiting_idle_timeout: Duration::from_secs(queue.waiting_idle_timeout_seconds),
+            entry_rate_per_client: NonZeroU32::new(queue.entry_rate_per_client),
+        })
     }
 
     pub fn redis(&self) -> RedisSettings {
@@ -209,6 +232,32 @@ mod tests {
         assert_eq!(settings.server.port, 7000);
         assert_eq!(settings.server.workers, 5);
         let _ = std::fs::remove_dir_all(directory);
+    }
+
+    #[test]
+    fn a_queue_that_admits_nobody_is_refused() {
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__QUEUE__ADMIT_PER_SECOND", "0"),
+        ]))
+        .expect("loads");
+        assert!(settings.queue_policy().is_err());
+    }
+
+    #[test]
+    fn a_zero_entry_rate_turns_the_client_limit_off() {
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__QUEUE__ENTRY_RATE_PER_CLIENT", "0"),
+        ]))
+        .expect("loads");
+        assert_eq!(
+            settings
+                .queue_policy()
+                .expect("valid")
+                .entry_rate_per_client,
+            None
+        );
     }
 
     #[test]

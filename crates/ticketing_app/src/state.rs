@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use ticketing_domain::catalog::CatalogService;
+use ticketing_domain::queue::{QueuePolicy, QueueService};
 use ticketing_postgres::{PgConcertCatalog, PgPool};
-use ticketing_redis::RedisPool;
+use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 
 /// The application's use cases and the pools behind them.
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: CatalogService,
+    pub queue: QueueService,
     pub postgres: PgPool,
     pub redis: RedisPool,
 }
@@ -22,9 +24,11 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Wires every use case to the PostgreSQL and Redis adapters.
-    pub fn new(postgres: PgPool, redis: RedisPool) -> Self {
+    pub fn new(postgres: PgPool, redis: RedisPool, keys: &KeySpace, policy: QueuePolicy) -> Self {
+        let queue = RedisWaitingQueue::new(redis.clone(), keys, policy);
         Self {
             catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
+            queue: QueueService::new(Arc::new(queue), policy),
             postgres,
             redis,
         }

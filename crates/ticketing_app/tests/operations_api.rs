@@ -49,7 +49,9 @@ async fn a_catalog_read_answers_503_not_500_when_postgres_is_unreachable() {
     let app =
         TestApp::spawn_with(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
 
-    let response = app.concerts().await;
+    let token = app.active_token(None).await;
+
+    let response = app.concerts(&token).await;
 
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 503, "UNAVAILABLE").await;

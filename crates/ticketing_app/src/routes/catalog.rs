@@ -1,18 +1,20 @@
 //! `GET /api/concerts`, its performances and their seats.
 
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use ticketing_domain::catalog::{Concert, Performance, Seat};
 use ticketing_domain::ids::{ConcertId, PerformanceId};
 
+use super::access::require_active_token;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
-    // The waiting-queue token check (Queue-Token of an ACTIVE token) guards this scope.
     config.service(
         web::scope("/concerts")
+            .wrap(from_fn(require_active_token))
             .route("", web::get().to(list_concerts))
             .route(
                 "/{concert_id}/performances",

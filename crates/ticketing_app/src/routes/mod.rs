@@ -1,9 +1,16 @@
 //! The HTTP routes of the contract, and how malformed requests are refused.
 
+mod access;
+mod body;
 mod catalog;
 mod health;
+mod queue;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::problem::ApiError;
 
@@ -17,9 +24,19 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                     // Clients that send JSON without a Content-Type are accepted; a wrong one is not.
                     .content_type_required(false)
                     .error_handler(|error, _| {
-                        ApiError::InvalidRequest(format!("invalid JSON body: {error}")).into()
+                        match error {
+                            JsonPayloadError::Overflow { .. }
+                            | JsonPayloadError::OverflowKnownLength { .. } => {
+                                ApiError::PayloadTooLarge
+                            }
+                            other => {
+                                ApiError::InvalidRequest(format!("invalid JSON body: {other}"))
+                            }
+                        }
+                        .into()
                     }),
             )
+            .app_data(web::PayloadConfig::new(max_body_bytes))
             .app_data(web::PathConfig::default().error_handler(|error, _| {
                 ApiError::InvalidRequest(format!("invalid path parameter: {error}")).into()
             }))
@@ -27,7 +44,11 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 ApiError::InvalidRequest(format!("invalid query string: {error}")).into()
             }))
             .configure(health::configure)
-            .service(web::scope("/api").configure(catalog::configure))
+            .service(
+                web::scope("/api")
+                    .configure(queue::configure)
+                    .configure(catalog::configure),
+            )
             .default_service(web::to(unknown_route));
     }
 }
@@ -38,4 +59,26 @@ async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         request.method(),
         request.path()
     )))
+}
+
+/// Turns an error answer made below the handlers (framework defaults with a plain-text body)
+/// into the contract's problem+json; answers that already are problems pass unchanged.
+pub fn problem_for_bare_errors<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let problem: HttpResponse<BoxBody> =
+        ApiError::for_bare_status(response.status()).error_response();
+    let (request, _) = response.into_parts();
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, problem).map_into_right_body(),
+    ))
 }

@@ -13,6 +13,8 @@ pub struct TestApp {
     pub redis: TestRedis,
 }
 
+pub const TOKEN_HEADER: &str = "Queue-Token";
+
 impl TestApp {
     /// A server on the demo data set.
     pub async fn spawn() -> Self {
@@ -31,6 +33,8 @@ impl TestApp {
             ("REDIS_URL".into(), redis.url().into()),
             ("APP__REDIS__KEY_PREFIX".into(), redis.prefix().into()),
             ("APP__SERVER__PORT".into(), "0".into()),
+            // Tests enter the queue many times from one address.
+            ("APP__QUEUE__ENTRY_RATE_PER_CLIENT".into(), "0".into()),
         ];
         vars.extend(
             overrides
@@ -57,19 +61,67 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
-    pub async fn concerts(&self) -> Response {
-        self.get("/api/concerts").await
+    /// GET with a `Queue-Token`.
+    pub async fn get_with(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .header(TOKEN_HEADER, token)
+            .send()
+            .await
+            .expect("GET")
     }
 
-    pub async fn performances(&self, concert: &str) -> Response {
-        self.get(&format!("/api/concerts/{concert}/performances"))
+    /// `POST /api/queue`, with `{"userId": ..}` when a user is given.
+    pub async fn enter_queue(&self, user: Option<i64>) -> Response {
+        let request = self.client.post(self.url("/api/queue"));
+        let request = match user {
+            Some(user) => request.json(&serde_json::json!({ "userId": user })),
+            None => request,
+        };
+        request.send().await.expect("POST /api/queue")
+    }
+
+    /// `POST /api/queue` and the body, which must be a 200.
+    pub async fn enter(&self, user: Option<i64>) -> serde_json::Value {
+        let response = self.enter_queue(user).await;
+        assert_eq!(response.status().as_u16(), 200, "entering the queue");
+        response.json().await.expect("queue body")
+    }
+
+    /// A token that is ACTIVE (the test server has room), optionally bound to `user`.
+    pub async fn active_token(&self, user: Option<i64>) -> String {
+        let body = self.enter(user).await;
+        assert_eq!(body["status"], "ACTIVE", "{body}");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn poll_queue(&self, token: &str) -> Response {
+        self.get_with(token, "/api/queue").await
+    }
+
+    pub async fn leave_queue(&self, token: &str) -> Response {
+        self.client
+            .delete(self.url("/api/queue"))
+            .header(TOKEN_HEADER, token)
+            .send()
+            .await
+            .expect("DELETE /api/queue")
+    }
+
+    pub async fn concerts(&self, token: &str) -> Response {
+        self.get_with(token, "/api/concerts").await
+    }
+
+    pub async fn performances(&self, token: &str, concert: &str) -> Response {
+        self.get_with(token, &format!("/api/concerts/{concert}/performances"))
             .await
     }
 
-    pub async fn seats(&self, concert: &str, performance: &str) -> Response {
-        self.get(&format!(
-            "/api/concerts/{concert}/performances/{performance}/seats"
-        ))
+    pub async fn seats(&self, token: &str, concert: &str, performance: &str) -> Response {
+        self.get_with(
+            token,
+            &format!("/api/concerts/{concert}/performances/{performance}/seats"),
+        )
         .await
     }
 }

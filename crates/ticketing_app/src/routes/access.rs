@@ -1,0 +1,46 @@
+//! The `Queue-Token` header: read once, and required ACTIVE on the protected scopes.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest};
+use ticketing_domain::queue::QueueToken;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub const QUEUE_TOKEN_HEADER: &str = "Queue-Token";
+
+/// The token a request carries.
+///
+/// # Errors
+/// [`ApiError::TokenMissing`] without the header, [`ApiError::TokenInvalid`] when it cannot be
+/// a token.
+pub fn queue_token(request: &HttpRequest) -> Result<QueueToken, ApiError> {
+    token_from_headers(request.headers())
+}
+
+fn token_from_headers(
+    headers: &actix_web::http::header::HeaderMap,
+) -> Result<QueueToken, ApiError> {
+    let value = headers
+        .get(QUEUE_TOKEN_HEADER)
+        .ok_or(ApiError::TokenMissing)?;
+    let text = value.to_str().map_err(|_| ApiError::TokenInvalid)?;
+    Ok(QueueToken::parse(text.trim())?)
+}
+
+/// Lets a request through only with an ACTIVE token, which handlers then find in the request's
+/// extensions (`web::ReqData<ActiveToken>`). One Redis round trip.
+pub async fn require_active_token(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let token = token_from_headers(request.headers())?;
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("application state is not registered".into()))?;
+    let active = state.queue.authorize(token).await.map_err(ApiError::from)?;
+    request.extensions_mut().insert(active);
+    next.call(request).await
+}

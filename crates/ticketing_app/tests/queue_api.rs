@@ -1,0 +1,290 @@
+//! The waiting queue over HTTP, and the token check of the protected endpoints.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{assert_problem, TestApp, TOKEN_HEADER};
+
+#[tokio::test]
+async fn entering_with_room_is_active_at_once_in_the_contract_shape() {
+    let app = TestApp::spawn().await;
+
+    let body = app.enter(None).await;
+
+    assert_eq!(body["status"], "ACTIVE");
+    assert_eq!(body["position"], 0);
+    assert_eq!(body["estimatedWaitSeconds"], 0);
+    let token = body["token"].as_str().unwrap();
+    assert!(!token.is_empty() && token.len() <= 128);
+    let until = body["activeUntil"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(until).is_ok());
+}
+
+#[tokio::test]
+async fn entering_when_full_waits_with_a_place_and_an_estimate() {
+    let app = TestApp::spawn_with(&[
+        ("APP__QUEUE__MAX_ACTIVE", "1"),
+        ("APP__QUEUE__ADMIT_PER_SECOND", "2"),
+    ])
+    .await;
+    app.enter(None).await;
+
+    let bodies = [
+        app.enter(None).await,
+        app.enter(None).await,
+        app.enter(None).await,
+    ];
+
+    for (index, body) in bodies.iter().enumerate() {
+        assert_eq!(body["status"], "WAITING");
+        assert_eq!(body["position"], index as u64 + 1);
+        assert_eq!(body["activeUntil"], Value::Null);
+    }
+    assert_eq!(bodies[0]["estimatedWaitSeconds"], 1);
+    assert_eq!(bodies[2]["estimatedWaitSeconds"], 2, "3 / 2 per second");
+}
+
+#[tokio::test]
+async fn polling_reports_the_place_and_then_the_admission() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__MAX_ACTIVE", "1")]).await;
+    let first = app.active_token(None).await;
+    let waiting = app.enter(None).await;
+    let token = waiting["token"].as_str().unwrap();
+
+    let polled: Value = app.poll_queue(token).await.json().await.unwrap();
+    assert_eq!(polled["status"], "WAITING");
+    assert_eq!(polled["position"], 1);
+    assert_eq!(polled["token"], token);
+
+    assert_eq!(app.leave_queue(&first).await.status().as_u16(), 204);
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        let polled: Value = app.poll_queue(token).await.json().await.unwrap();
+        status = polled["status"].clone();
+        if status == "ACTIVE" {
+            assert_eq!(polled["position"], 0);
+            assert!(polled["activeUntil"].is_string());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "ACTIVE", "the admission job let the next one in");
+}
+
+#[tokio::test]
+async fn the_same_user_entering_again_keeps_token_and_place() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__MAX_ACTIVE", "1")]).await;
+    app.enter(None).await;
+    let first = app.enter(Some(42)).await;
+
+    let again = app.enter(Some(42)).await;
+
+    assert_eq!(again["token"], first["token"]);
+    assert_eq!(again["position"], 1);
+    assert_eq!(app.enter(None).await["position"], 2);
+}
+
+#[tokio::test]
+async fn leaving_invalidates_the_token() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    assert_eq!(app.leave_queue(&token).await.status().as_u16(), 204);
+
+    assert_problem(app.poll_queue(&token).await, 401, "TOKEN_INVALID").await;
+    assert_problem(app.concerts(&token).await, 401, "TOKEN_INVALID").await;
+    assert_problem(app.leave_queue(&token).await, 401, "TOKEN_INVALID").await;
+}
+
+#[tokio::test]
+async fn a_bad_entry_body_is_a_bad_request() {
+    let app = TestApp::spawn().await;
+    let post = |body: &'static str| {
+        app.client
+            .post(app.url("/api/queue"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    assert_problem(post("{").await.unwrap(), 400, "INVALID_REQUEST").await;
+    assert_problem(
+        post(r#"{"userId": "x"}"#).await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_problem(
+        post(r#"{"userId": 0}"#).await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_problem(
+        post(r#"{"userId": -3}"#).await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(post(r#"{"userId": null}"#).await.unwrap().status(), 200);
+    assert_eq!(post("{}").await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn an_oversized_entry_body_is_refused_as_a_problem() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .client
+        .post(app.url("/api/queue"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"userId": 1, "pad": "{}"}}"#,
+            "x".repeat(100_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(response, 413, "INVALID_REQUEST").await;
+}
+
+#[tokio::test]
+async fn entries_past_the_per_client_rate_get_429_with_retry_after() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__ENTRY_RATE_PER_CLIENT", "3")]).await;
+
+    let mut last = None;
+    for _ in 0..4 {
+        last = Some(app.enter_queue(None).await);
+    }
+
+    let response = last.unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1).contains(&retry_after));
+    assert_problem(response, 429, "RATE_LIMITED").await;
+}
+
+#[tokio::test]
+async fn a_protected_endpoint_without_a_token_is_401_token_missing() {
+    let app = TestApp::spawn().await;
+
+    assert_problem(app.get("/api/concerts").await, 401, "TOKEN_MISSING").await;
+    assert_problem(
+        app.get("/api/concerts/1/performances/119/seats").await,
+        401,
+        "TOKEN_MISSING",
+    )
+    .await;
+    assert_problem(app.get("/api/queue").await, 401, "TOKEN_MISSING").await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_tokens_are_401_token_invalid() {
+    let app = TestApp::spawn().await;
+
+    for token in [
+        "0123456789abcdef0123456789abcdef",
+        "not a token!",
+        "",
+        &"a".repeat(129),
+        "../../etc/passwd",
+    ] {
+        assert_problem(app.concerts(token).await, 401, "TOKEN_INVALID").await;
+        assert_problem(app.poll_queue(token).await, 401, "TOKEN_INVALID").await;
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_token_is_403_token_not_active() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__MAX_ACTIVE", "1")]).await;
+    app.enter(None).await;
+    let waiting = app.enter(None).await;
+    let token = waiting["token"].as_str().unwrap();
+
+    assert_problem(app.concerts(token).await, 403, "TOKEN_NOT_ACTIVE").await;
+}
+
+#[tokio::test]
+async fn an_expired_active_token_is_401() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__ACTIVE_TTL_SECONDS", "1")]).await;
+    let token = app.active_token(None).await;
+    assert_eq!(app.concerts(&token).await.status(), 200);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    assert_problem(app.concerts(&token).await, 401, "TOKEN_INVALID").await;
+    assert_problem(app.poll_queue(&token).await, 401, "TOKEN_INVALID").await;
+}
+
+#[tokio::test]
+async fn a_waiting_token_that_stops_polling_is_dropped() {
+    let app = TestApp::spawn_with(&[
+        ("APP__QUEUE__MAX_ACTIVE", "1"),
+        ("APP__QUEUE__WAITING_IDLE_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    app.enter(None).await;
+    let idle = app.enter(None).await;
+    let polling = app.enter(None).await;
+    let (idle, polling) = (
+        idle["token"].as_str().unwrap(),
+        polling["token"].as_str().unwrap(),
+    );
+
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.poll_queue(polling).await.status(), 200);
+    }
+
+    assert_problem(app.poll_queue(idle).await, 401, "TOKEN_INVALID").await;
+    let body: Value = app.poll_queue(polling).await.json().await.unwrap();
+    assert_eq!(body["position"], 1);
+}
+
+#[tokio::test]
+async fn many_active_tokens_all_pass_the_check() {
+    // A check that read only part of the active set refused valid tokens past a handful.
+    let app = TestApp::spawn().await;
+    let mut tokens = Vec::new();
+    for _ in 0..60 {
+        tokens.push(app.active_token(None).await);
+    }
+
+    for token in &tokens {
+        assert_eq!(app.concerts(token).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_token_header_with_surrounding_spaces_is_accepted() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    let response = app
+        .client
+        .get(app.url("/api/concerts"))
+        .header(TOKEN_HEADER, format!(" {token} "))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn entering_fails_closed_with_503_when_redis_is_unreachable() {
+    let app = TestApp::spawn_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+
+    let response = app.enter_queue(None).await;
+
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503, "UNAVAILABLE").await;
+}
