@@ -7,6 +7,13 @@ use tokio::time::MissedTickBehavior;
 
 use crate::state::AppState;
 
+/// How often each job runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub admission: Duration,
+    pub hold_expiry: Duration,
+}
+
 /// The jobs of one instance; aborted when dropped or stopped.
 #[derive(Debug, Default)]
 pub struct BackgroundJobs {
@@ -15,12 +22,12 @@ pub struct BackgroundJobs {
 
 impl BackgroundJobs {
     /// Starts every job on the current runtime.
-    pub fn start(state: &AppState, admission_interval: Duration) -> Self {
+    pub fn start(state: &AppState, schedule: Schedule) -> Self {
         Self {
-            handles: vec![tokio::spawn(admit_from_the_queue(
-                state.clone(),
-                admission_interval,
-            ))],
+            handles: vec![
+                tokio::spawn(admit_from_the_queue(state.clone(), schedule.admission)),
+                tokio::spawn(release_lapsed_holds(state.clone(), schedule.hold_expiry)),
+            ],
         }
     }
 
@@ -38,10 +45,31 @@ impl Drop for BackgroundJobs {
     }
 }
 
-/// Moves tokens from the head of the line to the active set, within the shared budget.
-async fn admit_from_the_queue(state: AppState, interval: Duration) {
+fn ticker(interval: Duration) -> tokio::time::Interval {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Marks lapsed holds EXPIRED and frees their seats, so listings and reports stay tidy; holds
+/// and payments already treat a lapsed hold as free without it.
+async fn release_lapsed_holds(state: AppState, interval: Duration) {
+    let mut ticker = ticker(interval);
+    loop {
+        ticker.tick().await;
+        match state.reservations.release_expired_holds().await {
+            Ok(0) => {}
+            Ok(released) => tracing::debug!(released, "released lapsed holds"),
+            Err(error) => {
+                tracing::warn!(%error, "releasing lapsed holds failed; retrying next tick")
+            }
+        }
+    }
+}
+
+/// Moves tokens from the head of the line to the active set, within the shared budget.
+async fn admit_from_the_queue(state: AppState, interval: Duration) {
+    let mut ticker = ticker(interval);
     loop {
         ticker.tick().await;
         match state.queue.admit().await {

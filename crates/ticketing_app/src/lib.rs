@@ -27,7 +27,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
-    admission_interval: Duration,
+    schedule: jobs::Schedule,
 }
 
 impl std::fmt::Debug for Application {
@@ -49,7 +49,7 @@ impl Application {
         let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
         let policy = settings.queue_policy()?;
         let keys = KeySpace::new(&settings.redis.key_prefix);
-        let app_state = AppState::new(postgres, redis, &keys, policy);
+        let app_state = AppState::new(postgres, redis, &keys, policy, settings.hold_ttl()?);
         let state = web::Data::new(app_state.clone());
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
@@ -73,7 +73,10 @@ impl Application {
             port,
             server,
             state: app_state,
-            admission_interval: Duration::from_millis(settings.queue.admission_interval_ms),
+            schedule: jobs::Schedule {
+                admission: Duration::from_millis(settings.queue.admission_interval_ms),
+                hold_expiry: Duration::from_millis(settings.reservation.expiry_sweep_interval_ms),
+            },
         })
     }
 
@@ -88,7 +91,7 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let mut jobs = BackgroundJobs::start(&self.state, self.admission_interval);
+        let mut jobs = BackgroundJobs::start(&self.state, self.schedule);
         let outcome = self.server.await;
         jobs.stop();
         outcome

@@ -8,6 +8,7 @@ use serde::Serialize;
 use ticketing_domain::catalog::CatalogError;
 use ticketing_domain::ids::InvalidId;
 use ticketing_domain::queue::{AccessError, MalformedToken, QueueError};
+use ticketing_domain::reservation::{HoldError, ReservationError};
 use ticketing_domain::InfrastructureError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -34,6 +35,8 @@ pub enum ApiError {
     SeatUnavailable(String),
     #[error("{0}")]
     ReservationNotPayable(String),
+    #[error("{0}")]
+    ReservationConfirmed(String),
     #[error("{0}")]
     IdempotencyConflict(String),
     #[error("{0}")]
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::SeatUnavailable(_) => "SEAT_UNAVAILABLE",
             ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
+            ApiError::ReservationConfirmed(_) => "RESERVATION_CONFIRMED",
             ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
             ApiError::InsufficientBalance(_) => "INSUFFICIENT_BALANCE",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
@@ -108,6 +112,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::SeatUnavailable(_)
             | ApiError::ReservationNotPayable(_)
+            | ApiError::ReservationConfirmed(_)
             | ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::InsufficientBalance(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -194,6 +199,32 @@ impl From<AccessError> for ApiError {
             AccessError::TokenNotActive => ApiError::TokenNotActive,
             AccessError::TokenUserMismatch => ApiError::TokenUserMismatch,
             AccessError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<HoldError> for ApiError {
+    fn from(error: HoldError) -> Self {
+        match error {
+            HoldError::Access(access) => access.into(),
+            HoldError::SeatNotFound { .. } | HoldError::UserNotFound(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            HoldError::SeatUnavailable { .. } => ApiError::SeatUnavailable(error.to_string()),
+            HoldError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<ReservationError> for ApiError {
+    fn from(error: ReservationError) -> Self {
+        match error {
+            ReservationError::Access(access) => access.into(),
+            ReservationError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            ReservationError::AlreadyConfirmed(_) => {
+                ApiError::ReservationConfirmed(error.to_string())
+            }
+            ReservationError::Infrastructure(cause) => cause.into(),
         }
     }
 }

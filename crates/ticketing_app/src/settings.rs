@@ -8,6 +8,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use ticketing_domain::queue::QueuePolicy;
+use ticketing_domain::reservation::HoldTtl;
 use ticketing_postgres::PgPoolSettings;
 use ticketing_redis::RedisSettings;
 
@@ -63,6 +64,7 @@ pub struct QueueSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReservationSettings {
     pub hold_ttl_seconds: u64,
+    pub expiry_sweep_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +149,16 @@ impl Settings {
             active_ttl: Duration::from_secs(queue.active_ttl_seconds),
             waiting_idle_timeout: Duration::from_secs(queue.waiting_idle_timeout_seconds),
             entry_rate_per_client: NonZeroU32::new(queue.entry_rate_per_client),
+        })
+    }
+
+    /// How long a seat hold lasts.
+    ///
+    /// # Errors
+    /// When it is zero: such a hold would hold nothing.
+    pub fn hold_ttl(&self) -> Result<HoldTtl, config::ConfigError> {
+        HoldTtl::new(Duration::from_secs(self.reservation.hold_ttl_seconds)).ok_or_else(|| {
+            config::ConfigError::Message("reservation.hold_ttl_seconds must be at least 1".into())
         })
     }
 

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use ticketing_domain::catalog::CatalogService;
 use ticketing_domain::queue::{QueuePolicy, QueueService};
-use ticketing_postgres::{PgConcertCatalog, PgPool};
+use ticketing_domain::reservation::{HoldTtl, ReservationService};
+use ticketing_postgres::{PgConcertCatalog, PgPool, PgSeatInventory};
 use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 
 /// The application's use cases and the pools behind them.
@@ -12,6 +13,7 @@ use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 pub struct AppState {
     pub catalog: CatalogService,
     pub queue: QueueService,
+    pub reservations: ReservationService,
     pub postgres: PgPool,
     pub redis: RedisPool,
 }
@@ -24,11 +26,21 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Wires every use case to the PostgreSQL and Redis adapters.
-    pub fn new(postgres: PgPool, redis: RedisPool, keys: &KeySpace, policy: QueuePolicy) -> Self {
+    pub fn new(
+        postgres: PgPool,
+        redis: RedisPool,
+        keys: &KeySpace,
+        policy: QueuePolicy,
+        hold_ttl: HoldTtl,
+    ) -> Self {
         let queue = RedisWaitingQueue::new(redis.clone(), keys, policy);
         Self {
             catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
             queue: QueueService::new(Arc::new(queue), policy),
+            reservations: ReservationService::new(
+                Arc::new(PgSeatInventory::new(postgres.clone())),
+                hold_ttl,
+            ),
             postgres,
             redis,
         }

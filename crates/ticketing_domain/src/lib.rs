@@ -6,5 +6,6 @@ pub mod error;
 pub mod ids;
 pub mod money;
 pub mod queue;
+pub mod reservation;
 
 pub use error::InfrastructureError;

@@ -87,7 +87,10 @@ async fn main() {
         &redis.keys(),
         policy,
     ));
-    println!("tokens {tokens}, concurrency {concurrency}, prefix {}", redis.prefix());
+    println!(
+        "tokens {tokens}, concurrency {concurrency}, prefix {}",
+        redis.prefix()
+    );
 
     let pool = redis.pool().clone();
     measure("baseline: PING", 200_000, concurrency, move |_| {
@@ -101,17 +104,22 @@ async fn main() {
     let before = used_memory(&redis).await;
     let entered = Arc::new(std::sync::Mutex::new(Vec::with_capacity(tokens)));
     let (q, sink) = (queue.clone(), entered.clone());
-    measure("enter (half bound to a user)", tokens, concurrency, move |i| {
-        let (queue, sink) = (q.clone(), sink.clone());
-        async move {
-            let user = (i % 2 == 0).then(|| UserId::new(i as i64 + 1).unwrap());
-            let entry = queue
-                .enter(user, &ClientKey::new("127.0.0.1"))
-                .await
-                .unwrap();
-            sink.lock().unwrap().push(entry.token);
-        }
-    })
+    measure(
+        "enter (half bound to a user)",
+        tokens,
+        concurrency,
+        move |i| {
+            let (queue, sink) = (q.clone(), sink.clone());
+            async move {
+                let user = (i % 2 == 0).then(|| UserId::new(i as i64 + 1).unwrap());
+                let entry = queue
+                    .enter(user, &ClientKey::new("127.0.0.1"))
+                    .await
+                    .unwrap();
+                sink.lock().unwrap().push(entry.token);
+            }
+        },
+    )
     .await;
     let after = used_memory(&redis).await;
     let per_token = (after - before) as f64 / tokens as f64;
@@ -133,20 +141,30 @@ async fn main() {
     .await;
 
     let (q, all) = (queue.clone(), entered.clone());
-    measure("token check (protected request)", polls, concurrency, move |i| {
-        let (queue, all) = (q.clone(), all.clone());
-        async move {
-            queue.inspect(&all[i % all.len()], false).await.unwrap();
-        }
-    })
+    measure(
+        "token check (protected request)",
+        polls,
+        concurrency,
+        move |i| {
+            let (queue, all) = (q.clone(), all.clone());
+            async move {
+                queue.inspect(&all[i % all.len()], false).await.unwrap();
+            }
+        },
+    )
     .await;
 
     let q = queue.clone();
-    measure("admission step (nothing to admit)", 20_000, concurrency, move |_| {
-        let queue = q.clone();
-        async move {
-            queue.admit().await.unwrap();
-        }
-    })
+    measure(
+        "admission step (nothing to admit)",
+        20_000,
+        concurrency,
+        move |_| {
+            let queue = q.clone();
+            async move {
+                queue.admit().await.unwrap();
+            }
+        },
+    )
     .await;
 }

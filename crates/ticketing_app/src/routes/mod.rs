@@ -5,6 +5,7 @@ mod body;
 mod catalog;
 mod health;
 mod queue;
+mod reservations;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
@@ -47,7 +48,8 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
             .service(
                 web::scope("/api")
                     .configure(queue::configure)
-                    .configure(catalog::configure),
+                    .configure(catalog::configure)
+                    .configure(reservations::configure),
             )
             .default_service(web::to(unknown_route));
     }

@@ -8,6 +8,7 @@ use ticketing_testkit::{TestDatabase, TestRedis};
 
 pub struct TestApp {
     pub address: String,
+    pub settings: Settings,
     pub client: Client,
     pub db: TestDatabase,
     pub redis: TestRedis,
@@ -42,15 +43,23 @@ impl TestApp {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let settings = Settings::load_from(vars).expect("test settings");
-        let application = Application::build(&settings).await.expect("build app");
-        let address = format!("http://127.0.0.1:{}", application.port());
-        tokio::spawn(application.run_until_stopped());
+        let address = serve(&settings).await;
         Self {
             address,
-            client: Client::new(),
+            settings,
+            client: Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("HTTP client"),
             db,
             redis,
         }
+    }
+
+    /// A second instance of the app on the same database and Redis prefix, as behind a load
+    /// balancer; returns its base address.
+    pub async fn spawn_peer(&self) -> String {
+        serve(&self.settings).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -108,6 +117,63 @@ impl TestApp {
             .expect("DELETE /api/queue")
     }
 
+    /// `POST /api/reservations` to `base` (this app or a peer).
+    pub async fn hold_at(
+        &self,
+        base: &str,
+        token: &str,
+        user: i64,
+        concert: i64,
+        performance: i64,
+        seat: i64,
+    ) -> Response {
+        self.client
+            .post(format!("{base}/api/reservations"))
+            .header(TOKEN_HEADER, token)
+            .json(&serde_json::json!({
+                "userId": user,
+                "concertId": concert,
+                "performanceId": performance,
+                "seatId": seat,
+            }))
+            .send()
+            .await
+            .expect("POST /api/reservations")
+    }
+
+    /// `POST /api/reservations` for concert 1, performance 119.
+    pub async fn hold(&self, token: &str, user: i64, seat: i64) -> Response {
+        self.hold_at(&self.address, token, user, 1, 119, seat).await
+    }
+
+    pub async fn reservation(&self, token: &str, id: i64) -> Response {
+        self.get_with(token, &format!("/api/reservations/{id}"))
+            .await
+    }
+
+    pub async fn cancel_reservation(&self, token: &str, id: i64) -> Response {
+        self.client
+            .delete(self.url(&format!("/api/reservations/{id}")))
+            .header(TOKEN_HEADER, token)
+            .send()
+            .await
+            .expect("DELETE /api/reservations/{id}")
+    }
+
+    /// The status of one seat of performance 119 in the listing.
+    pub async fn seat_status(&self, token: &str, seat: usize) -> String {
+        let seats: Vec<serde_json::Value> = self
+            .seats(token, "1", "119")
+            .await
+            .json()
+            .await
+            .expect("seat listing");
+        seats[seat - 1]["status"]
+            .as_str()
+            .expect("status")
+            .to_string()
+    }
+
     pub async fn concerts(&self, token: &str) -> Response {
         self.get_with(token, "/api/concerts").await
     }
@@ -124,6 +190,13 @@ impl TestApp {
         )
         .await
     }
+}
+
+async fn serve(settings: &Settings) -> String {
+    let application = Application::build(settings).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    address
 }
 
 /// Asserts a problem+json answer with `status` and `code`, returning its body.

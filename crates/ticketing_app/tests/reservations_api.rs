@@ -1,0 +1,376 @@
+//! Seat holds over HTTP: the contract, the races and expiry.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+use support::{assert_problem, TestApp, TOKEN_HEADER};
+
+#[tokio::test]
+async fn a_hold_answers_the_reservation_in_the_contract_shape() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+
+    let response = app.hold(&token, 7, 42).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["reservationId"].as_i64().unwrap() > 0);
+    assert_eq!(body["status"], "HELD");
+    assert_eq!(body["userId"], 7);
+    assert_eq!(body["concertId"], 1);
+    assert_eq!(body["performanceId"], 119);
+    assert_eq!(body["seatId"], 42);
+    assert_eq!(body["price"], 150000);
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(body["expiresAt"].as_str().unwrap()).unwrap();
+    let remaining = expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        remaining > chrono::Duration::seconds(290),
+        "held for 5 minutes by default"
+    );
+
+    let shown: Value = app
+        .reservation(&token, body["reservationId"].as_i64().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown, body);
+}
+
+#[tokio::test]
+async fn a_held_seat_is_shown_held_and_counted_out_of_the_available_seats() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    app.hold(&token, 7, 42).await;
+
+    assert_eq!(app.seat_status(&token, 42).await, "HELD");
+    let performances: Vec<Value> = app.performances(&token, "1").await.json().await.unwrap();
+    assert_eq!(performances[0]["availableSeats"], 999);
+}
+
+#[tokio::test]
+async fn a_seat_held_by_someone_else_is_409_seat_unavailable() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    app.hold(&token, 7, 42).await;
+
+    assert_problem(app.hold(&token, 8, 42).await, 409, "SEAT_UNAVAILABLE").await;
+}
+
+#[tokio::test]
+async fn unknown_seats_performances_and_users_are_404() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    let base = app.address.clone();
+
+    assert_problem(app.hold(&token, 7, 1001).await, 404, "NOT_FOUND").await;
+    assert_problem(
+        app.hold_at(&base, &token, 7, 1, 999, 1).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        app.hold_at(&base, &token, 7, 2, 119, 1).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        app.hold_at(&base, &token, 7, 999, 119, 1).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(app.hold(&token, 10_001, 1).await, 404, "NOT_FOUND").await;
+    assert_problem(app.reservation(&token, 987_654).await, 404, "NOT_FOUND").await;
+    assert_problem(
+        app.cancel_reservation(&token, 987_654).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_hold_requests_are_400() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    let post = |body: &'static str| {
+        app.client
+            .post(app.url("/api/reservations"))
+            .header(TOKEN_HEADER, &token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    for body in [
+        "",
+        "{",
+        "[]",
+        r#"{"concertId": 1, "performanceId": 119, "seatId": 1}"#,
+        r#"{"userId": "7", "concertId": 1, "performanceId": 119, "seatId": 1}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": 1.5}"#,
+        r#"{"userId": 0, "concertId": 1, "performanceId": 119, "seatId": 1}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": -119, "seatId": 1}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": 99999999999}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": null}"#,
+    ] {
+        let response = post(body).await.unwrap();
+        assert_problem(response, 400, "INVALID_REQUEST").await;
+    }
+    assert_problem(app.reservation(&token, 0).await, 400, "INVALID_REQUEST").await;
+    assert_problem(
+        app.get_with(&token, "/api/reservations/abc").await,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn reservations_need_an_active_token() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .client
+        .post(app.url("/api/reservations"))
+        .json(&serde_json::json!({"userId": 7, "concertId": 1, "performanceId": 119, "seatId": 1}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(response, 401, "TOKEN_MISSING").await;
+    assert_problem(
+        app.hold("0123456789abcdef0123456789abcdef", 7, 1).await,
+        401,
+        "TOKEN_INVALID",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_bound_to_another_user_is_403_token_user_mismatch() {
+    let app = TestApp::spawn().await;
+    let token_of_7 = app.active_token(Some(7)).await;
+    let token_of_8 = app.active_token(Some(8)).await;
+    let held: Value = app.hold(&token_of_7, 7, 42).await.json().await.unwrap();
+    let id = held["reservationId"].as_i64().unwrap();
+
+    assert_problem(
+        app.hold(&token_of_8, 7, 43).await,
+        403,
+        "TOKEN_USER_MISMATCH",
+    )
+    .await;
+    assert_problem(
+        app.reservation(&token_of_8, id).await,
+        403,
+        "TOKEN_USER_MISMATCH",
+    )
+    .await;
+    assert_problem(
+        app.cancel_reservation(&token_of_8, id).await,
+        403,
+        "TOKEN_USER_MISMATCH",
+    )
+    .await;
+    assert_eq!(app.seat_status(&token_of_7, 43).await, "AVAILABLE");
+    assert_eq!(app.seat_status(&token_of_7, 42).await, "HELD");
+}
+
+#[tokio::test]
+async fn a_waiting_token_cannot_hold() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__MAX_ACTIVE", "1")]).await;
+    app.enter(None).await;
+    let waiting = app.enter(None).await;
+
+    let response = app.hold(waiting["token"].as_str().unwrap(), 7, 1).await;
+
+    assert_problem(response, 403, "TOKEN_NOT_ACTIVE").await;
+}
+
+#[tokio::test]
+async fn cancelling_releases_the_seat_at_once() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    let held: Value = app.hold(&token, 7, 42).await.json().await.unwrap();
+    let id = held["reservationId"].as_i64().unwrap();
+
+    assert_eq!(app.cancel_reservation(&token, id).await.status(), 204);
+
+    let shown: Value = app.reservation(&token, id).await.json().await.unwrap();
+    assert_eq!(shown["status"], "CANCELLED");
+    assert_eq!(app.seat_status(&token, 42).await, "AVAILABLE");
+    assert_eq!(
+        app.hold(&token, 8, 42).await.status(),
+        200,
+        "someone else can take it"
+    );
+    assert_eq!(
+        app.cancel_reservation(&token, id).await.status(),
+        204,
+        "cancelling again changes nothing"
+    );
+    assert_eq!(app.seat_status(&token, 42).await, "HELD");
+}
+
+#[tokio::test]
+async fn a_paid_reservation_cannot_be_cancelled() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    let held: Value = app.hold(&token, 7, 42).await.json().await.unwrap();
+    let id = held["reservationId"].as_i64().unwrap();
+    app.db
+        .execute(&format!(
+            "UPDATE seats SET status = 'SOLD', hold_expires_at = NULL WHERE reservation_id = {id};
+             UPDATE reservations SET status = 'CONFIRMED' WHERE id = {id};"
+        ))
+        .await;
+
+    assert_problem(
+        app.cancel_reservation(&token, id).await,
+        409,
+        "RESERVATION_CONFIRMED",
+    )
+    .await;
+    assert_eq!(app.seat_status(&token, 42).await, "SOLD");
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_expires_frees_the_seat_and_is_cleaned_up() {
+    let app = TestApp::spawn_with(&[
+        ("APP__RESERVATION__HOLD_TTL_SECONDS", "1"),
+        ("APP__RESERVATION__EXPIRY_SWEEP_INTERVAL_MS", "100"),
+    ])
+    .await;
+    let token = app.active_token(None).await;
+    let held: Value = app.hold(&token, 7, 42).await.json().await.unwrap();
+    let id = held["reservationId"].as_i64().unwrap();
+    assert_eq!(app.seat_status(&token, 42).await, "HELD");
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    let shown: Value = app.reservation(&token, id).await.json().await.unwrap();
+    assert_eq!(shown["status"], "EXPIRED");
+    assert_eq!(app.seat_status(&token, 42).await, "AVAILABLE");
+    assert_eq!(
+        app.db
+            .query_i64(&format!(
+                "SELECT count(*) FROM reservations WHERE id = {id} AND status = 'EXPIRED'"
+            ))
+            .await,
+        1,
+        "the clean-up job marked it"
+    );
+    assert_eq!(
+        app.db
+            .query_i64("SELECT count(*) FROM seats WHERE performance_id = 119 AND status = 'HELD'")
+            .await,
+        0
+    );
+    assert_eq!(app.hold(&token, 8, 42).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_is_free_even_without_the_clean_up_job() {
+    let app = TestApp::spawn_with(&[
+        ("APP__RESERVATION__HOLD_TTL_SECONDS", "1"),
+        ("APP__RESERVATION__EXPIRY_SWEEP_INTERVAL_MS", "3600000"),
+    ])
+    .await;
+    let token = app.active_token(None).await;
+    app.hold(&token, 7, 42).await;
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    assert_eq!(app.seat_status(&token, 42).await, "AVAILABLE");
+    assert_eq!(app.hold(&token, 8, 42).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_thousand_racing_holds_on_one_seat_make_one_200_and_999_409() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    let statuses: Vec<u16> = stream::iter(0..1000)
+        .map(|i| {
+            let (app, token) = (&app, &token);
+            async move { app.hold(token, 1 + i % 1000, 500).await.status().as_u16() }
+        })
+        .buffer_unordered(250)
+        .collect()
+        .await;
+
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let conflict = statuses.iter().filter(|s| **s == 409).count();
+    assert_eq!(
+        (ok, conflict),
+        (1, 999),
+        "other statuses: {:?}",
+        statuses
+            .iter()
+            .filter(|s| **s != 200 && **s != 409)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn five_thousand_holds_through_two_instances_never_double_book() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let token = app.active_token(None).await;
+    let bases = [app.address.clone(), peer];
+
+    let outcomes: Vec<(u16, i64)> = stream::iter(0..5000u64)
+        .map(|i| {
+            let (app, token, bases) = (&app, &token, &bases);
+            // A cheap deterministic scatter over the 1000 seats and 1000 users.
+            let seat = (i * 7919 + i / 3) % 1000 + 1;
+            let user = (i * 104_729) % 1000 + 1;
+            async move {
+                let base = &bases[(i % 2) as usize];
+                let status = app
+                    .hold_at(base, token, user as i64, 1, 119, seat as i64)
+                    .await
+                    .status()
+                    .as_u16();
+                (status, seat as i64)
+            }
+        })
+        .buffer_unordered(200)
+        .collect()
+        .await;
+
+    let won: Vec<i64> = outcomes
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, seat)| *seat)
+        .collect();
+    let refused = outcomes.iter().filter(|(s, _)| *s == 409).count();
+    assert_eq!(won.len() + refused, 5000, "only 200 and 409 answers");
+    let distinct: HashSet<i64> = won.iter().copied().collect();
+    assert_eq!(won.len(), distinct.len(), "each won seat was won once");
+    let held_in_db = app
+        .db
+        .query_i64("SELECT count(*) FROM seats WHERE performance_id = 119 AND status = 'HELD'")
+        .await;
+    assert_eq!(held_in_db as usize, distinct.len());
+    let double_booked = app
+        .db
+        .query_i64(
+            "SELECT count(*) FROM (SELECT performance_id, seat_no FROM reservations
+              WHERE status IN ('HELD', 'CONFIRMED') GROUP BY 1, 2 HAVING count(*) > 1) doubles",
+        )
+        .await;
+    assert_eq!(double_booked, 0);
+}

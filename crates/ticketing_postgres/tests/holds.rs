@@ -1,0 +1,316 @@
+//! Seat holds against a real PostgreSQL, one schema per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
+use ticketing_domain::reservation::{
+    CancelOutcome, HoldError, HoldRequest, HoldTtl, ReservationStatus, SeatInventory,
+};
+use ticketing_domain::InfrastructureError;
+use ticketing_postgres::PgSeatInventory;
+use ticketing_testkit::TestDatabase;
+
+fn request(user: i64, concert: i64, performance: i64, seat: i64) -> HoldRequest {
+    HoldRequest {
+        user: UserId::new(user).unwrap(),
+        concert: ConcertId::new(concert).unwrap(),
+        performance: PerformanceId::new(performance).unwrap(),
+        seat: SeatNo::new(seat).unwrap(),
+    }
+}
+
+fn ttl(seconds: u64) -> HoldTtl {
+    HoldTtl::new(Duration::from_secs(seconds)).unwrap()
+}
+
+async fn live_reservations_per_seat_max(db: &TestDatabase) -> i64 {
+    db.query_i64(
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM reservations
+          WHERE status IN ('HELD', 'CONFIRMED') GROUP BY performance_id, seat_no) per_seat",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_free_seat_is_held_at_its_price_for_the_ttl() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+
+    let held = inventory
+        .hold(request(7, 1, 119, 42), ttl(300))
+        .await
+        .unwrap();
+
+    assert_eq!(held.status, ReservationStatus::Held);
+    assert_eq!(held.price.get(), 150_000);
+    assert_eq!(held.user.get(), 7);
+    let remaining = held.expires_at - chrono::Utc::now();
+    assert!(
+        remaining > chrono::Duration::seconds(290) && remaining <= chrono::Duration::seconds(301)
+    );
+    let seat_status = db
+        .query_i64("SELECT count(*) FROM seats WHERE performance_id = 119 AND seat_no = 42 AND status = 'HELD'")
+        .await;
+    assert_eq!(seat_status, 1);
+    let found = inventory.find(held.id).await.unwrap().unwrap();
+    assert_eq!(found, held);
+}
+
+#[tokio::test]
+async fn a_held_seat_is_unavailable_to_anyone_else() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    inventory
+        .hold(request(7, 1, 119, 42), ttl(300))
+        .await
+        .unwrap();
+
+    let second = inventory.hold(request(8, 1, 119, 42), ttl(300)).await;
+    let same_user_again = inventory.hold(request(7, 1, 119, 42), ttl(300)).await;
+
+    assert!(matches!(second, Err(HoldError::SeatUnavailable { .. })));
+    assert!(matches!(
+        same_user_again,
+        Err(HoldError::SeatUnavailable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unknown_seats_performances_and_users_are_not_found() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+
+    let no_seat = inventory.hold(request(7, 1, 119, 1001), ttl(300)).await;
+    let no_performance = inventory.hold(request(7, 1, 999, 1), ttl(300)).await;
+    let other_concert = inventory.hold(request(7, 2, 119, 1), ttl(300)).await;
+    let no_user = inventory.hold(request(99_999, 1, 119, 1), ttl(300)).await;
+
+    assert!(matches!(no_seat, Err(HoldError::SeatNotFound { .. })));
+    assert!(matches!(
+        no_performance,
+        Err(HoldError::SeatNotFound { .. })
+    ));
+    assert!(matches!(other_concert, Err(HoldError::SeatNotFound { .. })));
+    assert!(matches!(no_user, Err(HoldError::UserNotFound(_))));
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status <> 'AVAILABLE'")
+            .await,
+        0,
+        "a refused hold takes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_is_free_at_once_and_its_reservation_expires() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let first = inventory
+        .hold(request(7, 1, 119, 42), ttl(1))
+        .await
+        .unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        inventory.find(first.id).await.unwrap().unwrap().status,
+        ReservationStatus::Expired,
+        "reported EXPIRED before any clean-up ran"
+    );
+    let second = inventory
+        .hold(request(8, 1, 119, 42), ttl(300))
+        .await
+        .unwrap();
+
+    assert_eq!(second.user.get(), 8);
+    assert_eq!(
+        db.query_i64(&format!(
+            "SELECT count(*) FROM reservations WHERE id = {} AND status = 'EXPIRED'",
+            first.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(live_reservations_per_seat_max(&db).await, 1);
+}
+
+#[tokio::test]
+async fn cancelling_frees_the_seat_at_once() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let held = inventory
+        .hold(request(7, 1, 119, 42), ttl(300))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        inventory.cancel(held.id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+
+    assert_eq!(
+        inventory.find(held.id).await.unwrap().unwrap().status,
+        ReservationStatus::Cancelled
+    );
+    assert!(inventory
+        .hold(request(8, 1, 119, 42), ttl(300))
+        .await
+        .is_ok());
+    assert_eq!(
+        inventory.cancel(held.id).await.unwrap(),
+        CancelOutcome::AlreadyReleased,
+        "cancelling again changes nothing, and does not free the new holder's seat"
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE performance_id = 119 AND seat_no = 42 AND status = 'HELD'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_paid_or_unknown_reservation_is_not_cancelled() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let held = inventory
+        .hold(request(7, 1, 119, 42), ttl(300))
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE seats SET status = 'SOLD', hold_expires_at = NULL WHERE reservation_id = {id};
+         UPDATE reservations SET status = 'CONFIRMED' WHERE id = {id};",
+        id = held.id
+    ))
+    .await;
+
+    assert_eq!(
+        inventory.cancel(held.id).await.unwrap(),
+        CancelOutcome::Confirmed
+    );
+    assert_eq!(
+        inventory
+            .cancel(ReservationId::new(987_654).unwrap())
+            .await
+            .unwrap(),
+        CancelOutcome::NotFound
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status = 'SOLD'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_clean_up_releases_lapsed_holds_only() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let lapsing = inventory.hold(request(7, 1, 119, 1), ttl(1)).await.unwrap();
+    let live = inventory
+        .hold(request(7, 1, 119, 2), ttl(300))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    assert_eq!(inventory.release_expired(100).await.unwrap(), 1);
+    assert_eq!(inventory.release_expired(100).await.unwrap(), 0);
+
+    let statuses = db
+        .query_i64("SELECT count(*) FROM seats WHERE performance_id = 119 AND status = 'HELD'")
+        .await;
+    assert_eq!(statuses, 1);
+    assert_eq!(
+        db.query_i64(&format!(
+            "SELECT count(*) FROM reservations WHERE id = {} AND status = 'EXPIRED'",
+            lapsing.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        inventory.find(live.id).await.unwrap().unwrap().status,
+        ReservationStatus::Held
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_racing_holds_on_one_seat_have_exactly_one_winner() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = Arc::new(PgSeatInventory::new(db.pool().clone()));
+
+    let attempts: Vec<_> = (0..1000)
+        .map(|i| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move {
+                inventory
+                    .hold(request(1 + i % 1000, 1, 119, 500), ttl(300))
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(HoldError::SeatUnavailable { .. }) => refused += 1,
+            Err(other) => panic!("a racing hold failed otherwise: {other:?}"),
+        }
+    }
+
+    assert_eq!((winners, refused), (1, 999));
+    assert_eq!(live_reservations_per_seat_max(&db).await, 1);
+    assert_eq!(db.query_i64("SELECT count(*) FROM reservations").await, 1);
+}
+
+#[tokio::test]
+async fn a_database_that_does_not_answer_is_unavailable() {
+    let mut settings =
+        ticketing_postgres::PgPoolSettings::new("postgres://postgres@127.0.0.1:1/none");
+    settings.checkout_timeout = Duration::from_millis(500);
+    let pool = ticketing_postgres::pool::build_pool(&settings).unwrap();
+    let inventory = PgSeatInventory::new(pool);
+
+    let result = inventory.hold(request(1, 1, 119, 1), ttl(300)).await;
+
+    assert!(matches!(
+        result,
+        Err(HoldError::Infrastructure(InfrastructureError::Unavailable(
+            _
+        )))
+    ));
+}
+
+#[tokio::test]
+async fn racing_holds_on_a_lapsed_seat_have_exactly_one_winner() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = Arc::new(PgSeatInventory::new(db.pool().clone()));
+    inventory
+        .hold(request(1, 1, 119, 77), ttl(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let attempts: Vec<_> = (0..200)
+        .map(|i| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move { inventory.hold(request(2 + i, 1, 119, 77), ttl(300)).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => winners += 1,
+            Err(HoldError::SeatUnavailable { .. }) => {}
+            Err(other) => panic!("a racing hold failed otherwise: {other:?}"),
+        }
+    }
+
+    assert_eq!(winners, 1);
+    assert_eq!(live_reservations_per_seat_max(&db).await, 1);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM reservations WHERE status = 'EXPIRED'")
+            .await,
+        1
+    );
+}
