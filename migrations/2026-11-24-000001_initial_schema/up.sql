@@ -92,14 +92,14 @@ CREATE TABLE payments (
 );
 CREATE INDEX payments_by_user ON payments (user_id);
 
--- Responses kept for `Idempotency-Key` replays. A row is written in the same transaction as the
+-- Outcomes kept for `Idempotency-Key` replays. A row is written in the same transaction as the
 -- effect it records, so a key is never stored without its outcome nor an outcome without its key.
 CREATE TABLE idempotency_keys (
     scope               TEXT        NOT NULL,
     key                 TEXT        NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
     request_fingerprint TEXT        NOT NULL,
-    response_status     SMALLINT    NOT NULL,
-    response_body       TEXT        NOT NULL,
+    outcome             TEXT        NOT NULL,
+    outcome_data        TEXT        NOT NULL,
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (scope, key)
 );

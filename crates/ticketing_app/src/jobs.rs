@@ -12,6 +12,8 @@ use crate::state::AppState;
 pub struct Schedule {
     pub admission: Duration,
     pub hold_expiry: Duration,
+    pub outcome_cleanup: Duration,
+    pub outcome_retention: Duration,
 }
 
 /// The jobs of one instance; aborted when dropped or stopped.
@@ -27,6 +29,11 @@ impl BackgroundJobs {
             handles: vec![
                 tokio::spawn(admit_from_the_queue(state.clone(), schedule.admission)),
                 tokio::spawn(release_lapsed_holds(state.clone(), schedule.hold_expiry)),
+                tokio::spawn(forget_old_outcomes(
+                    state.clone(),
+                    schedule.outcome_cleanup,
+                    schedule.outcome_retention,
+                )),
             ],
         }
     }
@@ -63,6 +70,19 @@ async fn release_lapsed_holds(state: AppState, interval: Duration) {
             Err(error) => {
                 tracing::warn!(%error, "releasing lapsed holds failed; retrying next tick")
             }
+        }
+    }
+}
+
+/// Forgets `Idempotency-Key` outcomes past their retention.
+async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Duration) {
+    let mut ticker = ticker(interval);
+    loop {
+        ticker.tick().await;
+        match state.outcome_retention.forget_older_than(retention).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "forgot old idempotency outcomes"),
+            Err(error) => tracing::warn!(%error, "forgetting old idempotency outcomes failed"),
         }
     }
 }

@@ -76,6 +76,8 @@ impl Application {
             schedule: jobs::Schedule {
                 admission: Duration::from_millis(settings.queue.admission_interval_ms),
                 hold_expiry: Duration::from_millis(settings.reservation.expiry_sweep_interval_ms),
+                outcome_cleanup: Duration::from_secs(settings.idempotency.cleanup_interval_seconds),
+                outcome_retention: settings.idempotency_retention(),
             },
         })
     }

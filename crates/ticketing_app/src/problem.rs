@@ -6,9 +6,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use ticketing_domain::catalog::CatalogError;
+use ticketing_domain::idempotency::{IdempotencyConflict, InvalidIdempotencyKey};
 use ticketing_domain::ids::InvalidId;
+use ticketing_domain::money::ChargeAmountOutOfRange;
+use ticketing_domain::payment::{PaymentError, PaymentRefusal};
 use ticketing_domain::queue::{AccessError, MalformedToken, QueueError};
 use ticketing_domain::reservation::{HoldError, ReservationError};
+use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -225,6 +229,53 @@ impl From<ReservationError> for ApiError {
                 ApiError::ReservationConfirmed(error.to_string())
             }
             ReservationError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<InvalidIdempotencyKey> for ApiError {
+    fn from(error: InvalidIdempotencyKey) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<ChargeAmountOutOfRange> for ApiError {
+    fn from(error: ChargeAmountOutOfRange) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<IdempotencyConflict> for ApiError {
+    fn from(conflict: IdempotencyConflict) -> Self {
+        ApiError::IdempotencyConflict(conflict.to_string())
+    }
+}
+
+impl From<WalletError> for ApiError {
+    fn from(error: WalletError) -> Self {
+        match error {
+            WalletError::UserNotFound(_) => ApiError::NotFound(error.to_string()),
+            WalletError::Conflict(conflict) => conflict.into(),
+            WalletError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::Access(access) => access.into(),
+            PaymentError::Refused(refusal @ PaymentRefusal::ReservationNotFound(_)) => {
+                ApiError::NotFound(refusal.to_string())
+            }
+            PaymentError::Refused(refusal @ PaymentRefusal::NotPayable(_)) => {
+                ApiError::ReservationNotPayable(refusal.to_string())
+            }
+            PaymentError::Refused(refusal @ PaymentRefusal::InsufficientBalance { .. }) => {
+                ApiError::InsufficientBalance(refusal.to_string())
+            }
+            PaymentError::Conflict(conflict) => conflict.into(),
+            PaymentError::Infrastructure(cause) => cause.into(),
         }
     }
 }

@@ -21,7 +21,14 @@ pub struct Settings {
     pub redis: RedisConfig,
     pub queue: QueueSettings,
     pub reservation: ReservationSettings,
+    pub idempotency: IdempotencySettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    pub retention_hours: u64,
+    pub cleanup_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +167,11 @@ impl Settings {
         HoldTtl::new(Duration::from_secs(self.reservation.hold_ttl_seconds)).ok_or_else(|| {
             config::ConfigError::Message("reservation.hold_ttl_seconds must be at least 1".into())
         })
+    }
+
+    /// How long outcomes of keyed requests are kept: never less than the contract's 24 hours.
+    pub fn idempotency_retention(&self) -> Duration {
+        Duration::from_secs(self.idempotency.retention_hours.max(24) * 3600)
     }
 
     pub fn redis(&self) -> RedisSettings {

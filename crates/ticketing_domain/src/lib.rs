@@ -3,9 +3,12 @@
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod money;
+pub mod payment;
 pub mod queue;
 pub mod reservation;
+pub mod wallet;
 
 pub use error::InfrastructureError;

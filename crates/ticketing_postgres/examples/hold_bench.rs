@@ -53,7 +53,9 @@ fn pgbench() -> Option<String> {
 
 /// A tiny deterministic generator, so both phases could be replayed.
 fn scatter(i: usize) -> (i64, i64) {
-    let x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+    let x = (i as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17);
     ((x % SEATS as u64) as i64 + 1, ((x >> 32) % 1000) as i64 + 1)
 }
 
@@ -157,9 +159,7 @@ async fn main() {
         .find(|line| line.starts_with("tps = "))
         .unwrap_or("tps = ? (pgbench failed)")
         .to_string();
-    let taken = db
-        .query_i64("SELECT count(*) FROM reservations")
-        .await;
+    let taken = db.query_i64("SELECT count(*) FROM reservations").await;
     println!(
         "pgbench, same statement, -M extended -c {concurrency} -j 2: {} transactions, {tps} ({taken} taken)",
         (holds / concurrency) * concurrency

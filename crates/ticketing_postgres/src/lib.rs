@@ -3,11 +3,17 @@
 mod catalog;
 pub mod demo_data;
 mod error;
+mod idempotency;
 pub mod inventory;
 pub mod migrations;
+mod payments;
 pub mod pool;
 mod schema;
+mod wallet;
 
 pub use catalog::PgConcertCatalog;
+pub use idempotency::PgOutcomeRetention;
 pub use inventory::PgSeatInventory;
+pub use payments::PgPaymentLedger;
 pub use pool::{PgPool, PgPoolSettings};
+pub use wallet::PgWallet;

@@ -88,8 +88,8 @@ diesel::table! {
         scope -> Text,
         key -> Text,
         request_fingerprint -> Text,
-        response_status -> Int2,
-        response_body -> Text,
+        outcome -> Text,
+        outcome_data -> Text,
         created_at -> Timestamptz,
     }
 }

@@ -4,14 +4,18 @@ mod access;
 mod body;
 mod catalog;
 mod health;
+mod payments;
 mod queue;
 mod reservations;
+mod wallet;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse, ResponseError};
+
+use ticketing_domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 
 use crate::problem::ApiError;
 
@@ -49,10 +53,28 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 web::scope("/api")
                     .configure(queue::configure)
                     .configure(catalog::configure)
-                    .configure(reservations::configure),
+                    .configure(reservations::configure)
+                    .configure(payments::configure)
+                    .configure(wallet::configure),
             )
             .default_service(web::to(unknown_route));
     }
+}
+
+/// The optional `Idempotency-Key` header.
+///
+/// # Errors
+/// [`ApiError::InvalidRequest`] when present but not a valid key.
+pub fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    request
+        .headers()
+        .get("Idempotency-Key")
+        .map(|value| {
+            let text = value.to_str().map_err(|_| InvalidIdempotencyKey)?;
+            IdempotencyKey::parse(text.trim())
+        })
+        .transpose()
+        .map_err(ApiError::from)
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {

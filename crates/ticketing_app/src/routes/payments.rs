@@ -1,0 +1,65 @@
+//! `POST /api/payments`.
+//!
+//! Not behind the token middleware: a retry under an `Idempotency-Key` must learn the outcome
+//! even after the payment ended the token's session, so the payment use case checks the token.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use ticketing_domain::ids::{ReservationId, UserId};
+use ticketing_domain::payment::{Payment, PaymentRequest};
+
+use super::access::queue_token;
+use super::catalog::rfc3339;
+use super::idempotency_key;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.route("/payments", web::post().to(pay));
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentBody {
+    reservation_id: i64,
+    user_id: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaidBody {
+    payment_id: i64,
+    reservation_id: i64,
+    user_id: i64,
+    amount: i64,
+    status: &'static str,
+    paid_at: String,
+}
+
+impl From<Payment> for PaidBody {
+    fn from(payment: Payment) -> Self {
+        Self {
+            payment_id: payment.id.get(),
+            reservation_id: payment.reservation.get(),
+            user_id: payment.user.get(),
+            amount: payment.amount.get(),
+            status: "PAID",
+            paid_at: rfc3339(payment.paid_at),
+        }
+    }
+}
+
+async fn pay(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<PaymentBody>,
+) -> Result<HttpResponse, ApiError> {
+    let token = queue_token(&request)?;
+    let payment = PaymentRequest {
+        reservation: ReservationId::new(body.reservation_id)?,
+        user: UserId::new(body.user_id)?,
+    };
+    let key = idempotency_key(&request)?;
+    let paid = state.payments.pay(token, payment, key).await?;
+    Ok(HttpResponse::Ok().json(PaidBody::from(paid)))
+}

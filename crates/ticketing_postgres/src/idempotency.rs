@@ -1,0 +1,184 @@
+//! Recorded outcomes of keyed requests, read and written inside the caller's transaction.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Bool, Text};
+use diesel::QueryableByName;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ticketing_domain::idempotency::{IdempotencyConflict, IdempotentRequest, OutcomeRetention};
+use ticketing_domain::InfrastructureError;
+
+use crate::error::from_diesel;
+use crate::pool::{checkout, PgPool};
+
+/// An outcome as stored: a kind and its data, both owned by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredOutcome {
+    pub outcome: String,
+    pub data: String,
+}
+
+/// What a keyed request finds when it starts.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// Nothing recorded: run the request, then [`record`] its outcome.
+    Fresh,
+    /// This request already ran: answer its outcome again.
+    Recorded(StoredOutcome),
+}
+
+/// A transaction's failure: a conflict to answer, or the database's error.
+#[derive(Debug)]
+pub(crate) enum ClaimError {
+    Conflict(IdempotencyConflict),
+    Database(DieselError),
+}
+
+impl From<DieselError> for ClaimError {
+    fn from(error: DieselError) -> Self {
+        ClaimError::Database(error)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    request_fingerprint: String,
+    #[diesel(sql_type = Text)]
+    outcome: String,
+    #[diesel(sql_type = Text)]
+    outcome_data: String,
+}
+
+/// Takes the key for this transaction (a request still running under it makes this one a
+/// conflict, not a wait), then reads what is recorded. The read is a statement of its own, so
+/// it sees a first request that committed just before the lock was taken.
+pub(crate) async fn claim(
+    connection: &mut AsyncPgConnection,
+    scope: &str,
+    request: &IdempotentRequest,
+) -> Result<Claim, ClaimError> {
+    let locked = diesel::sql_query(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS locked",
+    )
+    .bind::<Text, _>(scope)
+    .bind::<Text, _>(request.key.as_str())
+    .get_result::<Locked>(connection)
+    .await?;
+    if !locked.locked {
+        return Err(ClaimError::Conflict(IdempotencyConflict::InFlight));
+    }
+    let row = diesel::sql_query(
+        "SELECT request_fingerprint, outcome, outcome_data
+           FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind::<Text, _>(scope)
+    .bind::<Text, _>(request.key.as_str())
+    .get_result::<Row>(connection)
+    .await;
+    match row {
+        Ok(row) if row.request_fingerprint == request.fingerprint => {
+            Ok(Claim::Recorded(StoredOutcome {
+                outcome: row.outcome,
+                data: row.outcome_data,
+            }))
+        }
+        Ok(_) => Err(ClaimError::Conflict(IdempotencyConflict::DifferentRequest)),
+        Err(DieselError::NotFound) => Ok(Claim::Fresh),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Reads what is recorded without taking the key (a replay after the session ended).
+pub(crate) async fn read(
+    connection: &mut AsyncPgConnection,
+    scope: &str,
+    request: &IdempotentRequest,
+) -> Result<Option<StoredOutcome>, ClaimError> {
+    let row = diesel::sql_query(
+        "SELECT request_fingerprint, outcome, outcome_data
+           FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind::<Text, _>(scope)
+    .bind::<Text, _>(request.key.as_str())
+    .get_result::<Row>(connection)
+    .await;
+    match row {
+        Ok(row) if row.request_fingerprint == request.fingerprint => Ok(Some(StoredOutcome {
+            outcome: row.outcome,
+            data: row.outcome_data,
+        })),
+        Ok(_) => Err(ClaimError::Conflict(IdempotencyConflict::DifferentRequest)),
+        Err(DieselError::NotFound) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Records the outcome, in the transaction that produced it.
+pub(crate) async fn record(
+    connection: &mut AsyncPgConnection,
+    scope: &str,
+    request: &IdempotentRequest,
+    outcome: &StoredOutcome,
+) -> Result<(), ClaimError> {
+    diesel::sql_query(
+        "INSERT INTO idempotency_keys (scope, key, request_fingerprint, outcome, outcome_data)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind::<Text, _>(scope)
+    .bind::<Text, _>(request.key.as_str())
+    .bind::<Text, _>(&request.fingerprint)
+    .bind::<Text, _>(&outcome.outcome)
+    .bind::<Text, _>(&outcome.data)
+    .execute(connection)
+    .await
+    .map(drop)
+    .map_err(|error| match error {
+        // Only possible if the key's lock was somehow not held: never record twice.
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            ClaimError::Conflict(IdempotencyConflict::InFlight)
+        }
+        other => ClaimError::Database(other),
+    })
+}
+
+/// Forgets recorded outcomes past their retention.
+#[derive(Clone)]
+pub struct PgOutcomeRetention {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgOutcomeRetention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOutcomeRetention").finish_non_exhaustive()
+    }
+}
+
+impl PgOutcomeRetention {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl OutcomeRetention for PgOutcomeRetention {
+    async fn forget_older_than(&self, age: Duration) -> Result<u64, InfrastructureError> {
+        let mut connection = checkout(&self.pool).await?;
+        let deleted = diesel::sql_query(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        )
+        .bind::<diesel::sql_types::Double, _>(age.as_secs_f64())
+        .execute(&mut connection)
+        .await
+        .map_err(from_diesel)?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+}

@@ -1,0 +1,319 @@
+//! [`PaymentLedger`] on PostgreSQL: one transaction checks the hold, debits the balance,
+//! confirms the reservation, sells the seat, records the payment and, with a key, its outcome.
+//!
+//! Locks are taken seat first, then wallet, then reservation: the same seat-before-reservation
+//! order as holds, cancellations and the clean-up job, so none of them can deadlock.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::result::Error as DieselError;
+use diesel::sql_types::{BigInt, Bool, Integer, Timestamptz};
+use diesel::QueryableByName;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use ticketing_domain::idempotency::{IdempotencyConflict, IdempotentRequest};
+use ticketing_domain::ids::{PaymentId, ReservationId, UserId};
+use ticketing_domain::money::Won;
+use ticketing_domain::payment::{
+    LedgerError, Payment, PaymentLedger, PaymentOutcome, PaymentRefusal, PaymentRequest,
+};
+use ticketing_domain::InfrastructureError;
+
+use crate::error::from_diesel;
+use crate::idempotency::{claim, read, record, Claim, ClaimError, StoredOutcome};
+use crate::pool::{checkout, PgPool};
+
+const SCOPE: &str = "payment";
+
+/// `$1` reservation: the hold and its seat, the seat row locked. `payable` is judged by the
+/// database's clock on both rows.
+const CHECK_HOLD: &str = "
+SELECT r.user_id, r.price, r.performance_id, r.seat_no,
+       (r.status = 'HELD' AND r.expires_at >= now()
+        AND s.status = 'HELD' AND s.reservation_id = r.id AND s.hold_expires_at >= now()) AS payable
+  FROM reservations r
+  JOIN seats s ON s.performance_id = r.performance_id AND s.seat_no = r.seat_no
+ WHERE r.id = $1
+   FOR UPDATE OF s";
+
+/// `$1` user, `$2` price: debits only if the balance covers it; no row otherwise.
+const DEBIT: &str = "
+WITH debited AS (
+    UPDATE wallets SET balance = balance - $2, updated_at = now()
+     WHERE user_id = $1 AND balance >= $2
+ RETURNING user_id, balance
+), entry AS (
+    INSERT INTO wallet_entries (user_id, amount, reason, balance_after)
+    SELECT user_id, 0 - $2, 'PAYMENT', balance FROM debited WHERE $2 > 0
+)
+SELECT balance FROM debited";
+
+/// `$1` reservation, `$2` user, `$3` performance, `$4` seat, `$5` amount.
+const CONFIRM: &str = "
+WITH sold AS (
+    UPDATE seats SET status = 'SOLD', hold_expires_at = NULL
+     WHERE performance_id = $3 AND seat_no = $4 AND reservation_id = $1
+), confirmed AS (
+    UPDATE reservations SET status = 'CONFIRMED', updated_at = now() WHERE id = $1
+)
+INSERT INTO payments (reservation_id, user_id, amount)
+VALUES ($1, $2, $5)
+RETURNING id, paid_at";
+
+/// The payments stored in PostgreSQL.
+#[derive(Clone)]
+pub struct PgPaymentLedger {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgPaymentLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPaymentLedger").finish_non_exhaustive()
+    }
+}
+
+impl PgPaymentLedger {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(QueryableByName)]
+struct HoldRow {
+    #[diesel(sql_type = BigInt)]
+    user_id: i64,
+    #[diesel(sql_type = BigInt)]
+    price: i64,
+    #[diesel(sql_type = BigInt)]
+    performance_id: i64,
+    #[diesel(sql_type = Integer)]
+    seat_no: i32,
+    #[diesel(sql_type = Bool)]
+    payable: bool,
+}
+
+#[derive(QueryableByName)]
+struct BalanceRow {
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    balance: i64,
+}
+
+#[derive(QueryableByName)]
+struct PaymentRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    paid_at: DateTime<Utc>,
+}
+
+/// How an outcome is kept in `idempotency_keys`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "SCREAMING_SNAKE_CASE")]
+enum RecordedOutcome {
+    Paid {
+        payment_id: i64,
+        reservation_id: i64,
+        user_id: i64,
+        amount: i64,
+        paid_at: DateTime<Utc>,
+    },
+    ReservationNotFound {
+        reservation_id: i64,
+    },
+    NotPayable {
+        reservation_id: i64,
+    },
+    InsufficientBalance {
+        price: i64,
+    },
+}
+
+#[derive(Debug)]
+enum Failure {
+    Conflict(IdempotencyConflict),
+    Corrupt(String),
+    Database(DieselError),
+}
+
+impl From<DieselError> for Failure {
+    fn from(error: DieselError) -> Self {
+        Failure::Database(error)
+    }
+}
+
+impl From<ClaimError> for Failure {
+    fn from(error: ClaimError) -> Self {
+        match error {
+            ClaimError::Conflict(conflict) => Failure::Conflict(conflict),
+            ClaimError::Database(error) => Failure::Database(error),
+        }
+    }
+}
+
+impl From<Failure> for LedgerError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Conflict(conflict) => LedgerError::Conflict(conflict),
+            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::Unexpected(
+                format!("stored payment data is invalid: {what}"),
+            )),
+            Failure::Database(error) => LedgerError::Infrastructure(from_diesel(error)),
+        }
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Failure {
+    Failure::Corrupt(what.to_string())
+}
+
+fn encode(outcome: &PaymentOutcome) -> Result<StoredOutcome, Failure> {
+    let recorded = match outcome {
+        Ok(payment) => RecordedOutcome::Paid {
+            payment_id: payment.id.get(),
+            reservation_id: payment.reservation.get(),
+            user_id: payment.user.get(),
+            amount: payment.amount.get(),
+            paid_at: payment.paid_at,
+        },
+        Err(PaymentRefusal::ReservationNotFound(id)) => RecordedOutcome::ReservationNotFound {
+            reservation_id: id.get(),
+        },
+        Err(PaymentRefusal::NotPayable(id)) => RecordedOutcome::NotPayable {
+            reservation_id: id.get(),
+        },
+        Err(PaymentRefusal::InsufficientBalance { price }) => {
+            RecordedOutcome::InsufficientBalance { price: price.get() }
+        }
+    };
+    let kind = match &recorded {
+        RecordedOutcome::Paid { .. } => "PAID",
+        RecordedOutcome::ReservationNotFound { .. } => "RESERVATION_NOT_FOUND",
+        RecordedOutcome::NotPayable { .. } => "NOT_PAYABLE",
+        RecordedOutcome::InsufficientBalance { .. } => "INSUFFICIENT_BALANCE",
+    };
+    Ok(StoredOutcome {
+        outcome: kind.to_string(),
+        data: serde_json::to_string(&recorded).map_err(corrupt)?,
+    })
+}
+
+fn decode(stored: &StoredOutcome) -> Result<PaymentOutcome, Failure> {
+    let recorded: RecordedOutcome = serde_json::from_str(&stored.data).map_err(corrupt)?;
+    Ok(match recorded {
+        RecordedOutcome::Paid {
+            payment_id,
+            reservation_id,
+            user_id,
+            amount,
+            paid_at,
+        } => Ok(Payment {
+            id: PaymentId::new(payment_id).map_err(corrupt)?,
+            reservation: ReservationId::new(reservation_id).map_err(corrupt)?,
+            user: UserId::new(user_id).map_err(corrupt)?,
+            amount: Won::new(amount).map_err(corrupt)?,
+            paid_at,
+        }),
+        RecordedOutcome::ReservationNotFound { reservation_id } => {
+            Err(PaymentRefusal::ReservationNotFound(
+                ReservationId::new(reservation_id).map_err(corrupt)?,
+            ))
+        }
+        RecordedOutcome::NotPayable { reservation_id } => Err(PaymentRefusal::NotPayable(
+            ReservationId::new(reservation_id).map_err(corrupt)?,
+        )),
+        RecordedOutcome::InsufficientBalance { price } => {
+            Err(PaymentRefusal::InsufficientBalance {
+                price: Won::new(price).map_err(corrupt)?,
+            })
+        }
+    })
+}
+
+/// Every check before any write: a refusal leaves everything as it was.
+async fn attempt(
+    connection: &mut AsyncPgConnection,
+    request: PaymentRequest,
+) -> Result<PaymentOutcome, Failure> {
+    let hold = diesel::sql_query(CHECK_HOLD)
+        .bind::<BigInt, _>(request.reservation.get())
+        .get_result::<HoldRow>(connection)
+        .await;
+    let hold = match hold {
+        Ok(hold) if hold.user_id == request.user.get() => hold,
+        Ok(_) | Err(DieselError::NotFound) => {
+            return Ok(Err(PaymentRefusal::ReservationNotFound(
+                request.reservation,
+            )))
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !hold.payable {
+        return Ok(Err(PaymentRefusal::NotPayable(request.reservation)));
+    }
+    let price = Won::new(hold.price).map_err(corrupt)?;
+    let debited = diesel::sql_query(DEBIT)
+        .bind::<BigInt, _>(request.user.get())
+        .bind::<BigInt, _>(price.get())
+        .get_result::<BalanceRow>(connection)
+        .await;
+    match debited {
+        Ok(_) => {}
+        Err(DieselError::NotFound) => {
+            return Ok(Err(PaymentRefusal::InsufficientBalance { price }))
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let recorded = diesel::sql_query(CONFIRM)
+        .bind::<BigInt, _>(request.reservation.get())
+        .bind::<BigInt, _>(request.user.get())
+        .bind::<BigInt, _>(hold.performance_id)
+        .bind::<Integer, _>(hold.seat_no)
+        .bind::<BigInt, _>(price.get())
+        .get_result::<PaymentRow>(connection)
+        .await?;
+    Ok(Ok(Payment {
+        id: PaymentId::new(recorded.id).map_err(corrupt)?,
+        reservation: request.reservation,
+        user: request.user,
+        amount: price,
+        paid_at: recorded.paid_at,
+    }))
+}
+
+#[async_trait]
+impl PaymentLedger for PgPaymentLedger {
+    async fn pay(
+        &self,
+        request: PaymentRequest,
+        idempotency: Option<IdempotentRequest>,
+    ) -> Result<PaymentOutcome, LedgerError> {
+        let mut connection = checkout(&self.pool).await?;
+        let outcome = connection
+            .transaction::<_, Failure, _>(async |tx| {
+                if let Some(keyed) = &idempotency {
+                    if let Claim::Recorded(stored) = claim(tx, SCOPE, keyed).await? {
+                        return decode(&stored);
+                    }
+                }
+                let outcome = attempt(tx, request).await?;
+                if let Some(keyed) = &idempotency {
+                    record(tx, SCOPE, keyed, &encode(&outcome)?).await?;
+                }
+                Ok(outcome)
+            })
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn recorded(
+        &self,
+        idempotency: IdempotentRequest,
+    ) -> Result<Option<PaymentOutcome>, LedgerError> {
+        let mut connection = checkout(&self.pool).await?;
+        let stored = read(&mut connection, SCOPE, &idempotency)
+            .await
+            .map_err(Failure::from)?;
+        Ok(stored.as_ref().map(decode).transpose()?)
+    }
+}
