@@ -174,6 +174,51 @@ impl TestApp {
             .to_string()
     }
 
+    pub async fn balance(&self, user: i64) -> Response {
+        self.get(&format!("/api/users/{user}/balance")).await
+    }
+
+    /// `POST /api/users/{user}/balance/charge`, with an `Idempotency-Key` when given.
+    pub async fn charge(&self, user: i64, amount: i64, key: Option<&str>) -> Response {
+        let request = self
+            .client
+            .post(self.url(&format!("/api/users/{user}/balance/charge")))
+            .json(&serde_json::json!({ "amount": amount }));
+        let request = match key {
+            Some(key) => request.header("Idempotency-Key", key),
+            None => request,
+        };
+        request.send().await.expect("POST charge")
+    }
+
+    /// `POST /api/payments`, with an `Idempotency-Key` when given.
+    pub async fn pay(
+        &self,
+        token: &str,
+        reservation: i64,
+        user: i64,
+        key: Option<&str>,
+    ) -> Response {
+        let request = self
+            .client
+            .post(self.url("/api/payments"))
+            .header(TOKEN_HEADER, token)
+            .json(&serde_json::json!({ "reservationId": reservation, "userId": user }));
+        let request = match key {
+            Some(key) => request.header("Idempotency-Key", key),
+            None => request,
+        };
+        request.send().await.expect("POST /api/payments")
+    }
+
+    /// Holds `seat` of performance 119 for `user` and returns the reservation id.
+    pub async fn held(&self, token: &str, user: i64, seat: i64) -> i64 {
+        let response = self.hold(token, user, seat).await;
+        assert_eq!(response.status(), 200, "holding seat {seat}");
+        let body: serde_json::Value = response.json().await.expect("reservation");
+        body["reservationId"].as_i64().expect("reservationId")
+    }
+
     pub async fn concerts(&self, token: &str) -> Response {
         self.get_with(token, "/api/concerts").await
     }
