@@ -67,7 +67,10 @@ pub(crate) async fn claim(
     request: &IdempotentRequest,
 ) -> Result<Claim, ClaimError> {
     let locked = diesel::sql_query(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS locked",
+        // Advisory locks are per database: the schema in the name keeps stacks (and parallel
+        // tests) that share a database from blocking each other's keys.
+        "SELECT pg_try_advisory_xact_lock(
+                    hashtextextended(current_schema() || chr(31) || $1 || chr(31) || $2, 0)) AS locked",
     )
     .bind::<Text, _>(scope)
     .bind::<Text, _>(request.key.as_str())
