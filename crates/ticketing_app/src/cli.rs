@@ -11,12 +11,17 @@ pub enum Command {
     Serve,
     Migrate,
     Seed,
+    /// Back to the bare demo data set: for load tests, destroys sales data.
+    ResetDemo,
 }
 
 const USAGE: &str = "usage: ticketing [serve|migrate|seed]
   serve    migrate, then serve HTTP (the default)
   migrate  run pending database migrations and exit
   seed     load the demo data set (idempotent) and exit
+  reset-demo --yes
+           for load tests: delete every reservation, payment and queue entry, free every
+           seat, zero every balance, then load the demo data set
 Settings: config/default.toml, config/$APP_ENV.toml, then APP__SECTION__KEY, DATABASE_URL, REDIS_URL.";
 
 impl Command {
@@ -54,6 +59,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 Command::Serve => serve(settings).await,
                 Command::Migrate => migrate(&settings).await,
                 Command::Seed => seed(&settings).await,
+                Command::ResetDemo => reset_demo(&settings).await,
             }
         })
 }
@@ -103,6 +109,27 @@ pub async fn seed(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Migrates, empties every sale and the waiting queue, then loads the demo data set.
+///
+/// # Errors
+/// When PostgreSQL or Redis cannot be reached.
+pub async fn reset_demo(settings: &Settings) -> anyhow::Result<()> {
+    migrate(settings).await?;
+    let pool = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
+    ticketing_postgres::demo_data::reset(&pool)
+        .await
+        .context("resetting the demo data")?;
+    let redis =
+        ticketing_redis::RedisPool::new(&settings.redis()).context("building the Redis pool")?;
+    let keys = ticketing_redis::KeySpace::new(&settings.redis.key_prefix);
+    let deleted = redis
+        .delete_matching(&keys.pattern())
+        .await
+        .context("emptying the waiting queue")?;
+    tracing::info!(redis_keys_deleted = deleted, "demo data reset");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,11 +148,19 @@ mod tests {
         assert_eq!(Command::parse(&args(&["serve"])), Ok(Command::Serve));
         assert_eq!(Command::parse(&args(&["migrate"])), Ok(Command::Migrate));
         assert_eq!(Command::parse(&args(&["seed"])), Ok(Command::Seed));
+        assert_eq!(
+            Command::parse(&args(&["reset-demo", "--yes"])),
+            Ok(Command::ResetDemo)
+        );
     }
 
     #[test]
     fn unknown_arguments_get_the_usage() {
         assert!(Command::parse(&args(&["drop-everything"])).is_err());
         assert!(Command::parse(&args(&["serve", "now"])).is_err());
+        assert!(
+            Command::parse(&args(&["reset-demo"])).is_err(),
+            "destroying data needs --yes"
+        );
     }
 }

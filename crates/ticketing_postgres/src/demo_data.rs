@@ -49,6 +49,31 @@ SELECT setval(pg_get_serial_sequence('concerts', 'id'), (SELECT max(id) FROM con
 SELECT setval(pg_get_serial_sequence('performances', 'id'), (SELECT max(id) FROM performances));
 "#;
 
+/// Returns every sale of the demo data set to its initial state: no reservations, payments,
+/// ledger entries or recorded outcomes, every seat free, every balance zero. For load tests;
+/// it destroys sales data.
+const RESET_SALES: &str = r#"
+TRUNCATE payments, wallet_entries, idempotency_keys, reservations;
+UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
+ WHERE status <> 'AVAILABLE';
+UPDATE wallets SET balance = 0, updated_at = now() WHERE balance <> 0;
+"#;
+
+/// Resets every sale (see `RESET_SALES`), then loads whatever of the demo set is missing.
+///
+/// # Errors
+/// [`InfrastructureError`] when PostgreSQL cannot be reached or refuses the statements.
+pub async fn reset(pool: &PgPool) -> Result<(), InfrastructureError> {
+    let mut connection = checkout(pool).await?;
+    connection
+        .transaction::<_, diesel::result::Error, _>(async |tx| {
+            tx.batch_execute(RESET_SALES).await?;
+            tx.batch_execute(LOAD_DEMO_DATA).await
+        })
+        .await
+        .map_err(from_diesel)
+}
+
 /// Loads the demo data set; loading it again changes nothing.
 ///
 /// # Errors

@@ -74,3 +74,39 @@ async fn at_most_one_live_reservation_per_seat_is_enforced_by_the_schema() {
         Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
     );
 }
+
+#[tokio::test]
+async fn resetting_the_demo_data_frees_every_seat_and_zeroes_every_balance() {
+    let db = TestDatabase::with_demo_data().await;
+    db.execute(
+        "UPDATE wallets SET balance = 5000 WHERE user_id = 7;
+         INSERT INTO wallet_entries (user_id, amount, reason, balance_after) VALUES (7, 5000, 'CHARGE', 5000);
+         UPDATE seats SET status = 'HELD', hold_expires_at = now() + interval '5 minutes', reservation_id = 1
+          WHERE performance_id = 119 AND seat_no = 1;
+         INSERT INTO reservations (id, user_id, performance_id, seat_no, price, status, expires_at)
+         VALUES (1, 7, 119, 1, 150000, 'HELD', now() + interval '5 minutes');",
+    )
+    .await;
+
+    ticketing_postgres::demo_data::reset(db.pool())
+        .await
+        .unwrap();
+
+    assert_eq!(db.query_i64("SELECT count(*) FROM reservations").await, 0);
+    assert_eq!(db.query_i64("SELECT count(*) FROM wallet_entries").await, 0);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status <> 'AVAILABLE'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.query_i64("SELECT coalesce(sum(balance), 0)::bigint FROM wallets")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE performance_id = 119")
+            .await,
+        1000
+    );
+}

@@ -129,6 +129,45 @@ impl RedisPool {
         }
     }
 
+    /// Deletes every key matching `pattern` (SCAN, so Redis is never blocked for long);
+    /// returns how many. An operator's tool, for resetting a load-test stack.
+    ///
+    /// # Errors
+    /// [`InfrastructureError`] when Redis cannot be reached.
+    pub async fn delete_matching(&self, pattern: &str) -> Result<u64, InfrastructureError> {
+        let mut deleted = 0;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(async |connection| {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(connection)
+                        .await
+                })
+                .await?;
+            if !keys.is_empty() {
+                let removed: u64 = self
+                    .run(async |connection| {
+                        redis::cmd("UNLINK")
+                            .arg(&keys)
+                            .query_async(connection)
+                            .await
+                    })
+                    .await?;
+                deleted += removed;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     /// Answers whether Redis replies to a PING.
     ///
     /// # Errors

@@ -423,3 +423,25 @@ impl IsActive for TokenState {
         matches!(self, TokenState::Active { .. })
     }
 }
+
+#[tokio::test]
+async fn emptying_a_stack_deletes_its_keys_only() {
+    let redis = TestRedis::new();
+    let other = TestRedis::new();
+    let queue_a = queue(&redis, policy(1, 100));
+    let queue_b = queue(&other, policy(1, 100));
+    for _ in 0..5 {
+        queue_a.enter(None, &client()).await.unwrap();
+        queue_b.enter(None, &client()).await.unwrap();
+    }
+
+    let deleted = redis
+        .pool()
+        .delete_matching(&redis.keys().pattern())
+        .await
+        .unwrap();
+
+    assert!(deleted >= 3, "{deleted} keys deleted");
+    assert!(queue_a.enter(None, &client()).await.unwrap().state.is_active());
+    assert!(!queue_b.enter(None, &client()).await.unwrap().state.is_active());
+}
