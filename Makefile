@@ -6,7 +6,7 @@ SCENARIO ?= all
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ticketing_test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379
 
-.PHONY: run test lint build release stack-up stack-down stack-status loadtest
+.PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
@@ -41,3 +41,7 @@ stack-status:
 ## loadtest: k6 scenarios against a running stack (make loadtest SCENARIO=name BASE_URL=...)
 loadtest:
 	loadtest/run.sh "$(SCENARIO)" "$(BASE_URL)"
+
+## loadtest-max: the highest sustained rate of one endpoint family (make loadtest-max FAMILY=catalog)
+loadtest-max:
+	loadtest/find-max.sh "$(FAMILY)" "$(BASE_URL)"

@@ -38,6 +38,9 @@ impl Command {
                 "seed" => Ok(Command::Seed),
                 _ => Err(USAGE.to_string()),
             },
+            [command, confirmation] if command == "reset-demo" && confirmation == "--yes" => {
+                Ok(Command::ResetDemo)
+            }
             _ => Err(USAGE.to_string()),
         }
     }

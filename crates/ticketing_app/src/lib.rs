@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod catalog_cache;
 pub mod cli;
 mod jobs;
 pub mod problem;
@@ -15,7 +16,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use ticketing_postgres::pool::build_pool;
-use ticketing_redis::{KeySpace, RedisPool};
+use ticketing_redis::RedisPool;
 
 use crate::jobs::BackgroundJobs;
 
@@ -47,9 +48,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
         let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
-        let policy = settings.queue_policy()?;
-        let keys = KeySpace::new(&settings.redis.key_prefix);
-        let app_state = AppState::new(postgres, redis, &keys, policy, settings.hold_ttl()?);
+        let app_state = AppState::new(postgres, redis, settings)?;
         let state = web::Data::new(app_state.clone());
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);

@@ -19,7 +19,7 @@ use ticketing_domain::InfrastructureError;
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Every failure an endpoint can answer with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),

@@ -20,6 +20,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisConfig,
     pub queue: QueueSettings,
+    pub catalog: CatalogSettings,
     pub reservation: ReservationSettings,
     pub idempotency: IdempotencySettings,
     pub log: LogSettings,
@@ -66,6 +67,11 @@ pub struct QueueSettings {
     pub waiting_idle_timeout_seconds: u64,
     pub entry_rate_per_client: u32,
     pub admission_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogSettings {
+    pub max_staleness_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,9 @@ use ticketing_postgres::{
 };
 use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 
+use crate::catalog_cache::CatalogCache;
+use crate::settings::Settings;
+
 /// The application's use cases and the pools behind them.
 #[derive(Clone)]
 pub struct AppState {
@@ -22,6 +25,7 @@ pub struct AppState {
     pub wallet: WalletService,
     pub payments: PaymentService,
     pub outcome_retention: Arc<dyn OutcomeRetention>,
+    pub catalog_cache: CatalogCache,
     pub postgres: PgPool,
     pub redis: RedisPool,
 }
@@ -33,19 +37,26 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Wires every use case to the PostgreSQL and Redis adapters.
+    /// Wires every use case to the PostgreSQL and Redis adapters, as `settings` say.
+    ///
+    /// # Errors
+    /// When a setting holds a value no use case accepts.
     pub fn new(
         postgres: PgPool,
         redis: RedisPool,
-        keys: &KeySpace,
-        policy: QueuePolicy,
-        hold_ttl: HoldTtl,
-    ) -> Self {
+        settings: &Settings,
+    ) -> Result<Self, config::ConfigError> {
+        let keys = KeySpace::new(&settings.redis.key_prefix);
+        let policy: QueuePolicy = settings.queue_policy()?;
+        let hold_ttl: HoldTtl = settings.hold_ttl()?;
         let queue = QueueService::new(
-            Arc::new(RedisWaitingQueue::new(redis.clone(), keys, policy)),
+            Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy)),
             policy,
         );
-        Self {
+        Ok(Self {
+            catalog_cache: CatalogCache::new(std::time::Duration::from_millis(
+                settings.catalog.max_staleness_ms,
+            )),
             catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
             wallet: WalletService::new(Arc::new(PgWallet::new(postgres.clone()))),
             payments: PaymentService::new(
@@ -60,6 +71,6 @@ impl AppState {
             ),
             postgres,
             redis,
-        }
+        })
     }
 }

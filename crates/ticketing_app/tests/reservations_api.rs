@@ -374,3 +374,38 @@ async fn five_thousand_holds_through_two_instances_never_double_book() {
         .await;
     assert_eq!(double_booked, 0);
 }
+
+#[tokio::test]
+async fn a_cached_seat_map_shows_this_instances_writes_at_once() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    assert_eq!(app.seat_status(&token, 42).await, "AVAILABLE");
+
+    let id = app.held(&token, 7, 42).await;
+    assert_eq!(app.seat_status(&token, 42).await, "HELD");
+    let performances: Vec<Value> = app.performances(&token, "1").await.json().await.unwrap();
+    assert_eq!(performances[0]["availableSeats"], 999);
+
+    app.cancel_reservation(&token, id).await;
+    assert_eq!(app.seat_status(&token, 42).await, "AVAILABLE");
+}
+
+#[tokio::test]
+async fn another_instances_hold_shows_within_the_staleness_bound() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let token = app.active_token(None).await;
+    assert_eq!(app.seat_status(&token, 42).await, "AVAILABLE");
+
+    let held = app.hold_at(&peer, &token, 7, 1, 119, 42).await;
+    assert_eq!(held.status(), 200);
+
+    let started = std::time::Instant::now();
+    while app.seat_status(&token, 42).await != "HELD" {
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "still AVAILABLE after the 1 s staleness bound"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -229,8 +229,8 @@ impl ReservationService {
         Ok(reservation)
     }
 
-    /// Cancels a reservation of the token's user. Cancelling one that already lapsed or was
-    /// cancelled changes nothing and succeeds.
+    /// Cancels a reservation of the token's user and returns it as it was. Cancelling one that
+    /// already lapsed or was cancelled changes nothing and succeeds.
     ///
     /// # Errors
     /// As [`ReservationService::reservation`], and [`ReservationError::AlreadyConfirmed`] for
@@ -239,10 +239,10 @@ impl ReservationService {
         &self,
         token: &ActiveToken,
         id: ReservationId,
-    ) -> Result<(), ReservationError> {
-        self.reservation(token, id).await?;
+    ) -> Result<Reservation, ReservationError> {
+        let reservation = self.reservation(token, id).await?;
         match self.inventory.cancel(id).await? {
-            CancelOutcome::Cancelled | CancelOutcome::AlreadyReleased => Ok(()),
+            CancelOutcome::Cancelled | CancelOutcome::AlreadyReleased => Ok(reservation),
             CancelOutcome::Confirmed => Err(ReservationError::AlreadyConfirmed(id)),
             CancelOutcome::NotFound => Err(ReservationError::NotFound(id)),
         }
@@ -389,7 +389,7 @@ mod tests {
             .returning(|_| Ok(CancelOutcome::AlreadyReleased));
         let service = ReservationService::new(Arc::new(inventory), ttl());
 
-        assert_eq!(service.cancel(&token_for(None), id()).await, Ok(()));
+        assert!(service.cancel(&token_for(None), id()).await.is_ok());
     }
 
     #[test]

@@ -442,6 +442,16 @@ async fn emptying_a_stack_deletes_its_keys_only() {
         .unwrap();
 
     assert!(deleted >= 3, "{deleted} keys deleted");
-    assert!(queue_a.enter(None, &client()).await.unwrap().state.is_active());
-    assert!(!queue_b.enter(None, &client()).await.unwrap().state.is_active());
+    assert!(queue_a
+        .enter(None, &client())
+        .await
+        .unwrap()
+        .state
+        .is_active());
+    assert!(!queue_b
+        .enter(None, &client())
+        .await
+        .unwrap()
+        .state
+        .is_active());
 }

@@ -1,6 +1,8 @@
 //! `GET /api/concerts`, its performances and their seats.
 
+use actix_web::http::header::ContentType;
 use actix_web::middleware::from_fn;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -94,13 +96,25 @@ pub(crate) fn rfc3339(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-fn json_list<T, B: Serialize + From<T>>(items: Vec<T>) -> HttpResponse {
-    HttpResponse::Ok().json(items.into_iter().map(B::from).collect::<Vec<_>>())
+fn bodies<T, B: From<T>>(items: Vec<T>) -> Vec<B> {
+    items.into_iter().map(B::from).collect()
+}
+
+fn json(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
 }
 
 async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let concerts = state.catalog.list_concerts().await?;
-    Ok(json_list::<_, ConcertBody>(concerts))
+    let body = state
+        .catalog_cache
+        .concerts(async {
+            let concerts = state.catalog.list_concerts().await?;
+            Ok(bodies::<_, ConcertBody>(concerts))
+        })
+        .await?;
+    Ok(json(body))
 }
 
 async fn list_performances(
@@ -108,8 +122,14 @@ async fn list_performances(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let concert = ConcertId::new(path.into_inner())?;
-    let performances = state.catalog.list_performances(concert).await?;
-    Ok(json_list::<_, PerformanceBody>(performances))
+    let body = state
+        .catalog_cache
+        .performances(concert, async {
+            let performances = state.catalog.list_performances(concert).await?;
+            Ok(bodies::<_, PerformanceBody>(performances))
+        })
+        .await?;
+    Ok(json(body))
 }
 
 async fn list_seats(
@@ -118,6 +138,12 @@ async fn list_seats(
 ) -> Result<HttpResponse, ApiError> {
     let (concert, performance) = path.into_inner();
     let (concert, performance) = (ConcertId::new(concert)?, PerformanceId::new(performance)?);
-    let seats = state.catalog.list_seats(concert, performance).await?;
-    Ok(json_list::<_, SeatBody>(seats))
+    let body = state
+        .catalog_cache
+        .seats(concert, performance, async {
+            let seats = state.catalog.list_seats(concert, performance).await?;
+            Ok(bodies::<_, SeatBody>(seats))
+        })
+        .await?;
+    Ok(json(body))
 }

@@ -61,5 +61,6 @@ async fn pay(
     };
     let key = idempotency_key(&request)?;
     let paid = state.payments.pay(token, payment, key).await?;
+    state.catalog_cache.everything_changed();
     Ok(HttpResponse::Ok().json(PaidBody::from(paid)))
 }

@@ -78,6 +78,10 @@ async fn hold(
 ) -> Result<HttpResponse, ApiError> {
     let request = HoldRequest::try_from(body.into_inner())?;
     let reservation = state.reservations.hold_seat(&token, request).await?;
+    state
+        .catalog_cache
+        .seat_changed(reservation.concert, reservation.performance)
+        .await;
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
 }
 
@@ -97,6 +101,10 @@ async fn cancel(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ReservationId::new(path.into_inner())?;
-    state.reservations.cancel(&token, id).await?;
+    let cancelled = state.reservations.cancel(&token, id).await?;
+    state
+        .catalog_cache
+        .seat_changed(cancelled.concert, cancelled.performance)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
