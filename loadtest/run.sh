@@ -50,7 +50,11 @@ check_no_double_booking() {
   local sold; sold=$(psql "$url" -Atc "SELECT count(*) FROM seats WHERE status <> 'AVAILABLE'")
   echo "loadtest: SQL check: $live live reservations, $sold seats held or sold, $doubles seats with two live reservations"
   echo "  $query" | tr -s ' '
-  [ "$doubles" = 0 ]
+  local unexplained; unexplained=$(psql "$url" -Atc "SELECT count(*) FROM wallets w WHERE w.balance < 0
+      OR w.balance <> (SELECT coalesce(sum(amount), 0) FROM wallet_entries e WHERE e.user_id = w.user_id)")
+  local payments; payments=$(psql "$url" -Atc "SELECT count(*) || ' payments, ' || count(DISTINCT reservation_id) || ' reservations paid' FROM payments")
+  echo "loadtest: SQL check: $payments; $unexplained wallets negative or not equal to the sum of their ledger entries"
+  [ "$doubles" = 0 ] && [ "$unexplained" = 0 ]
 }
 
 run_one() {

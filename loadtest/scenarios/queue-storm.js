@@ -1,13 +1,15 @@
-// Queue storm: STORM_USERS people (default 3000) arrive within a few seconds, each enters the
-// queue under its own userId, polls every second until admitted, then leaves to free its slot.
+// Queue storm: STORM_USERS people (default 3000) arrive within STORM_ARRIVAL_SECONDS (default
+// 2 s), each enters the queue under its own userId, polls every second (from its own arrival,
+// as a browser tab would) until admitted, then leaves to free its slot.
 // Measures entry and poll latency and how long admission takes. Run the stack with
 // APP__QUEUE__ENTRY_RATE_PER_CLIENT=0: k6 is one client address.
 import http from 'k6/http';
-import { check } from 'k6';
+import { check, sleep } from 'k6';
 import { Trend, Counter } from 'k6/metrics';
 import { BASE_URL, countServerError, enterQueue, waitUntilActive } from '../lib/common.js';
 
 const USERS = parseInt(__ENV.STORM_USERS || '3000', 10);
+const ARRIVAL_SECONDS = parseFloat(__ENV.STORM_ARRIVAL_SECONDS || '2');
 const secondsToAdmission = new Trend('seconds_to_admission');
 const admitted = new Counter('admitted');
 const notAdmitted = new Counter('not_admitted');
@@ -31,6 +33,7 @@ export const options = {
 };
 
 export default function () {
+  sleep(Math.random() * ARRIVAL_SECONDS);
   const started = Date.now();
   const entry = enterQueue(100000 + __VU);
   check(entry, { 'entered': (e) => e.status === 'ACTIVE' || e.status === 'WAITING' });
