@@ -82,6 +82,8 @@ run_scenario() {
       check_no_double_booking || status=1
       return "$status" ;;
     open-model)
+      # Reset only when asked (find-max.sh asks for the families that change state).
+      [ "${RESET:-0}" = 1 ] && reset_demo
       run_one "$name" ;;
     *) echo "loadtest: unknown scenario '$name'" >&2; return 2 ;;
   esac

@@ -455,3 +455,37 @@ async fn emptying_a_stack_deletes_its_keys_only() {
         .state
         .is_active());
 }
+
+#[tokio::test]
+async fn a_seconds_admissions_are_spread_over_the_second_not_sent_in_one_burst() {
+    let redis = TestRedis::new();
+    let queue = queue(&redis, policy(100_000, 20));
+    while queue
+        .enter(None, &client())
+        .await
+        .unwrap()
+        .state
+        .is_active()
+    {}
+    for _ in 0..100 {
+        queue.enter(None, &client()).await.unwrap();
+    }
+
+    let started = Instant::now();
+    let mut largest_step = 0;
+    let mut total = 0;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let admitted = queue.admit().await.unwrap().admitted;
+        largest_step = largest_step.max(admitted);
+        total += admitted;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // 20 per second arrive as one per 50 ms, give or take a step's timing.
+    assert!(largest_step <= 2, "a step admitted {largest_step} at once");
+    // The first second's budget was spent before: 0.5 to 1.5 s of budget remain.
+    assert!(
+        (8..=32).contains(&total),
+        "{total} admitted in 1.5 s at 20/s"
+    );
+}

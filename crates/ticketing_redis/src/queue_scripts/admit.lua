@@ -12,8 +12,13 @@ local idle = redis.call('ZRANGEBYSCORE', last_seen, '-inf', '(' .. int(now - idl
 for _, token in ipairs(idle) do forget(token) end
 
 local live = redis.call('ZCOUNT', active, '(' .. int(now), '+inf')
+-- The second's budget is spread over the second (by its m-th millisecond, at most
+-- ceil(rate * (m + 1) / 1000) admitted), so admitted users do not all arrive in one burst.
+local ms_into_second = math.floor(tonumber(clock[2]) / 1000)
+local allowed_by_now = math.min(rate, math.ceil(rate * (ms_into_second + 1) / 1000))
+local spent = rate - budget_left(rate)
 local admitted = 0
-local n = math.min(max_active - live, budget_left(rate), batch)
+local n = math.min(max_active - live, allowed_by_now - spent, batch)
 if n > 0 then
   local head = redis.call('ZPOPMIN', waiting, n)
   local expiry = int(now + ttl_ms)
