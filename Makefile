@@ -5,13 +5,15 @@ BASE_URL ?= http://127.0.0.1:8080
 SCENARIO ?= all
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ticketing_test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379
+# Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
+TICKETING ?= $(or $(CARGO_TARGET_DIR),target)/release/ticketing
 
 .PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
-	./target/release/ticketing seed
-	exec ./target/release/ticketing serve
+	$(TICKETING) seed
+	exec $(TICKETING) serve
 
 ## test: every test, against real PostgreSQL and Redis (started if needed)
 test:

@@ -29,7 +29,7 @@ k6=$(k6_binary)
 
 reset_demo() {
   [ "${RESET:-1}" = 0 ] && return 0
-  local binary="$root/target/release/ticketing"
+  local binary="${CARGO_TARGET_DIR:-$root/target}/release/ticketing"
   if [ ! -x "$binary" ]; then
     (cd "$root" && cargo build --release -p ticketing_app >&2)
   fi
