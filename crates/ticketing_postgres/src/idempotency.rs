@@ -79,28 +79,14 @@ pub(crate) async fn claim(
     if !locked.locked {
         return Err(ClaimError::Conflict(IdempotencyConflict::InFlight));
     }
-    let row = diesel::sql_query(
-        "SELECT request_fingerprint, outcome, outcome_data
-           FROM idempotency_keys WHERE scope = $1 AND key = $2",
-    )
-    .bind::<Text, _>(scope)
-    .bind::<Text, _>(request.key.as_str())
-    .get_result::<Row>(connection)
-    .await;
-    match row {
-        Ok(row) if row.request_fingerprint == request.fingerprint => {
-            Ok(Claim::Recorded(StoredOutcome {
-                outcome: row.outcome,
-                data: row.outcome_data,
-            }))
-        }
-        Ok(_) => Err(ClaimError::Conflict(IdempotencyConflict::DifferentRequest)),
-        Err(DieselError::NotFound) => Ok(Claim::Fresh),
-        Err(error) => Err(error.into()),
-    }
+    Ok(match read(connection, scope, request).await? {
+        Some(stored) => Claim::Recorded(stored),
+        None => Claim::Fresh,
+    })
 }
 
-/// Reads what is recorded without taking the key (a replay after the session ended).
+/// Reads what is recorded for this very request; the same key with another request is a
+/// conflict. Without [`claim`], it takes no lock (a replay after the session ended).
 pub(crate) async fn read(
     connection: &mut AsyncPgConnection,
     scope: &str,
