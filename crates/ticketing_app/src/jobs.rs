@@ -94,6 +94,7 @@ async fn admit_from_the_queue(state: AppState, interval: Duration) {
         ticker.tick().await;
         match state.queue.admit().await {
             Ok(report) => {
+                crate::observability::admission_step(&report);
                 if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
                     tracing::debug!(
                         admitted = report.admitted,
@@ -105,7 +106,10 @@ async fn admit_from_the_queue(state: AppState, interval: Duration) {
                     );
                 }
             }
-            Err(error) => tracing::warn!(%error, "admission step failed; retrying next tick"),
+            Err(error) => {
+                crate::observability::admission_step_failed();
+                tracing::warn!(%error, "admission step failed; retrying next tick");
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 mod catalog_cache;
 pub mod cli;
 mod jobs;
+mod observability;
 pub mod problem;
 mod routes;
 pub mod settings;
@@ -46,6 +47,7 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or a pool cannot be built.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        observability::init();
         let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
         let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
         let app_state = AppState::new(postgres, redis, settings)?;
@@ -61,6 +63,9 @@ impl Application {
                     actix_web::middleware::ErrorHandlers::new()
                         .default_handler(routes::problem_for_bare_errors),
                 )
+                .wrap(actix_web::middleware::from_fn(
+                    observability::record_request,
+                ))
                 .app_data(state.clone())
                 .configure(routes::configure(max_body_bytes))
         });

@@ -56,3 +56,32 @@ async fn a_catalog_read_answers_503_not_500_when_postgres_is_unreachable() {
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 503, "UNAVAILABLE").await;
 }
+
+#[tokio::test]
+async fn metrics_are_exported_in_prometheus_text_format() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+    app.seats(&token, "1", "119").await;
+    app.hold(&token, 7, 5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let response = app.get("/metrics").await;
+
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let body = response.text().await.unwrap();
+    for expected in [
+        "http_requests_total{",
+        r#"route="/api/concerts/{concert_id}/performances/{performance_id}/seats""#,
+        "http_request_duration_seconds_bucket{",
+        "queue_waiting ",
+        "queue_active ",
+        "queue_admission_steps_total{",
+        r#"holds_total{outcome="held"}"#,
+        r#"pool_connections{pool="postgres"}"#,
+        r#"pool_connections{pool="redis"}"#,
+    ] {
+        assert!(body.contains(expected), "missing {expected} in\n{body}");
+    }
+}

@@ -168,6 +168,11 @@ impl RedisPool {
         }
     }
 
+    /// Size, idle connections and waiters of the pool, for the operator's metrics.
+    pub fn status(&self) -> deadpool::Status {
+        self.pool.status()
+    }
+
     /// Answers whether Redis replies to a PING.
     ///
     /// # Errors

@@ -14,7 +14,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(crate::observability::metrics));
 }
 
 async fn healthz() -> HttpResponse {

@@ -11,6 +11,7 @@ use ticketing_domain::payment::{Payment, PaymentRequest};
 use super::access::queue_token;
 use super::catalog::rfc3339;
 use super::idempotency_key;
+use crate::observability;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -60,7 +61,16 @@ async fn pay(
         user: UserId::new(body.user_id)?,
     };
     let key = idempotency_key(&request)?;
-    let paid = state.payments.pay(token, payment, key).await?;
+    let paid = state
+        .payments
+        .pay(token, payment, key)
+        .await
+        .map_err(|error| {
+            let problem = ApiError::from(error);
+            observability::payment_attempt(problem.code());
+            problem
+        })?;
+    observability::payment_attempt("paid");
     state.catalog_cache.everything_changed();
     Ok(HttpResponse::Ok().json(PaidBody::from(paid)))
 }

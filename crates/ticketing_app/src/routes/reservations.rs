@@ -9,6 +9,7 @@ use ticketing_domain::reservation::{HoldRequest, Reservation};
 
 use super::access::require_active_token;
 use super::catalog::rfc3339;
+use crate::observability;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -77,7 +78,16 @@ async fn hold(
     body: web::Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = HoldRequest::try_from(body.into_inner())?;
-    let reservation = state.reservations.hold_seat(&token, request).await?;
+    let reservation = state
+        .reservations
+        .hold_seat(&token, request)
+        .await
+        .map_err(|error| {
+            let problem = ApiError::from(error);
+            observability::hold_attempt(problem.code());
+            problem
+        })?;
+    observability::hold_attempt("held");
     state
         .catalog_cache
         .seat_changed(reservation.concert, reservation.performance)

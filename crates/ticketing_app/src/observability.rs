@@ -1,0 +1,133 @@
+//! The operator's view: Prometheus metrics of requests, the queue, holds, payments and pools.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use ticketing_domain::queue::AdmissionReport;
+
+use crate::state::AppState;
+
+const REQUEST_DURATION: &str = "http_request_duration_seconds";
+
+/// The process-wide recorder; installed once, shared by every server the process builds.
+fn recorder() -> &'static Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        match PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_string()), &buckets)
+            .and_then(|builder| builder.install_recorder())
+        {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::error!(%error, "metrics recorder not installed; /metrics will be empty");
+                None
+            }
+        }
+    })
+}
+
+/// Installs the recorder; call before serving.
+pub fn init() {
+    let _ = recorder();
+}
+
+/// Counts and times every request by method, route pattern (not raw path, so ids do not
+/// explode the series) and status.
+pub async fn record_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let outcome = next.call(request).await;
+    let (route, status) = match &outcome {
+        Ok(response) => (
+            response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_string()),
+            response.status().as_u16(),
+        ),
+        Err(error) => (
+            "unmatched".to_string(),
+            error.as_response_error().status_code().as_u16(),
+        ),
+    };
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    counter!("http_requests_total", &labels).increment(1);
+    histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    outcome
+}
+
+/// After each admission step: sizes of the line and of the active set, and what it did.
+/// Alert when `queue_waiting > 0` and `increase(queue_admitted_total[1m]) == 0`: the line stalls.
+pub fn admission_step(report: &AdmissionReport) {
+    counter!("queue_admission_steps_total", "outcome" => "ok").increment(1);
+    counter!("queue_admitted_total").increment(u64::from(report.admitted));
+    counter!("queue_expired_total").increment(u64::from(report.expired));
+    counter!("queue_dropped_idle_total").increment(u64::from(report.dropped_idle));
+    gauge!("queue_admitted_last_step").set(f64::from(report.admitted));
+    gauge!("queue_waiting").set(report.waiting as f64);
+    gauge!("queue_active").set(report.active as f64);
+}
+
+pub fn admission_step_failed() {
+    counter!("queue_admission_steps_total", "outcome" => "error").increment(1);
+}
+
+/// A hold attempt's outcome: `held`, or the contract code of the refusal.
+pub fn hold_attempt(outcome: &'static str) {
+    counter!("holds_total", "outcome" => outcome).increment(1);
+}
+
+/// A payment attempt's outcome: `paid`, or the contract code of the refusal.
+pub fn payment_attempt(outcome: &'static str) {
+    counter!("payments_total", "outcome" => outcome).increment(1);
+}
+
+fn pool_gauges(pool: &'static str, size: usize, available: usize, waiting: usize, max: usize) {
+    gauge!("pool_connections", "pool" => pool).set(size as f64);
+    gauge!("pool_connections_idle", "pool" => pool).set(available as f64);
+    gauge!("pool_waiting_requests", "pool" => pool).set(waiting as f64);
+    gauge!("pool_max_connections", "pool" => pool).set(max as f64);
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let postgres = state.postgres.status();
+    pool_gauges(
+        "postgres",
+        postgres.size,
+        postgres.available,
+        postgres.waiting,
+        postgres.max_size,
+    );
+    let redis = state.redis.status();
+    pool_gauges(
+        "redis",
+        redis.size,
+        redis.available,
+        redis.waiting,
+        redis.max_size,
+    );
+    let body = recorder()
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
