@@ -68,7 +68,10 @@ async fn metrics_are_exported_in_prometheus_text_format() {
     let response = app.get("/metrics").await;
 
     assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let body = response.text().await.unwrap();
     for expected in [
@@ -84,4 +87,43 @@ async fn metrics_are_exported_in_prometheus_text_format() {
     ] {
         assert!(body.contains(expected), "missing {expected} in\n{body}");
     }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let app = TestApp::spawn().await;
+
+    let response = app.get("/api/openapi.json").await;
+
+    assert_eq!(response.status(), 200);
+    let document: serde_json::Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/queue", "post"),
+        ("/api/queue", "get"),
+        ("/api/queue", "delete"),
+        ("/api/concerts", "get"),
+        ("/api/concerts/{concertId}/performances", "get"),
+        (
+            "/api/concerts/{concertId}/performances/{performanceId}/seats",
+            "get",
+        ),
+        ("/api/reservations", "post"),
+        ("/api/reservations/{reservationId}", "get"),
+        ("/api/reservations/{reservationId}", "delete"),
+        ("/api/users/{userId}/balance", "get"),
+        ("/api/users/{userId}/balance/charge", "post"),
+        ("/api/payments", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/api/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not described"
+        );
+    }
+    assert!(document["components"]["securitySchemes"]["queue_token"].is_object());
 }

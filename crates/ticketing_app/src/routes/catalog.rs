@@ -6,6 +6,9 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::openapi::ProblemDoc;
 use ticketing_domain::catalog::{Concert, Performance, Seat};
 use ticketing_domain::ids::{ConcertId, PerformanceId};
 
@@ -29,9 +32,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ConcertBody {
+pub(crate) struct ConcertBody {
     id: i64,
     title: String,
     artist: String,
@@ -49,9 +52,9 @@ impl From<Concert> for ConcertBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PerformanceBody {
+pub(crate) struct PerformanceBody {
     id: i64,
     concert_id: i64,
     starts_at: String,
@@ -71,12 +74,14 @@ impl From<Performance> for PerformanceBody {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SeatBody {
+pub(crate) struct SeatBody {
     id: i32,
     grade: String,
     price: i64,
+    /// AVAILABLE, HELD or SOLD.
+    #[schema(value_type = String, example = "AVAILABLE")]
     status: &'static str,
 }
 
@@ -106,7 +111,14 @@ fn json(body: Bytes) -> HttpResponse {
         .body(body)
 }
 
-async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Every concert.
+#[utoipa::path(get, path = "/api/concerts", tag = "catalog", security(("queue_token" = [])),
+    responses(
+        (status = 200, description = "Concerts by id", body = [ConcertBody]),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state
         .catalog_cache
         .concerts(async {
@@ -117,7 +129,17 @@ async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
     Ok(json(body))
 }
 
-async fn list_performances(
+/// The performances of a concert, with their seat counts.
+#[utoipa::path(get, path = "/api/concerts/{concertId}/performances", tag = "catalog", security(("queue_token" = [])),
+    params(("concertId" = i64, Path, description = "A concert id, > 0")),
+    responses(
+        (status = 200, description = "Performances, earliest first", body = [PerformanceBody]),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn list_performances(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
@@ -132,7 +154,18 @@ async fn list_performances(
     Ok(json(body))
 }
 
-async fn list_seats(
+/// The seat map of a performance; a seat whose hold lapsed is AVAILABLE.
+#[utoipa::path(get, path = "/api/concerts/{concertId}/performances/{performanceId}/seats", tag = "catalog", security(("queue_token" = [])),
+    params(("concertId" = i64, Path, description = "A concert id, > 0"),
+           ("performanceId" = i64, Path, description = "A performance of that concert")),
+    responses(
+        (status = 200, description = "Seats by number", body = [SeatBody]),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND, also for a performance of another concert", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn list_seats(
     state: web::Data<AppState>,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {

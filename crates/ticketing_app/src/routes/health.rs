@@ -15,14 +15,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(crate::observability::metrics));
+        .route("/metrics", web::get().to(crate::observability::metrics))
+        .route("/api/openapi.json", web::get().to(super::openapi::document));
 }
 
-async fn healthz() -> HttpResponse {
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// 200 when PostgreSQL and Redis answer, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = super::openapi::ProblemDoc)))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let postgres = tokio::time::timeout(
         PROBE_TIMEOUT,
         ticketing_postgres::pool::ping(&state.postgres),

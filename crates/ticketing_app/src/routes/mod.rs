@@ -4,6 +4,7 @@ mod access;
 mod body;
 mod catalog;
 mod health;
+mod openapi;
 mod payments;
 mod queue;
 mod reservations;

@@ -7,10 +7,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ReservationId, UserId};
 use ticketing_domain::payment::{Payment, PaymentRequest};
+use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::catalog::rfc3339;
 use super::idempotency_key;
+use super::openapi::ProblemDoc;
 use crate::observability;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -19,20 +21,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config.route("/payments", web::post().to(pay));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PaymentBody {
+pub(crate) struct PaymentBody {
     reservation_id: i64,
     user_id: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct PaidBody {
+pub(crate) struct PaidBody {
     payment_id: i64,
     reservation_id: i64,
     user_id: i64,
     amount: i64,
+    #[schema(value_type = String, example = "PAID")]
     status: &'static str,
     paid_at: String,
 }
@@ -50,7 +53,21 @@ impl From<Payment> for PaidBody {
     }
 }
 
-async fn pay(
+/// Pay for a held reservation from the balance; ends the token's session. Honours
+/// Idempotency-Key, also after that session ended.
+#[utoipa::path(post, path = "/api/payments", tag = "payments", security(("queue_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+    request_body = PaymentBody,
+    responses(
+        (status = 200, description = "Paid", body = PaidBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn pay(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Json<PaymentBody>,

@@ -4,10 +4,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{ClientKey, QueueView};
+use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::body::optional_json;
 use super::catalog::rfc3339;
+use super::openapi::ProblemDoc;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -20,17 +22,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EnterBody {
+pub(crate) struct EnterBody {
     user_id: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct QueueBody {
+pub(crate) struct QueueBody {
     token: String,
+    /// ACTIVE or WAITING.
+    #[schema(value_type = String, example = "WAITING")]
     status: &'static str,
+    /// 1-based among WAITING tokens, 0 when ACTIVE.
     position: u64,
     estimated_wait_seconds: u64,
     active_until: Option<String>,
@@ -57,7 +62,15 @@ fn client_key(request: &HttpRequest) -> ClientKey {
     )
 }
 
-async fn enter(
+/// Enter the queue; with a userId, entering again returns the same token and place.
+#[utoipa::path(post, path = "/api/queue", tag = "queue",
+    request_body(content = Option<EnterBody>, description = "Optional: bind the token to a user"),
+    responses(
+        (status = 200, description = "The token and its place", body = QueueBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn enter(
     state: web::Data<AppState>,
     request: HttpRequest,
     body: web::Bytes,
@@ -70,12 +83,30 @@ async fn enter(
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
 }
 
-async fn poll(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// Where a token stands; polling keeps a WAITING token in line.
+#[utoipa::path(get, path = "/api/queue", tag = "queue", security(("queue_token" = [])),
+    responses(
+        (status = 200, description = "The token and its place", body = QueueBody),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn poll(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let view = state.queue.poll(queue_token(&request)?).await?;
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
 }
 
-async fn leave(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+/// Leave the line or give up the active slot.
+#[utoipa::path(delete, path = "/api/queue", tag = "queue", security(("queue_token" = [])),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn leave(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     state.queue.leave(&queue_token(&request)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::queue::ActiveToken;
 use ticketing_domain::reservation::{HoldRequest, Reservation};
+use utoipa::ToSchema;
 
 use super::access::require_active_token;
 use super::catalog::rfc3339;
+use super::openapi::ProblemDoc;
 use crate::observability;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -23,9 +25,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
     );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HoldBody {
+pub(crate) struct HoldBody {
     user_id: i64,
     concert_id: i64,
     performance_id: i64,
@@ -44,10 +46,12 @@ impl TryFrom<HoldBody> for HoldRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ReservationBody {
+pub(crate) struct ReservationBody {
     reservation_id: i64,
+    /// HELD, CONFIRMED, EXPIRED or CANCELLED.
+    #[schema(value_type = String, example = "HELD")]
     status: &'static str,
     user_id: i64,
     concert_id: i64,
@@ -72,7 +76,18 @@ impl From<Reservation> for ReservationBody {
     }
 }
 
-async fn hold(
+/// Hold a seat for `reservation.hold_ttl` (5 minutes by default).
+#[utoipa::path(post, path = "/api/reservations", tag = "reservations", security(("queue_token" = [])),
+    request_body = HoldBody,
+    responses(
+        (status = 200, description = "Held", body = ReservationBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "SEAT_UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
     body: web::Json<HoldBody>,
@@ -95,7 +110,17 @@ async fn hold(
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
 }
 
-async fn show(
+/// A reservation.
+#[utoipa::path(get, path = "/api/reservations/{reservationId}", tag = "reservations", security(("queue_token" = [])),
+    params(("reservationId" = i64, Path, description = "A reservation id, > 0")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn show(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
     path: web::Path<i64>,
@@ -105,7 +130,18 @@ async fn show(
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
 }
 
-async fn cancel(
+/// Cancel a HELD reservation and free its seat at once.
+#[utoipa::path(delete, path = "/api/reservations/{reservationId}", tag = "reservations", security(("queue_token" = [])),
+    params(("reservationId" = i64, Path, description = "A reservation id, > 0")),
+    responses(
+        (status = 204, description = "Cancelled, or already lapsed or cancelled"),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "RESERVATION_CONFIRMED: a paid reservation", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn cancel(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
     path: web::Path<i64>,

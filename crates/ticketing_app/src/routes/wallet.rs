@@ -4,8 +4,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::UserId;
 use ticketing_domain::money::{ChargeAmount, Won};
+use utoipa::ToSchema;
 
 use super::idempotency_key;
+use super::openapi::ProblemDoc;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -15,14 +17,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/users/{user_id}/balance/charge", web::post().to(charge));
 }
 
-#[derive(Deserialize)]
-struct ChargeBody {
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ChargeBody {
+    /// 1 ..= 10,000,000 won.
+    #[schema(minimum = 1, maximum = 10000000)]
     amount: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct BalanceBody {
+pub(crate) struct BalanceBody {
     user_id: i64,
     balance: i64,
 }
@@ -34,7 +38,15 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
     })
 }
 
-async fn balance(
+/// A user's balance.
+#[utoipa::path(get, path = "/api/users/{userId}/balance", tag = "balance",
+    params(("userId" = i64, Path, description = "A user id, > 0")),
+    responses(
+        (status = 200, description = "The balance", body = BalanceBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn balance(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
@@ -43,7 +55,18 @@ async fn balance(
     Ok(answer(user, balance))
 }
 
-async fn charge(
+/// Add to a user's balance; honours Idempotency-Key.
+#[utoipa::path(post, path = "/api/users/{userId}/balance/charge", tag = "balance",
+    params(("userId" = i64, Path, description = "A user id, > 0"),
+           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+    request_body = ChargeBody,
+    responses(
+        (status = 200, description = "The new balance", body = BalanceBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
     path: web::Path<i64>,
