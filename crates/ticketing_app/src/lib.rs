@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admission_control;
 mod catalog_cache;
 pub mod cli;
 mod jobs;
@@ -57,12 +58,20 @@ impl Application {
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let max_body_bytes = settings.server.max_body_bytes;
+        let in_flight = admission_control::InFlightLimit::new(settings.server.max_in_flight);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(
                     actix_web::middleware::ErrorHandlers::new()
                         .default_handler(routes::problem_for_bare_errors),
                 )
+                .wrap({
+                    let limit = in_flight.clone();
+                    actix_web::middleware::from_fn(move |request, next| {
+                        limit.clone().enforce(request, next)
+                    })
+                })
+                // Outermost: shed and refused requests are counted too.
                 .wrap(actix_web::middleware::from_fn(
                     observability::record_request,
                 ))

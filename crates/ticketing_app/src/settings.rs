@@ -38,6 +38,7 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

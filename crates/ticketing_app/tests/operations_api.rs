@@ -127,3 +127,35 @@ async fn the_openapi_document_describes_every_endpoint() {
     }
     assert!(document["components"]["securitySchemes"]["queue_token"].is_object());
 }
+
+#[tokio::test]
+async fn past_the_in_flight_bound_requests_are_shed_fast_with_503_and_probes_still_answer() {
+    let app = TestApp::spawn_with(&[
+        ("APP__SERVER__MAX_IN_FLIGHT", "2"),
+        ("APP__CATALOG__MAX_STALENESS_MS", "0"),
+    ])
+    .await;
+    let token = app.active_token(None).await;
+
+    let answers: Vec<reqwest::Response> =
+        futures::future::join_all((0..100).map(|_| app.seats(&token, "1", "119"))).await;
+
+    let mut shed = 0;
+    for response in answers {
+        match response.status().as_u16() {
+            200 => {}
+            503 => {
+                assert!(response.headers().contains_key("retry-after"));
+                assert_problem(response, 503, "UNAVAILABLE").await;
+                shed += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        shed > 0,
+        "100 concurrent requests never exceeded 2 in flight"
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
