@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use ticketing_domain::queue::AdmissionReport;
+use tracing::Instrument;
 
 use crate::state::AppState;
 
@@ -40,35 +42,81 @@ pub fn init() {
     let _ = recorder();
 }
 
-/// Counts and times every request by method, route pattern (not raw path, so ids do not
-/// explode the series) and status.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sane one, else a new one.
+fn request_id(request: &ServiceRequest) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+}
+
+/// Gives every request an id (echoed in `X-Request-Id`, carried by every log line of the
+/// request), logs its outcome, and counts and times it by method, route pattern (not raw path,
+/// so ids do not explode the series) and status.
 pub async fn record_request(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = request.method().to_string();
-    let outcome = next.call(request).await;
-    let (route, status) = match &outcome {
-        Ok(response) => (
-            response
-                .request()
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_string()),
-            response.status().as_u16(),
-        ),
+    let id = request_id(&request);
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %method, path = %request.path());
+    let mut outcome = next.call(request).instrument(span.clone()).await;
+    let (route, status) = match &mut outcome {
+        Ok(response) => {
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            }
+            (
+                response
+                    .request()
+                    .match_pattern()
+                    .unwrap_or_else(|| "unmatched".to_string()),
+                response.status().as_u16(),
+            )
+        }
+        // Middlewares of this service answer refusals as responses; an error here is rare.
         Err(error) => (
             "unmatched".to_string(),
             error.as_response_error().status_code().as_u16(),
         ),
     };
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(
+                status,
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(
+                status,
+                elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                "request served"
+            );
+        }
+    });
     let labels = [
         ("method", method),
         ("route", route),
         ("status", status.to_string()),
     ];
     counter!("http_requests_total", &labels).increment(1);
-    histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    histogram!(REQUEST_DURATION, &labels).record(elapsed.as_secs_f64());
     outcome
 }
 

@@ -159,3 +159,30 @@ async fn past_the_in_flight_bound_requests_are_shed_fast_with_503_and_probes_sti
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_sane_one_is_kept() {
+    let app = TestApp::spawn().await;
+
+    let generated = app.get("/api/concerts").await;
+    let kept = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "trace-42.a_b")
+        .send()
+        .await
+        .unwrap();
+    let replaced = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "not sane!")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(generated.status(), 401);
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+    assert_eq!(kept.headers()["x-request-id"], "trace-42.a_b");
+    assert_ne!(replaced.headers()["x-request-id"], "not sane!");
+}

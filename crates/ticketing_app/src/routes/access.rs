@@ -1,10 +1,10 @@
 //! The `Queue-Token` header: read once, and required ACTIVE on the protected scopes.
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpRequest};
-use ticketing_domain::queue::QueueToken;
+use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
+use ticketing_domain::queue::{ActiveToken, QueueToken};
 
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -31,16 +31,29 @@ fn token_from_headers(
 }
 
 /// Lets a request through only with an ACTIVE token, which handlers then find in the request's
-/// extensions (`web::ReqData<ActiveToken>`). One Redis round trip.
+/// extensions (`web::ReqData<ActiveToken>`). One Redis round trip. A refusal is answered here,
+/// as a response, so outer middlewares see its status like any other.
 pub async fn require_active_token(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match authorize(&request).await {
+        Ok(active) => {
+            request.extensions_mut().insert(active);
+            next.call(request)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(refusal) => Ok(request
+            .into_response(refusal.error_response())
+            .map_into_right_body()),
+    }
+}
+
+async fn authorize(request: &ServiceRequest) -> Result<ActiveToken, ApiError> {
     let token = token_from_headers(request.headers())?;
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state is not registered".into()))?;
-    let active = state.queue.authorize(token).await.map_err(ApiError::from)?;
-    request.extensions_mut().insert(active);
-    next.call(request).await
+    Ok(state.queue.authorize(token).await?)
 }
