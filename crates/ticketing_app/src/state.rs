@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ticketing_domain::catalog::CatalogService;
+use ticketing_domain::clock::Clock;
 use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{QueuePolicy, QueueService};
@@ -15,6 +16,16 @@ use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 
 use crate::catalog_cache::CatalogCache;
 use crate::settings::Settings;
+
+/// The process's wall clock.
+#[derive(Debug, Clone, Copy)]
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
 
 /// The application's use cases and the pools behind them.
 #[derive(Clone)]
@@ -52,6 +63,7 @@ impl AppState {
         let queue = QueueService::new(
             Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy)),
             policy,
+            Arc::new(SystemClock),
         );
         Ok(Self {
             catalog_cache: CatalogCache::new(std::time::Duration::from_millis(

@@ -227,10 +227,18 @@ mod tests {
         queue
     }
 
+    fn fixed_clock() -> crate::clock::MockClock {
+        let mut clock = crate::clock::MockClock::new();
+        clock
+            .expect_now()
+            .return_const(DateTime::<Utc>::from_timestamp(1_900_000_000, 0).expect("valid"));
+        clock
+    }
+
     fn service(ledger: MockPaymentLedger, queue: MockWaitingQueue) -> PaymentService {
         PaymentService::new(
             Arc::new(ledger),
-            QueueService::new(Arc::new(queue), policy()),
+            QueueService::new(Arc::new(queue), policy(), Arc::new(fixed_clock())),
         )
     }
 

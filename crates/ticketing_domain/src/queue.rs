@@ -8,6 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::clock::Clock;
 use crate::ids::UserId;
 use crate::InfrastructureError;
 
@@ -237,11 +241,58 @@ pub trait WaitingQueue: Send + Sync {
     async fn admit(&self) -> Result<AdmissionReport, QueueError>;
 }
 
+/// ACTIVE tokens this instance has seen, kept for "fail static": while the queue's store is
+/// unreachable, a token known to be ACTIVE until a time still in the future keeps working, so
+/// admitted buyers can go on browsing, holding and paying (all of which live in the database).
+/// Nobody new gets in: entering fails closed.
+#[derive(Default)]
+struct RecentlyActive {
+    tokens: Mutex<HashMap<QueueToken, (Option<UserId>, DateTime<Utc>)>>,
+}
+
+impl RecentlyActive {
+    fn remember(
+        &self,
+        token: &QueueToken,
+        user: Option<UserId>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        capacity: usize,
+    ) {
+        let Ok(mut tokens) = self.tokens.lock() else {
+            return;
+        };
+        if tokens.len() >= capacity {
+            tokens.retain(|_, (_, until)| *until > now);
+            if tokens.len() >= capacity {
+                return;
+            }
+        }
+        tokens.insert(token.clone(), (user, until));
+    }
+
+    fn recall(&self, token: &QueueToken, now: DateTime<Utc>) -> Option<Option<UserId>> {
+        let tokens = self.tokens.lock().ok()?;
+        tokens
+            .get(token)
+            .filter(|(_, until)| *until > now)
+            .map(|(user, _)| *user)
+    }
+
+    fn forget(&self, token: &QueueToken) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(token);
+        }
+    }
+}
+
 /// The waiting-room use cases.
 #[derive(Clone)]
 pub struct QueueService {
     queue: Arc<dyn WaitingQueue>,
     policy: QueuePolicy,
+    clock: Arc<dyn Clock>,
+    recently_active: Arc<RecentlyActive>,
 }
 
 impl std::fmt::Debug for QueueService {
@@ -253,8 +304,21 @@ impl std::fmt::Debug for QueueService {
 }
 
 impl QueueService {
-    pub fn new(queue: Arc<dyn WaitingQueue>, policy: QueuePolicy) -> Self {
-        Self { queue, policy }
+    pub fn new(queue: Arc<dyn WaitingQueue>, policy: QueuePolicy, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            queue,
+            policy,
+            clock,
+            recently_active: Arc::default(),
+        }
+    }
+
+    /// How many ACTIVE tokens are remembered for fail-static at most.
+    fn remembered_capacity(&self) -> usize {
+        usize::try_from(self.policy.max_active.get())
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2)
+            .clamp(1024, 1_000_000)
     }
 
     pub fn policy(&self) -> &QueuePolicy {
@@ -309,6 +373,7 @@ impl QueueService {
     /// # Errors
     /// [`QueueError::TokenInvalid`] when the token was not live.
     pub async fn leave(&self, token: &QueueToken) -> Result<(), QueueError> {
+        self.recently_active.forget(token);
         if self.queue.remove(token).await? {
             Ok(())
         } else {
@@ -321,20 +386,41 @@ impl QueueService {
     /// # Errors
     /// [`QueueError::Infrastructure`] when the store cannot answer.
     pub async fn expire(&self, token: &QueueToken) -> Result<(), QueueError> {
+        self.recently_active.forget(token);
         self.queue.remove(token).await.map(drop)
     }
 
-    /// Lets a request through only with an ACTIVE token.
+    /// Lets a request through only with an ACTIVE token. While the store is unreachable, a
+    /// token this instance saw ACTIVE, whose session has not ended by its clock, still passes
+    /// ("fail static").
     ///
     /// # Errors
     /// [`AccessError::TokenInvalid`] for an unknown or expired token,
-    /// [`AccessError::TokenNotActive`] for a WAITING one.
+    /// [`AccessError::TokenNotActive`] for a WAITING one, [`AccessError::Infrastructure`] when
+    /// the store cannot answer and the token is not known to be ACTIVE.
     pub async fn authorize(&self, token: QueueToken) -> Result<ActiveToken, AccessError> {
         match self.queue.inspect(&token, false).await {
-            Ok(Some(TokenState::Active { user, .. })) => Ok(ActiveToken { token, user }),
+            Ok(Some(TokenState::Active { user, until })) => {
+                self.recently_active.remember(
+                    &token,
+                    user,
+                    until,
+                    self.clock.now(),
+                    self.remembered_capacity(),
+                );
+                Ok(ActiveToken { token, user })
+            }
+            Err(QueueError::Infrastructure(cause)) => {
+                match self.recently_active.recall(&token, self.clock.now()) {
+                    Some(user) => Ok(ActiveToken { token, user }),
+                    None => Err(AccessError::Infrastructure(cause)),
+                }
+            }
             Ok(Some(TokenState::Waiting { .. })) => Err(AccessError::TokenNotActive),
-            Ok(None) => Err(AccessError::TokenInvalid),
-            Err(QueueError::Infrastructure(cause)) => Err(AccessError::Infrastructure(cause)),
+            Ok(None) => {
+                self.recently_active.forget(&token);
+                Err(AccessError::TokenInvalid)
+            }
             Err(QueueError::TokenInvalid | QueueError::RateLimited { .. }) => {
                 Err(AccessError::TokenInvalid)
             }
@@ -372,8 +458,90 @@ mod tests {
         UserId::new(id).expect("valid")
     }
 
+    fn fixed_clock(now: DateTime<Utc>) -> Arc<dyn Clock> {
+        let mut clock = crate::clock::MockClock::new();
+        clock.expect_now().return_const(now);
+        Arc::new(clock)
+    }
+
     fn service(queue: MockWaitingQueue) -> QueueService {
-        QueueService::new(Arc::new(queue), policy(100))
+        let now = DateTime::<Utc>::from_timestamp(1_900_000_000, 0).expect("valid");
+        QueueService::new(Arc::new(queue), policy(100), fixed_clock(now))
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_900_000_000 + seconds, 0).expect("valid")
+    }
+
+    /// A store that answers ACTIVE (until `until`) once, then is unreachable.
+    fn store_that_goes_down(until: DateTime<Utc>) -> MockWaitingQueue {
+        let mut queue = MockWaitingQueue::new();
+        let mut seq = mockall::Sequence::new();
+        queue
+            .expect_inspect()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _| {
+                Ok(Some(TokenState::Active {
+                    user: Some(user(7)),
+                    until,
+                }))
+            });
+        queue
+            .expect_inspect()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_, _| Err(InfrastructureError::Unavailable("redis down".into()).into()));
+        queue
+    }
+
+    #[tokio::test]
+    async fn while_the_store_is_down_a_token_seen_active_keeps_working() {
+        let service = service(store_that_goes_down(at(600)));
+        service.authorize(token("t")).await.expect("active");
+
+        let during_outage = service.authorize(token("t")).await;
+
+        assert_eq!(
+            during_outage.map(|a| a.user),
+            Ok(Some(user(7))),
+            "fail static: the admitted buyer goes on"
+        );
+    }
+
+    #[tokio::test]
+    async fn during_an_outage_a_token_never_seen_is_unavailable_not_invalid() {
+        let mut queue = MockWaitingQueue::new();
+        queue
+            .expect_inspect()
+            .returning(|_, _| Err(InfrastructureError::Unavailable("redis down".into()).into()));
+
+        let result = service(queue).authorize(token("stranger")).await;
+
+        assert!(matches!(result, Err(AccessError::Infrastructure(_))));
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_past_its_session_is_not_let_through() {
+        let service = service(store_that_goes_down(at(-1)));
+        service.authorize(token("t")).await.expect("active");
+
+        let result = service.authorize(token("t")).await;
+
+        assert!(matches!(result, Err(AccessError::Infrastructure(_))));
+    }
+
+    #[tokio::test]
+    async fn a_token_whose_session_ended_here_is_forgotten() {
+        let mut queue = store_that_goes_down(at(600));
+        queue.expect_remove().returning(|_| Ok(true));
+        let service = service(queue);
+        service.authorize(token("t")).await.expect("active");
+
+        service.expire(&token("t")).await.expect("expired");
+        let result = service.authorize(token("t")).await;
+
+        assert!(matches!(result, Err(AccessError::Infrastructure(_))));
     }
 
     #[test]

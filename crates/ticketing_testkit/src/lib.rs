@@ -3,9 +3,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod database;
+mod local_redis;
 mod redis_space;
 
 pub use database::TestDatabase;
+pub use local_redis::LocalRedis;
 pub use redis_space::TestRedis;
 
 /// A short random name part, unique enough for parallel tests.
