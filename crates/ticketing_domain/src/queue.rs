@@ -247,8 +247,11 @@ pub trait WaitingQueue: Send + Sync {
 /// Nobody new gets in: entering fails closed.
 #[derive(Default)]
 struct RecentlyActive {
-    tokens: Mutex<HashMap<QueueToken, (Option<UserId>, DateTime<Utc>)>>,
+    tokens: Mutex<HashMap<QueueToken, SeenActive>>,
 }
+
+/// The user a token is bound to, and the end of its session.
+type SeenActive = (Option<UserId>, DateTime<Utc>);
 
 impl RecentlyActive {
     fn remember(
