@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379
 # Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
 TICKETING ?= $(or $(CARGO_TARGET_DIR),target)/release/ticketing
 
-.PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max
+.PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
@@ -47,3 +47,7 @@ loadtest:
 ## loadtest-max: the highest sustained rate of one endpoint family (make loadtest-max FAMILY=catalog)
 loadtest-max:
 	loadtest/find-max.sh "$(FAMILY)" "$(BASE_URL)"
+
+## fuzz: schemathesis against a running stack from its OpenAPI document; fails on any 5xx
+fuzz:
+	scripts/fuzz.sh "$(BASE_URL)"

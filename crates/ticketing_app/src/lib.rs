@@ -65,6 +65,9 @@ impl Application {
                     actix_web::middleware::ErrorHandlers::new()
                         .default_handler(routes::problem_for_bare_errors),
                 )
+                .wrap(actix_web::middleware::from_fn(
+                    routes::body::json_bodies_only,
+                ))
                 .wrap({
                     let limit = in_flight.clone();
                     actix_web::middleware::from_fn(move |request, next| {

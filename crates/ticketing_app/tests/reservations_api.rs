@@ -409,3 +409,27 @@ async fn another_instances_hold_shows_within_the_staleness_bound() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_body_of_the_wrong_content_type_is_400_not_a_crash() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/reservations"))
+            .header(TOKEN_HEADER, &token)
+            .header("content-type", content_type)
+            .body(r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": 1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 400, "INVALID_REQUEST").await;
+    }
+    assert_eq!(app.seat_status(&token, 1).await, "AVAILABLE");
+}

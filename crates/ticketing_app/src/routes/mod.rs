@@ -1,7 +1,7 @@
 //! The HTTP routes of the contract, and how malformed requests are refused.
 
 mod access;
-mod body;
+pub mod body;
 mod catalog;
 mod health;
 mod openapi;
