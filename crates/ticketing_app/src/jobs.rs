@@ -29,6 +29,7 @@ impl BackgroundJobs {
             handles: vec![
                 tokio::spawn(admit_from_the_queue(state.clone(), schedule.admission)),
                 tokio::spawn(release_lapsed_holds(state.clone(), schedule.hold_expiry)),
+                tokio::spawn(metrics_upkeep()),
                 tokio::spawn(forget_old_outcomes(
                     state.clone(),
                     schedule.outcome_cleanup,
@@ -71,6 +72,15 @@ async fn release_lapsed_holds(state: AppState, interval: Duration) {
                 tracing::warn!(%error, "releasing lapsed holds failed; retrying next tick")
             }
         }
+    }
+}
+
+/// Keeps the metrics recorder's memory bounded between scrapes.
+async fn metrics_upkeep() {
+    let mut ticker = ticker(Duration::from_secs(5));
+    loop {
+        ticker.tick().await;
+        crate::observability::upkeep();
     }
 }
 

@@ -42,6 +42,14 @@ pub fn init() {
     let _ = recorder();
 }
 
+/// Folds the recorded histogram samples into their buckets; without it they pile up in memory
+/// until the next scrape. Run every few seconds.
+pub fn upkeep() {
+    if let Some(handle) = recorder() {
+        handle.run_upkeep();
+    }
+}
+
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The caller's `X-Request-Id` when it is a sane one, else a new one.
