@@ -64,3 +64,84 @@ async fn when_redis_dies_admitted_buyers_go_on_newcomers_get_503_and_it_recovers
     let entered = app.enter(Some(8)).await;
     assert!(entered["token"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_postgres_crashes_requests_get_503_fast_nothing_acknowledged_is_lost_and_it_recovers()
+{
+    let postgres = ticketing_testkit::LocalPostgres::start();
+    let url = postgres.url("ticketing");
+    ticketing_postgres::migrations::create_database_if_missing(&url)
+        .await
+        .unwrap();
+    ticketing_postgres::migrations::run_pending(&url)
+        .await
+        .unwrap();
+    let pool =
+        ticketing_postgres::pool::build_pool(&ticketing_postgres::PgPoolSettings::new(url.clone()))
+            .unwrap();
+    ticketing_postgres::demo_data::load(&pool).await.unwrap();
+    drop(pool);
+    let app = TestApp::spawn_with(&[
+        ("DATABASE_URL", url.as_str()),
+        ("APP__CATALOG__MAX_STALENESS_MS", "0"),
+    ])
+    .await;
+    let token = app.active_token(Some(7)).await;
+    app.charge(7, 500_000, None).await;
+    let acknowledged = app.held(&token, 7, 42).await;
+    let paid = app.held(&token, 7, 43).await;
+
+    postgres.crash();
+
+    let started = Instant::now();
+    let hold = app.hold(&token, 7, 44).await;
+    assert!(hold.headers().contains_key("retry-after"));
+    assert_problem(hold, 503, "UNAVAILABLE").await;
+    assert_problem(
+        app.pay(&token, paid, 7, Some("pay-43")).await,
+        503,
+        "UNAVAILABLE",
+    )
+    .await;
+    assert_problem(app.seats(&token, "1", "119").await, 503, "UNAVAILABLE").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded, not hung: {:?}",
+        started.elapsed()
+    );
+    assert_problem(app.get("/readyz").await, 503, "UNAVAILABLE").await;
+
+    postgres.start_again();
+
+    let started = Instant::now();
+    while app.get("/readyz").await.status() != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no recovery without a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let shown: serde_json::Value = app
+        .reservation(&token, acknowledged)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["status"], "HELD",
+        "the acknowledged hold survived the crash"
+    );
+    assert_eq!(
+        app.seat_status(&token, 44).await,
+        "AVAILABLE",
+        "the refused hold left nothing"
+    );
+    let retried = app.pay(&token, paid, 7, Some("pay-43")).await;
+    assert_eq!(
+        retried.status(),
+        200,
+        "the refused payment can be retried with its key"
+    );
+    let balance: serde_json::Value = app.balance(7).await.json().await.unwrap();
+    assert_eq!(balance["balance"], 350_000, "charged exactly once");
+}

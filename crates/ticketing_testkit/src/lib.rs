@@ -3,10 +3,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod database;
+mod local_postgres;
 mod local_redis;
 mod redis_space;
 
 pub use database::TestDatabase;
+pub use local_postgres::LocalPostgres;
 pub use local_redis::LocalRedis;
 pub use redis_space::TestRedis;
 
