@@ -145,3 +145,38 @@ async fn when_postgres_crashes_requests_get_503_fast_nothing_acknowledged_is_los
     let balance: serde_json::Value = app.balance(7).await.json().await.unwrap();
     assert_eq!(balance["balance"], 350_000, "charged exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_gives_503_within_the_command_timeout_not_a_hang() {
+    let redis = LocalRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    let token = app.active_token(None).await;
+
+    redis.pause();
+
+    let started = Instant::now();
+    let entering = app.enter_queue(None).await;
+    let waited = started.elapsed();
+    assert_problem(entering, 503, "UNAVAILABLE").await;
+    assert!(waited < Duration::from_secs(3), "answered in {waited:?}");
+    let started = Instant::now();
+    assert_problem(app.get("/readyz").await, 503, "UNAVAILABLE").await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        app.concerts(&token).await.status(),
+        200,
+        "fail static while frozen"
+    );
+
+    redis.resume();
+
+    let started = Instant::now();
+    while app.enter_queue(None).await.status() != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no recovery after the thaw"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -329,6 +329,16 @@ impl QueueService {
     }
 
     fn view(&self, token: QueueToken, state: TokenState) -> QueueView {
+        // A token seen ACTIVE here, by entering or polling, is remembered for fail static.
+        if let TokenState::Active { user, until } = &state {
+            self.recently_active.remember(
+                &token,
+                *user,
+                *until,
+                self.clock.now(),
+                self.remembered_capacity(),
+            );
+        }
         match state {
             TokenState::Active { until, .. } => QueueView {
                 token,
@@ -510,6 +520,17 @@ mod tests {
             Ok(Some(user(7))),
             "fail static: the admitted buyer goes on"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_seen_admitted_by_polling_keeps_working_during_an_outage() {
+        let service = service(store_that_goes_down(at(600)));
+        let polled = service.poll(token("t")).await.expect("polled");
+        assert_eq!(polled.status, QueueStatus::Active);
+
+        let during_outage = service.authorize(token("t")).await;
+
+        assert!(during_outage.is_ok());
     }
 
     #[tokio::test]

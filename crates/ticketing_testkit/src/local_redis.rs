@@ -44,6 +44,28 @@ impl LocalRedis {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as with a
+    /// server stuck in a long command or a swap storm.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status()
+                .expect("kill");
+            assert!(status.success(), "kill {signal} the test's redis-server");
+        }
+    }
+
     /// Starts the server again on the same port and data, and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
