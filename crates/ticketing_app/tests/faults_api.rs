@@ -180,3 +180,45 @@ async fn a_frozen_redis_gives_503_within_the_command_timeout_not_a_hang() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stuck_past_the_statement_timeout_is_a_503_and_changes_nothing() {
+    let app = TestApp::spawn_with(&[("APP__DATABASE__STATEMENT_TIMEOUT_MS", "500")]).await;
+    let token = app.active_token(None).await;
+    // Another session holds the seat's row lock and does not let go: PostgreSQL is "slow".
+    let blocker = app
+        .db
+        .open_transaction(
+            "SELECT * FROM seats WHERE performance_id = 119 AND seat_no = 42 FOR UPDATE",
+        )
+        .await;
+
+    let started = Instant::now();
+    let stuck = app.hold(&token, 7, 42).await;
+    let waited = started.elapsed();
+
+    assert!(stuck.headers().contains_key("retry-after"));
+    assert_problem(stuck, 503, "UNAVAILABLE").await;
+    assert!(
+        waited < Duration::from_secs(2),
+        "cut at the statement timeout, after {waited:?}"
+    );
+    drop(blocker);
+    assert_eq!(
+        app.db.query_i64("SELECT count(*) FROM reservations").await,
+        0,
+        "the cancelled statement left nothing behind"
+    );
+    let started = Instant::now();
+    loop {
+        let retried = app.hold(&token, 7, 42).await.status();
+        if retried == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {retried} once the lock is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -119,6 +119,17 @@ impl TestDatabase {
             .unwrap_or_else(|e| panic!("fixture SQL failed: {e}\n{sql}"));
     }
 
+    /// Opens a transaction in this schema, runs `sql` in it and keeps it open (with its locks)
+    /// until the returned client is dropped: for making the service wait on a lock.
+    pub async fn open_transaction(&self, sql: &str) -> tokio_postgres::Client {
+        let client = connect(&self.url).await;
+        client
+            .batch_execute(&format!("BEGIN; {sql}"))
+            .await
+            .unwrap_or_else(|e| panic!("transaction SQL failed: {e}\n{sql}"));
+        client
+    }
+
     /// Runs a query returning one `i64` (counts, sums) in this schema.
     pub async fn query_i64(&self, sql: &str) -> i64 {
         let client = connect(&self.url).await;
