@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
-use support::{assert_problem, TestApp, TOKEN_HEADER};
+use support::{assert_problem, TestApp};
 
 async fn json(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
@@ -79,13 +79,7 @@ async fn charges_out_of_range_or_malformed_are_400() {
     for amount in [0, -5, 10_000_001, i64::MAX] {
         assert_problem(app.charge(7, amount, None).await, 400, "INVALID_REQUEST").await;
     }
-    let post = |body: &'static str| {
-        app.client
-            .post(app.url("/api/users/7/balance/charge"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
+    let post = |body: &'static str| app.post_raw("/api/users/7/balance/charge", None, body);
     for body in [
         "",
         "{",
@@ -94,7 +88,7 @@ async fn charges_out_of_range_or_malformed_are_400() {
         r#"{}"#,
         r#"{"amount": 1e30}"#,
     ] {
-        assert_problem(post(body).await.unwrap(), 400, "INVALID_REQUEST").await;
+        assert_problem(post(body).await, 400, "INVALID_REQUEST").await;
     }
     assert_problem(app.balance(0).await, 400, "INVALID_REQUEST").await;
     assert_problem(
@@ -288,14 +282,7 @@ async fn payments_check_the_token() {
 async fn malformed_payment_requests_are_400() {
     let app = TestApp::spawn().await;
     let token = app.active_token(None).await;
-    let post = |body: &'static str| {
-        app.client
-            .post(app.url("/api/payments"))
-            .header(TOKEN_HEADER, &token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
+    let post = |body: &'static str| app.post_raw("/api/payments", Some(&token), body);
 
     for body in [
         "",
@@ -304,7 +291,7 @@ async fn malformed_payment_requests_are_400() {
         r#"{"reservationId": "1", "userId": 7}"#,
         r#"{"reservationId": 0, "userId": 7}"#,
     ] {
-        assert_problem(post(body).await.unwrap(), 400, "INVALID_REQUEST").await;
+        assert_problem(post(body).await, 400, "INVALID_REQUEST").await;
     }
 }
 

@@ -104,14 +104,7 @@ async fn unknown_seats_performances_and_users_are_404() {
 async fn malformed_hold_requests_are_400() {
     let app = TestApp::spawn().await;
     let token = app.active_token(None).await;
-    let post = |body: &'static str| {
-        app.client
-            .post(app.url("/api/reservations"))
-            .header(TOKEN_HEADER, &token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
+    let post = |body: &'static str| app.post_raw("/api/reservations", Some(&token), body);
 
     for body in [
         "",
@@ -125,7 +118,7 @@ async fn malformed_hold_requests_are_400() {
         r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": 99999999999}"#,
         r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": null}"#,
     ] {
-        let response = post(body).await.unwrap();
+        let response = post(body).await;
         assert_problem(response, 400, "INVALID_REQUEST").await;
     }
     assert_problem(app.reservation(&token, 0).await, 400, "INVALID_REQUEST").await;
