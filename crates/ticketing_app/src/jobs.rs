@@ -97,12 +97,13 @@ async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Dur
     }
 }
 
-/// Moves tokens from the head of the line to the active set, within the shared budget.
+/// One step of the line: reports this instance's polls, moves people from the front of the line
+/// to the active set within the shared budget, and refreshes this instance's view of the line.
 async fn admit_from_the_queue(state: AppState, interval: Duration) {
     let mut ticker = ticker(interval);
     loop {
         ticker.tick().await;
-        match state.queue.admit().await {
+        match state.queue.advance().await {
             Ok(report) => {
                 crate::observability::admission_step(&report);
                 if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {

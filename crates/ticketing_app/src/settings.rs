@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
-use ticketing_domain::queue::QueuePolicy;
+use ticketing_domain::queue::{QueuePolicy, SigningKey, TokenKeys};
 use ticketing_domain::reservation::HoldTtl;
 use ticketing_postgres::PgPoolSettings;
 use ticketing_redis::RedisSettings;
@@ -24,7 +24,13 @@ pub struct Settings {
     pub reservation: ReservationSettings,
     pub idempotency: IdempotencySettings,
     pub log: LogSettings,
+    /// `APP_ENV`: `production` refuses settings only fit for development.
+    #[serde(default)]
+    pub environment: String,
 }
+
+/// The signing key of `config/default.toml`: public, so only for development and tests.
+pub const DEVELOPMENT_SIGNING_KEY: &str = "development-only-signing-key-not-a-secret";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdempotencySettings {
@@ -68,6 +74,11 @@ pub struct QueueSettings {
     pub waiting_idle_timeout_seconds: u64,
     pub entry_rate_per_client: u32,
     pub admission_interval_ms: u64,
+    /// Signs queue tokens; shared by every instance (`APP__QUEUE__SIGNING_KEY`).
+    pub signing_key: String,
+    /// The key before the last rotation, still accepted while set.
+    #[serde(default)]
+    pub previous_signing_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +142,7 @@ impl Settings {
             )
             .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
             .set_override_option("redis.url", vars.get("REDIS_URL").cloned())?
+            .set_override_option("environment", vars.get("APP_ENV").cloned())?
             .build()?
             .try_deserialize()
     }
@@ -164,6 +176,35 @@ impl Settings {
             waiting_idle_timeout: Duration::from_secs(queue.waiting_idle_timeout_seconds),
             entry_rate_per_client: NonZeroU32::new(queue.entry_rate_per_client),
         })
+    }
+
+    /// The keys queue tokens are signed and verified with.
+    ///
+    /// # Errors
+    /// When a key is shorter than 32 bytes, or, with `APP_ENV=production`, when no key of its
+    /// own was set (the development key is public).
+    pub fn token_keys(&self) -> Result<TokenKeys, config::ConfigError> {
+        let queue = &self.queue;
+        if self.environment == "production"
+            && (queue.signing_key.is_empty() || queue.signing_key == DEVELOPMENT_SIGNING_KEY)
+        {
+            return Err(config::ConfigError::Message(
+                "APP__QUEUE__SIGNING_KEY must be set to a secret of at least 32 bytes in production"
+                    .into(),
+            ));
+        }
+        let key = |name: &str, value: &str| {
+            SigningKey::new(value.as_bytes())
+                .map_err(|weak| config::ConfigError::Message(format!("queue.{name}: {weak}")))
+        };
+        let previous = match queue.previous_signing_key.as_str() {
+            "" => None,
+            text => Some(key("previous_signing_key", text)?),
+        };
+        Ok(TokenKeys::new(
+            key("signing_key", &queue.signing_key)?,
+            previous,
+        ))
     }
 
     /// How long a seat hold lasts.
@@ -289,6 +330,42 @@ mod tests {
                 .entry_rate_per_client,
             None
         );
+    }
+
+    #[test]
+    fn production_refuses_the_development_signing_key() {
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP_ENV", "production"),
+        ]))
+        .expect("loads");
+        assert!(settings.token_keys().is_err());
+
+        let with_key = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP_ENV", "production"),
+            ("APP__QUEUE__SIGNING_KEY", &"s".repeat(32)),
+        ]))
+        .expect("loads");
+        assert!(with_key.token_keys().is_ok());
+    }
+
+    #[test]
+    fn a_short_signing_key_is_refused() {
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__QUEUE__SIGNING_KEY", "short"),
+        ]))
+        .expect("loads");
+        assert!(settings.token_keys().is_err());
+    }
+
+    #[test]
+    fn the_development_defaults_sign_tokens() {
+        let settings =
+            Settings::load_from(vars(&[("APP_CONFIG_DIR", "/nonexistent")])).expect("loads");
+        assert_eq!(settings.queue.signing_key, DEVELOPMENT_SIGNING_KEY);
+        assert!(settings.token_keys().is_ok());
     }
 
     #[test]

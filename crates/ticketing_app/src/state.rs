@@ -62,6 +62,7 @@ impl AppState {
         let hold_ttl: HoldTtl = settings.hold_ttl()?;
         let queue = QueueService::new(
             Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy)),
+            settings.token_keys()?,
             policy,
             Arc::new(SystemClock),
         );

@@ -7,7 +7,25 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{assert_problem, TestApp};
+use ticketing_app::settings::DEVELOPMENT_SIGNING_KEY;
+use ticketing_domain::queue::{SigningKey, Ticket, TokenKeys};
 use ticketing_testkit::LocalRedis;
+
+/// A well-signed token of a line this instance never saw: only Redis could judge it.
+fn signed_token_of_another_line() -> String {
+    let keys = TokenKeys::new(
+        SigningKey::new(DEVELOPMENT_SIGNING_KEY).expect("long enough"),
+        None,
+    );
+    // Real lines' epochs are never 0.
+    keys.seal(&Ticket {
+        epoch: 0,
+        seq: 1,
+        user: None,
+    })
+    .as_str()
+    .to_string()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_dies_admitted_buyers_go_on_newcomers_get_503_and_it_recovers() {
@@ -40,6 +58,12 @@ async fn when_redis_dies_admitted_buyers_go_on_newcomers_get_503_and_it_recovers
     );
     assert_problem(
         app.concerts("0123456789abcdef0123456789abcdef").await,
+        401,
+        "TOKEN_INVALID",
+    )
+    .await;
+    assert_problem(
+        app.concerts(&signed_token_of_another_line()).await,
         503,
         "UNAVAILABLE",
     )

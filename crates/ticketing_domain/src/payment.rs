@@ -168,7 +168,7 @@ impl PaymentService {
         let payment = self.ledger.pay(request, idempotency).await??;
         // The payment is recorded and stands even if the session cannot be ended right now;
         // it then ends by itself at its expiry.
-        let _ = self.queue.expire(&active.token).await;
+        let _ = self.queue.expire(&active).await;
         Ok(payment)
     }
 }
@@ -179,7 +179,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::queue::{MockWaitingQueue, QueuePolicy, TokenState};
+    use crate::queue::{MockWaitingQueue, QueuePolicy, SigningKey, Ticket, TicketState, TokenKeys};
 
     fn policy() -> QueuePolicy {
         QueuePolicy {
@@ -208,19 +208,26 @@ mod tests {
         }
     }
 
+    fn keys() -> TokenKeys {
+        TokenKeys::new(SigningKey::new(vec![7; 32]).expect("long enough"), None)
+    }
+
     fn token() -> QueueToken {
-        QueueToken::parse("t").expect("valid")
+        keys().seal(&Ticket {
+            epoch: 1,
+            seq: 1,
+            user: None,
+        })
     }
 
     fn key() -> Option<IdempotencyKey> {
         Some(IdempotencyKey::parse("k").expect("valid"))
     }
 
-    fn active_queue(user: Option<i64>) -> MockWaitingQueue {
+    fn active_queue() -> MockWaitingQueue {
         let mut queue = MockWaitingQueue::new();
-        queue.expect_inspect().returning(move |_, _| {
-            Ok(Some(TokenState::Active {
-                user: user.map(|u| UserId::new(u).expect("valid")),
+        queue.expect_lookup().returning(|_, _| {
+            Ok(Some(TicketState::Active {
                 until: DateTime::<Utc>::from_timestamp(2_000_000_000, 0).expect("valid"),
             }))
         });
@@ -238,14 +245,23 @@ mod tests {
     fn service(ledger: MockPaymentLedger, queue: MockWaitingQueue) -> PaymentService {
         PaymentService::new(
             Arc::new(ledger),
-            QueueService::new(Arc::new(queue), policy(), Arc::new(fixed_clock())),
+            QueueService::new(Arc::new(queue), keys(), policy(), Arc::new(fixed_clock())),
         )
+    }
+
+    /// A token bound to `user`, as the queue would have signed it.
+    fn token_of(user: Option<i64>) -> QueueToken {
+        keys().seal(&Ticket {
+            epoch: 1,
+            seq: 1,
+            user: user.map(|u| UserId::new(u).expect("valid")),
+        })
     }
 
     #[tokio::test]
     async fn a_recorded_payment_ends_the_token_session() {
-        let mut queue = active_queue(Some(7));
-        queue.expect_remove().times(1).returning(|_| Ok(true));
+        let mut queue = active_queue();
+        queue.expect_revoke().times(1).returning(|_| Ok(true));
         let mut ledger = MockPaymentLedger::new();
         ledger
             .expect_pay()
@@ -259,8 +275,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_keeps_the_token_session() {
-        let mut queue = active_queue(None);
-        queue.expect_remove().never();
+        let mut queue = active_queue();
+        queue.expect_revoke().never();
         let mut ledger = MockPaymentLedger::new();
         ledger
             .expect_pay()
@@ -279,8 +295,8 @@ mod tests {
         let mut ledger = MockPaymentLedger::new();
         ledger.expect_pay().never();
 
-        let result = service(ledger, active_queue(Some(8)))
-            .pay(token(), request(), None)
+        let result = service(ledger, active_queue())
+            .pay(token_of(Some(8)), request(), None)
             .await;
 
         assert_eq!(
@@ -292,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_the_session_ended_learns_the_recorded_outcome() {
         let mut queue = MockWaitingQueue::new();
-        queue.expect_inspect().returning(|_, _| Ok(None));
+        queue.expect_lookup().returning(|_, _| Ok(None));
         let mut ledger = MockPaymentLedger::new();
         ledger.expect_pay().never();
         ledger
@@ -308,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_token_without_a_recorded_outcome_is_invalid() {
         let mut queue = MockWaitingQueue::new();
-        queue.expect_inspect().returning(|_, _| Ok(None));
+        queue.expect_lookup().returning(|_, _| Ok(None));
         let mut ledger = MockPaymentLedger::new();
         ledger.expect_recorded().returning(|_| Ok(None));
 
@@ -320,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn an_expired_token_without_a_key_is_invalid() {
         let mut queue = MockWaitingQueue::new();
-        queue.expect_inspect().returning(|_, _| Ok(None));
+        queue.expect_lookup().returning(|_, _| Ok(None));
         let mut ledger = MockPaymentLedger::new();
         ledger.expect_recorded().never();
 

@@ -260,13 +260,9 @@ impl ReservationService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::QueueToken;
 
     fn token_for(user: Option<i64>) -> ActiveToken {
-        ActiveToken {
-            token: QueueToken::parse("t").expect("valid"),
-            user: user.map(|u| UserId::new(u).expect("valid")),
-        }
+        ActiveToken::for_tests(user.map(|u| UserId::new(u).expect("valid")))
     }
 
     fn request(user: i64) -> HoldRequest {

@@ -39,6 +39,9 @@ pub(crate) struct QueueBody {
     position: u64,
     estimated_wait_seconds: u64,
     active_until: Option<String>,
+    /// WAITING only: seconds until the next poll is useful (clients should honour it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    poll_after_seconds: Option<u64>,
 }
 
 impl From<QueueView> for QueueBody {
@@ -49,6 +52,7 @@ impl From<QueueView> for QueueBody {
             position: view.position,
             estimated_wait_seconds: view.estimated_wait_seconds,
             active_until: view.active_until.map(rfc3339),
+            poll_after_seconds: view.poll_after_seconds,
         }
     }
 }

@@ -1,53 +1,61 @@
--- Shared by every waiting-queue script. KEYS[1..6] are the same in all of them:
--- waiting (sorted set, score = arrival sequence), active (sorted set, score = expiry in ms),
--- last_seen (sorted set of WAITING tokens, score = last poll in ms), user_token and token_user
--- (hashes binding a token to its user), admission (hash: second, count, total).
+-- Shared by every waiting-line script. KEYS[1..9] are the same in all of them:
+-- epoch (the line's incarnation), seq (last place handed out), head (every place up to it is
+-- decided: admitted or skipped), active (sorted set: place -> expiry ms), left (sorted set of
+-- places behind the head whose holder left), log (stream of admissions and revocations that
+-- every instance follows), admission (hash: second, count, total), users (hash: user -> place),
+-- seen (prefix of the liveness bitmaps: one bit per place per time bucket).
 -- The clock is Redis's own, so every app instance sees the same time.
-local waiting, active, last_seen = KEYS[1], KEYS[2], KEYS[3]
-local user_token, token_user, admission = KEYS[4], KEYS[5], KEYS[6]
+local epoch_key, seq_key, head_key = KEYS[1], KEYS[2], KEYS[3]
+local active, left, log = KEYS[4], KEYS[5], KEYS[6]
+local admission, users, seen_prefix = KEYS[7], KEYS[8], KEYS[9]
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local this_second = clock[1]
 
+-- How long the log keeps an entry: instances read it every admission interval; one that falls
+-- further behind starts over from a snapshot.
+local LOG_RETENTION_MS = 60000
+
 -- Numbers as integer strings: Lua 5.1 would print large ones in exponent notation.
 local function int(x) return string.format('%.0f', x) end
 
-local function unbind(token)
-  local user = redis.call('HGET', token_user, token)
-  if user then
-    if redis.call('HGET', user_token, user) == token then
-      redis.call('HDEL', user_token, user)
-    end
-    redis.call('HDEL', token_user, token)
+local function head_now() return tonumber(redis.call('GET', head_key) or '0') end
+local function last_now() return tonumber(redis.call('GET', seq_key) or '0') end
+
+-- Liveness: a place is alive while its bit is set in a bucket that ended less than idle_ms ago.
+local function bucket_of(t, bucket_ms) return math.floor(t / bucket_ms) end
+
+local function seen_within(seq, idle_ms, bucket_ms)
+  local newest = bucket_of(now, bucket_ms)
+  local oldest = bucket_of(now - idle_ms, bucket_ms)
+  for b = newest, oldest, -1 do
+    if redis.call('GETBIT', seen_prefix .. b, seq) == 1 then return true end
   end
+  return false
 end
 
-local function forget(token)
-  redis.call('ZREM', active, token)
-  redis.call('ZREM', waiting, token)
-  redis.call('ZREM', last_seen, token)
-  unbind(token)
+local function mark_seen(seqs, idle_ms, bucket_ms)
+  local key = seen_prefix .. bucket_of(now, bucket_ms)
+  for _, seq in ipairs(seqs) do redis.call('SETBIT', key, seq, 1) end
+  redis.call('PEXPIRE', key, int(idle_ms + 2 * bucket_ms))
 end
 
--- 'ACTIVE', expiry_ms | 'WAITING', position | nil when unknown. An expired or idle token is
--- forgotten on the spot, so the answer never depends on the admission job having run.
-local function state_of(token, idle_ms, keep_alive)
-  local expiry = redis.call('ZSCORE', active, token)
-  if expiry then
-    if tonumber(expiry) > now then return 'ACTIVE', tonumber(expiry) end
-    forget(token)
+local function has_left(seq) return redis.call('ZSCORE', left, seq) ~= false end
+
+-- 'ACTIVE', expiry_ms | 'WAITING', position | nil when dead (expired, ended, skipped, idle).
+local function state_of(seq, idle_ms, bucket_ms, keep_alive)
+  local head = head_now()
+  if seq <= head then
+    local expiry = redis.call('ZSCORE', active, seq)
+    if expiry and tonumber(expiry) > now then return 'ACTIVE', tonumber(expiry) end
     return nil
   end
-  local rank = redis.call('ZRANK', waiting, token)
-  if not rank then return nil end
-  local seen = tonumber(redis.call('ZSCORE', last_seen, token) or now)
-  if now - seen > idle_ms then
-    forget(token)
+  if seq > last_now() or has_left(seq) or not seen_within(seq, idle_ms, bucket_ms) then
     return nil
   end
-  if keep_alive then redis.call('ZADD', last_seen, int(now), token) end
-  return 'WAITING', rank + 1
+  if keep_alive then mark_seen({seq}, idle_ms, bucket_ms) end
+  return 'WAITING', seq - head
 end
 
 local function budget_left(rate)
@@ -62,4 +70,11 @@ local function spend(n)
     redis.call('HINCRBY', admission, 'count', n)
   end
   redis.call('HINCRBY', admission, 'total', n)
+end
+
+-- Appends to the log every instance follows: 'a' (places admitted until a time) or 'r' (a
+-- place ended).
+local function publish(kind, seqs, expiry)
+  redis.call('XADD', log, 'MINID', '~', int(now - LOG_RETENTION_MS), '*',
+    't', kind, 's', seqs, 'u', expiry)
 end

@@ -1,0 +1,525 @@
+//! One instance's view of the line, kept in memory and refreshed from the store every
+//! admission interval, so that token checks and polls need no round trip.
+//!
+//! The view is a replica of three facts: the front of the line (`head`: every place up to it is
+//! decided, admitted or skipped), the ACTIVE tickets with their expiry, and the places behind the
+//! front whose holder left. It learns them from the store's change feed ([`LineChanges::Since`]),
+//! or starts over from a snapshot when it is new, fell behind, or the line was recreated.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::policy::QueuePolicy;
+use super::token::{Seq, Ticket};
+
+/// A position in the store's change feed; empty before the first sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncCursor(String);
+
+impl SyncCursor {
+    pub fn new(position: impl Into<String>) -> Self {
+        Self(position.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_start(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One change the feed reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineEvent {
+    /// These places were admitted, all until `until`.
+    Admitted {
+        seqs: Vec<Seq>,
+        until: DateTime<Utc>,
+    },
+    /// This ticket was ended (left the line, paid, or was revoked by an operator).
+    Revoked { seq: Seq },
+}
+
+/// What changed, or the whole state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineChanges {
+    /// The changes after the cursor the view gave, in order.
+    Since(Vec<LineEvent>),
+    /// Everything: the view starts over from it.
+    Snapshot {
+        active: Vec<(Seq, DateTime<Utc>)>,
+        left: Vec<Seq>,
+    },
+}
+
+/// The line as the store reports it in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineSync {
+    /// The line's incarnation; `None` while nobody ever entered.
+    pub epoch: Option<u32>,
+    /// Every place up to this one is decided (admitted or skipped).
+    pub head: Seq,
+    /// The last place handed out.
+    pub last_seq: Seq,
+    /// Where the next sync continues.
+    pub cursor: SyncCursor,
+    pub changes: LineChanges,
+}
+
+/// What the view can tell of a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    /// Admitted, until `until`.
+    Active { until: DateTime<Utc> },
+    /// In line, 1-based, counting places ahead not yet known to be empty.
+    Waiting { position: u64 },
+    /// Expired, ended, skipped, or left.
+    Dead,
+    /// Of a line this view does not know (new, or recreated): only the store can tell.
+    Unknown,
+}
+
+/// One instance's replica of the line.
+#[derive(Debug, Default)]
+pub struct LineView {
+    epoch: Option<u32>,
+    head: Seq,
+    last_seq: Seq,
+    cursor: SyncCursor,
+    active: HashMap<Seq, DateTime<Utc>>,
+    /// Expiries of the ACTIVE tickets as of the last sync, ascending: for the expected wait
+    /// when the room is full.
+    expiries: Vec<DateTime<Utc>>,
+    left: HashSet<Seq>,
+    /// Tickets this instance ended lately: a step read from the store before the end must not
+    /// bring them back.
+    ended_here: HashMap<Seq, (u32, DateTime<Utc>)>,
+    synced_at: Option<DateTime<Utc>>,
+}
+
+/// How long an end noted here outweighs what steps report: longer than any step takes.
+const ENDED_HERE_MEMORY: chrono::Duration = chrono::Duration::seconds(10);
+
+impl LineView {
+    /// Where the next sync continues.
+    pub fn cursor(&self) -> SyncCursor {
+        self.cursor.clone()
+    }
+
+    /// Whether the last sync is recent enough for a "yes" from memory.
+    pub fn is_fresh(&self, now: DateTime<Utc>, max_age: Duration) -> bool {
+        self.synced_at.is_some_and(|at| {
+            now.signed_duration_since(at)
+                .to_std()
+                .map_or(true, |age| age <= max_age)
+        })
+    }
+
+    pub fn head(&self) -> Seq {
+        self.head
+    }
+
+    /// Places handed out and not yet decided.
+    pub fn undecided(&self) -> u64 {
+        self.last_seq.saturating_sub(self.head)
+    }
+
+    /// ACTIVE tickets known here, expired ones included until the next sync drops them.
+    pub fn active_count(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Takes in one step's report, at `now` by this instance's clock.
+    pub fn apply(&mut self, sync: LineSync, now: DateTime<Utc>) {
+        match sync.changes {
+            LineChanges::Snapshot { active, left } => {
+                self.active = active.into_iter().collect();
+                self.left = left.into_iter().collect();
+            }
+            LineChanges::Since(events) => {
+                if sync.epoch != self.epoch {
+                    // A feed of another line cannot continue this one; the next sync's cursor
+                    // is from the new line, whose snapshot the store sends when asked.
+                    self.active.clear();
+                    self.left.clear();
+                }
+                for event in events {
+                    self.record(event);
+                }
+            }
+        }
+        if sync.epoch == self.epoch {
+            // What this instance noted between the store's answer and now is not undone.
+            self.head = self.head.max(sync.head);
+            self.last_seq = self.last_seq.max(sync.last_seq);
+        } else {
+            self.head = sync.head;
+            self.last_seq = sync.last_seq;
+        }
+        self.epoch = sync.epoch;
+        self.cursor = sync.cursor;
+        self.ended_here
+            .retain(|_, (_, at)| now.signed_duration_since(*at) < ENDED_HERE_MEMORY);
+        let ended: Vec<Seq> = self
+            .ended_here
+            .iter()
+            .filter(|(_, (epoch, _))| Some(*epoch) == self.epoch)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in ended {
+            self.forget(seq);
+        }
+        self.active.retain(|_, until| *until > now);
+        let head = self.head;
+        self.left.retain(|seq| *seq > head);
+        self.expiries = self.active.values().copied().collect();
+        self.expiries.sort_unstable();
+        self.synced_at = Some(now);
+    }
+
+    fn record(&mut self, event: LineEvent) {
+        match event {
+            LineEvent::Admitted { seqs, until } => {
+                for seq in seqs {
+                    if !self.left.contains(&seq) {
+                        self.active.insert(seq, until);
+                    }
+                }
+            }
+            LineEvent::Revoked { seq } => self.forget(seq),
+        }
+    }
+
+    /// This instance admitted `seq` (at entry, or learned it from the store) before the feed
+    /// says so.
+    ///
+    /// The store's answer is current: a ticket of a line this view does not know (the first
+    /// entry ever, or a line recreated since the last sync) starts the view over on that line,
+    /// unsynced until the next step.
+    pub fn note_active(&mut self, ticket: &Ticket, until: DateTime<Utc>) {
+        if Some(ticket.epoch) != self.epoch {
+            *self = LineView {
+                epoch: Some(ticket.epoch),
+                ended_here: std::mem::take(&mut self.ended_here),
+                ..LineView::default()
+            };
+        }
+        self.active.insert(ticket.seq, until);
+        self.head = self.head.max(ticket.seq);
+        self.last_seq = self.last_seq.max(ticket.seq);
+    }
+
+    /// This instance ended `ticket`, or learned from the store that it is dead, at `now`.
+    pub fn note_dead(&mut self, ticket: &Ticket, now: DateTime<Utc>) {
+        if Some(ticket.epoch) == self.epoch {
+            self.forget(ticket.seq);
+        }
+        self.ended_here.insert(ticket.seq, (ticket.epoch, now));
+    }
+
+    fn forget(&mut self, seq: Seq) {
+        self.active.remove(&seq);
+        if seq > self.head {
+            self.left.insert(seq);
+        }
+    }
+
+    /// What the view tells of `ticket` at `now`.
+    pub fn judge(&self, ticket: &Ticket, now: DateTime<Utc>) -> Judgement {
+        if self.epoch != Some(ticket.epoch) {
+            return Judgement::Unknown;
+        }
+        if ticket.seq <= self.head {
+            return match self.active.get(&ticket.seq) {
+                Some(until) if *until > now => Judgement::Active { until: *until },
+                _ => Judgement::Dead,
+            };
+        }
+        if self.left.contains(&ticket.seq) {
+            return Judgement::Dead;
+        }
+        Judgement::Waiting {
+            position: ticket.seq - self.head,
+        }
+    }
+
+    /// Whole seconds a ticket at `position` likely waits: the longer of what the admission rate
+    /// allows and what the room allows (when it is full, places free up only as ACTIVE
+    /// sessions end).
+    pub fn estimated_wait(&self, position: u64, policy: &QueuePolicy, now: DateTime<Utc>) -> u64 {
+        let by_rate = policy.wait_by_rate(position);
+        let live: &[DateTime<Utc>] = {
+            let first_live = self.expiries.partition_point(|until| *until <= now);
+            &self.expiries[first_live..]
+        };
+        let max_active = u64::from(policy.max_active.get());
+        let free = max_active.saturating_sub(live.len() as u64);
+        if position <= free {
+            return by_rate;
+        }
+        // Places that must free up before this one; each ACTIVE session frees its place when it
+        // ends, then the place is taken again for a whole session.
+        let needed = position - free;
+        let ttl = policy.active_ttl.as_secs().max(1);
+        let by_room = match u64::try_from(live.len()) {
+            Ok(0) | Err(_) => needed.div_ceil(max_active).saturating_mul(ttl),
+            Ok(in_use) => {
+                let rounds = (needed - 1) / in_use;
+                let index = usize::try_from((needed - 1) % in_use).unwrap_or(0);
+                let first_free = live.get(index).map_or(ttl, |until| {
+                    let seconds = until.signed_duration_since(now).num_milliseconds();
+                    u64::try_from(seconds).unwrap_or(0).div_ceil(1000)
+                });
+                rounds.saturating_mul(ttl).saturating_add(first_free)
+            }
+        };
+        by_rate.max(by_room)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_900_000_000 + seconds, 0).expect("valid")
+    }
+
+    fn ticket(seq: Seq) -> Ticket {
+        Ticket {
+            epoch: 1,
+            seq,
+            user: None,
+        }
+    }
+
+    fn sync(head: Seq, last_seq: Seq, cursor: &str, changes: LineChanges) -> LineSync {
+        LineSync {
+            epoch: Some(1),
+            head,
+            last_seq,
+            cursor: SyncCursor::new(cursor),
+            changes,
+        }
+    }
+
+    fn policy(max_active: u32, rate: u32) -> QueuePolicy {
+        QueuePolicy {
+            max_active: NonZeroU32::new(max_active).expect("non-zero"),
+            admit_per_second: NonZeroU32::new(rate).expect("non-zero"),
+            active_ttl: Duration::from_secs(600),
+            waiting_idle_timeout: Duration::from_secs(60),
+            entry_rate_per_client: None,
+        }
+    }
+
+    fn view_with(active: Vec<(Seq, DateTime<Utc>)>, head: Seq, last: Seq) -> LineView {
+        let mut view = LineView::default();
+        view.apply(
+            sync(
+                head,
+                last,
+                "1-0",
+                LineChanges::Snapshot {
+                    active,
+                    left: vec![],
+                },
+            ),
+            at(0),
+        );
+        view
+    }
+
+    #[test]
+    fn a_new_view_knows_nothing_and_is_not_fresh() {
+        let view = LineView::default();
+        assert_eq!(view.judge(&ticket(1), at(0)), Judgement::Unknown);
+        assert!(!view.is_fresh(at(0), Duration::from_secs(1)));
+        assert!(view.cursor().is_start());
+    }
+
+    #[test]
+    fn an_admitted_place_is_active_until_its_expiry_and_dead_after() {
+        let view = view_with(vec![(3, at(10))], 3, 5);
+
+        assert_eq!(
+            view.judge(&ticket(3), at(9)),
+            Judgement::Active { until: at(10) }
+        );
+        assert_eq!(view.judge(&ticket(3), at(10)), Judgement::Dead);
+    }
+
+    #[test]
+    fn a_decided_place_that_was_not_admitted_was_skipped() {
+        let view = view_with(vec![(3, at(10))], 3, 5);
+        assert_eq!(view.judge(&ticket(2), at(0)), Judgement::Dead);
+    }
+
+    #[test]
+    fn a_place_behind_the_front_waits_at_its_distance_from_it() {
+        let view = view_with(vec![], 3, 9);
+        assert_eq!(
+            view.judge(&ticket(5), at(0)),
+            Judgement::Waiting { position: 2 }
+        );
+        assert_eq!(
+            view.judge(&ticket(12), at(0)),
+            Judgement::Waiting { position: 9 },
+            "handed out after the last sync: still in line"
+        );
+    }
+
+    #[test]
+    fn the_feed_admits_and_revokes() {
+        let mut view = view_with(vec![], 0, 4);
+        view.apply(
+            sync(
+                2,
+                4,
+                "2-0",
+                LineChanges::Since(vec![LineEvent::Admitted {
+                    seqs: vec![1, 2],
+                    until: at(600),
+                }]),
+            ),
+            at(1),
+        );
+        assert_eq!(
+            view.judge(&ticket(2), at(1)),
+            Judgement::Active { until: at(600) }
+        );
+
+        view.apply(
+            sync(
+                2,
+                4,
+                "3-0",
+                LineChanges::Since(vec![
+                    LineEvent::Revoked { seq: 2 },
+                    LineEvent::Revoked { seq: 4 },
+                ]),
+            ),
+            at(2),
+        );
+        assert_eq!(
+            view.judge(&ticket(2), at(2)),
+            Judgement::Dead,
+            "paid or left"
+        );
+        assert_eq!(
+            view.judge(&ticket(4), at(2)),
+            Judgement::Dead,
+            "left the line"
+        );
+        assert_eq!(
+            view.judge(&ticket(3), at(2)),
+            Judgement::Waiting { position: 1 }
+        );
+        assert_eq!(view.cursor(), SyncCursor::new("3-0"));
+    }
+
+    #[test]
+    fn a_step_read_before_an_end_noted_here_does_not_bring_the_ticket_back() {
+        let mut view = view_with(vec![(1, at(600))], 1, 1);
+        view.note_dead(&ticket(1), at(1));
+
+        view.apply(
+            sync(
+                1,
+                1,
+                "2-0",
+                LineChanges::Snapshot {
+                    active: vec![(1, at(600))],
+                    left: vec![],
+                },
+            ),
+            at(2),
+        );
+
+        assert_eq!(view.judge(&ticket(1), at(2)), Judgement::Dead);
+    }
+
+    #[test]
+    fn an_admission_of_a_line_not_yet_synced_is_remembered_but_not_fresh() {
+        let mut view = LineView::default();
+        view.note_active(&ticket(1), at(600));
+
+        assert_eq!(
+            view.judge(&ticket(1), at(0)),
+            Judgement::Active { until: at(600) }
+        );
+        assert!(!view.is_fresh(at(0), Duration::from_secs(1)));
+        assert!(view.cursor().is_start(), "the next step sends a snapshot");
+    }
+
+    #[test]
+    fn a_ticket_of_another_line_is_for_the_store_to_judge() {
+        let view = view_with(vec![(1, at(10))], 1, 1);
+        let other = Ticket {
+            epoch: 2,
+            ..ticket(1)
+        };
+        assert_eq!(view.judge(&other, at(0)), Judgement::Unknown);
+    }
+
+    #[test]
+    fn a_recreated_line_forgets_the_old_one() {
+        let mut view = view_with(vec![(1, at(10))], 1, 1);
+        view.apply(
+            LineSync {
+                epoch: Some(9),
+                head: 0,
+                last_seq: 0,
+                cursor: SyncCursor::new("0-1"),
+                changes: LineChanges::Since(vec![]),
+            },
+            at(1),
+        );
+        assert_eq!(view.judge(&ticket(1), at(1)), Judgement::Unknown);
+        assert_eq!(view.active_count(), 0);
+    }
+
+    #[test]
+    fn freshness_is_the_age_of_the_last_sync() {
+        let view = view_with(vec![], 0, 0);
+        assert!(view.is_fresh(at(1), Duration::from_secs(1)));
+        assert!(!view.is_fresh(at(2), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn with_room_the_wait_is_the_position_over_the_rate() {
+        let view = view_with(vec![], 0, 300);
+        assert_eq!(view.estimated_wait(250, &policy(1000, 100), at(0)), 3);
+    }
+
+    #[test]
+    fn with_the_room_full_the_wait_is_until_enough_sessions_end() {
+        // Four places taken, ending at 40, 100, 200 and 600 s: the 1st in line waits for the
+        // first to end, the 5th for a whole second round of the first.
+        let view = view_with(
+            vec![(1, at(40)), (2, at(100)), (3, at(200)), (4, at(600))],
+            4,
+            9,
+        );
+        let policy = policy(4, 100);
+
+        assert_eq!(view.estimated_wait(1, &policy, at(0)), 40);
+        assert_eq!(view.estimated_wait(4, &policy, at(0)), 600);
+        assert_eq!(view.estimated_wait(5, &policy, at(0)), 640);
+    }
+
+    #[test]
+    fn free_places_are_used_before_waiting_for_sessions_to_end() {
+        let view = view_with(vec![(1, at(300))], 1, 5);
+        let policy = policy(3, 1);
+
+        assert_eq!(view.estimated_wait(2, &policy, at(0)), 2, "two places free");
+        assert_eq!(view.estimated_wait(3, &policy, at(0)), 300);
+    }
+}

@@ -1,0 +1,20 @@
+//! The waiting room: who may use the protected endpoints, admitted first come, first served, at
+//! a controlled rate, with tokens any instance verifies and judges from memory.
+
+mod errors;
+pub mod line;
+mod policy;
+mod port;
+mod service;
+pub mod token;
+
+pub use errors::{AccessError, QueueError};
+pub use line::{Judgement, LineChanges, LineEvent, LineSync, LineView, SyncCursor};
+pub use policy::QueuePolicy;
+#[cfg(any(test, feature = "mock"))]
+pub use port::MockWaitingQueue;
+pub use port::{AdmissionReport, ClientKey, Entered, LineStep, TicketState, WaitingQueue};
+pub use service::{ActiveToken, QueueService, QueueStatus, QueueView, MAX_VIEW_AGE};
+pub use token::{
+    ForgedToken, MalformedToken, QueueToken, Seq, SigningKey, Ticket, TokenKeys, WeakSigningKey,
+};

@@ -1,0 +1,111 @@
+//! The store of the line, as a port: what any adapter (Redis, in memory, ...) must do.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::errors::QueueError;
+use super::line::{LineSync, SyncCursor};
+use super::token::{Seq, Ticket};
+use crate::ids::UserId;
+
+/// Who is asking to enter: the key their entries are counted under for the per-client limit
+/// (their network address).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a live ticket stands, as the store knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketState {
+    /// Admitted until `until`.
+    Active { until: DateTime<Utc> },
+    /// In line; `position` is 1-based, counting the places ahead not yet known to be empty.
+    Waiting { position: u64 },
+}
+
+/// A ticket handed out by [`WaitingQueue::enter`], and where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entered {
+    pub ticket: Ticket,
+    pub state: TicketState,
+}
+
+/// What one admission step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AdmissionReport {
+    /// Tickets moved from WAITING to ACTIVE.
+    pub admitted: u32,
+    /// Expired ACTIVE tickets removed.
+    pub expired: u32,
+    /// Places at the front skipped because their holder stopped polling or left.
+    pub dropped_idle: u32,
+    /// Places still undecided after the step (waiting, counting places not yet known empty).
+    pub waiting: u64,
+    /// ACTIVE tickets after the step.
+    pub active: u64,
+}
+
+/// One step of the line: what the admission did, and what changed since the caller's cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineStep {
+    pub report: AdmissionReport,
+    pub sync: LineSync,
+}
+
+/// The store of the waiting room. Every operation is atomic in the store, so any number of app
+/// instances share one line and together respect the policy given at construction.
+///
+/// The store keeps per person only what cannot be signed into the token: whether they are still
+/// there (polled recently, not left), and the user's one place. Instances learn admissions and
+/// revocations from [`WaitingQueue::advance`] and answer most questions from memory.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait WaitingQueue: Send + Sync {
+    /// Enters `user` (or an anonymous client) into the line. The new ticket is ACTIVE at once
+    /// when nobody waits, the active set has room and this second's admission budget is not
+    /// spent; otherwise it waits at the back. A `user` whose ticket is still live gets that
+    /// ticket back, in its place.
+    ///
+    /// # Errors
+    /// [`QueueError::RateLimited`] when `client` entered more often than the per-client limit
+    /// this second; [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn enter(&self, user: Option<UserId>, client: &ClientKey) -> Result<Entered, QueueError>;
+
+    /// Where `ticket` stands by the store itself, or `None` when it is dead (expired, revoked,
+    /// dropped for idling, or of a line that no longer exists). With `keep_alive`, a WAITING
+    /// ticket counts as polled now.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn lookup(
+        &self,
+        ticket: &Ticket,
+        keep_alive: bool,
+    ) -> Result<Option<TicketState>, QueueError>;
+
+    /// Ends `ticket`, waiting or active, and publishes that to every instance; returns whether
+    /// it was live.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn revoke(&self, ticket: &Ticket) -> Result<bool, QueueError>;
+
+    /// One step, run by every instance every admission interval: records that the tickets
+    /// `seen` were polled here, drops expired ACTIVE tickets, skips the places at the front whose
+    /// holder is gone, admits from the front within the room left and this second's budget,
+    /// and answers what changed since `since` (or the whole state when `since` is too old).
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer; nothing in `seen` is
+    /// recorded then.
+    async fn advance(&self, seen: &[Seq], since: &SyncCursor) -> Result<LineStep, QueueError>;
+}

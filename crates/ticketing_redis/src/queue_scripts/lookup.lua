@@ -1,0 +1,8 @@
+-- Where a place stands, by the store. ARGV: epoch, place, idle_ms, bucket_ms, keep_alive ('1'
+-- counts as a poll). Returns {status, number}: ACTIVE (expiry ms), WAITING (position) or
+-- UNKNOWN (dead, or of another epoch).
+if redis.call('GET', epoch_key) ~= ARGV[1] then return {'UNKNOWN', 0} end
+local status, number = state_of(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
+  ARGV[5] == '1')
+if not status then return {'UNKNOWN', 0} end
+return {status, number}
