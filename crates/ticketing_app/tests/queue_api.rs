@@ -274,3 +274,128 @@ async fn entering_fails_closed_with_503_when_redis_is_unreachable() {
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 503, "UNAVAILABLE").await;
 }
+
+async fn status_at(app: &TestApp, base: &str, token: &str, path: &str) -> u16 {
+    app.client
+        .get(format!("{base}{path}"))
+        .header(TOKEN_HEADER, token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn leaving_on_one_instance_is_refused_by_another_within_a_second() {
+    let app = TestApp::spawn().await;
+    let peer = app.spawn_peer().await;
+    let token = app.active_token(None).await;
+    assert_eq!(status_at(&app, &peer, &token, "/api/concerts").await, 200);
+
+    assert_eq!(app.leave_queue(&token).await.status().as_u16(), 204);
+
+    assert_problem(app.concerts(&token).await, 401, "TOKEN_INVALID").await;
+    let left_at = std::time::Instant::now();
+    while status_at(&app, &peer, &token, "/api/concerts").await == 200 {
+        assert!(
+            left_at.elapsed() < Duration::from_secs(1),
+            "the other instance still lets the token through after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status_at(&app, &peer, &token, "/api/concerts").await, 401);
+    assert_eq!(status_at(&app, &peer, &token, "/api/queue").await, 401);
+}
+
+#[tokio::test]
+async fn altered_truncated_and_foreign_tokens_are_401_token_invalid() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(5)).await;
+    let mut altered = token.clone().into_bytes();
+    altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let foreign = ticketing_domain::queue::TokenKeys::new(
+        ticketing_domain::queue::SigningKey::new(vec![9u8; 32]).unwrap(),
+        None,
+    )
+    .seal(&ticketing_domain::queue::Ticket {
+        epoch: 1,
+        seq: 1,
+        user: None,
+    })
+    .as_str()
+    .to_string();
+
+    for bad in [&altered, &token[..token.len() - 1], &foreign] {
+        assert_problem(app.concerts(bad).await, 401, "TOKEN_INVALID").await;
+        assert_problem(app.poll_queue(bad).await, 401, "TOKEN_INVALID").await;
+        assert_problem(app.leave_queue(bad).await, 401, "TOKEN_INVALID").await;
+    }
+    assert_eq!(
+        app.concerts(&token).await.status(),
+        200,
+        "the real one works"
+    );
+}
+
+#[tokio::test]
+async fn one_place_per_user_whichever_instance_is_reached() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__MAX_ACTIVE", "1")]).await;
+    let peer = app.spawn_peer().await;
+    app.enter(None).await;
+    let here = app.enter(Some(77)).await;
+
+    let there: Value = app
+        .client
+        .post(format!("{peer}/api/queue"))
+        .json(&serde_json::json!({ "userId": 77 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(there["token"], here["token"]);
+    assert_eq!(there["position"], 1);
+}
+
+#[tokio::test]
+async fn the_token_string_stays_the_same_from_entry_to_admission_on_every_instance() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__MAX_ACTIVE", "1")]).await;
+    let peer = app.spawn_peer().await;
+    let first = app.active_token(None).await;
+    let waiting = app.enter(None).await;
+    let token = waiting["token"].as_str().unwrap();
+    assert_eq!(status_at(&app, &peer, token, "/api/concerts").await, 403);
+
+    assert_eq!(app.leave_queue(&first).await.status().as_u16(), 204);
+
+    let started = std::time::Instant::now();
+    loop {
+        let polled: Value = app
+            .client
+            .get(format!("{peer}/api/queue"))
+            .header(TOKEN_HEADER, token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(polled["token"], token);
+        if polled["status"] == "ACTIVE" {
+            assert!(polled.get("pollAfterSeconds").is_none());
+            break;
+        }
+        assert!(polled["pollAfterSeconds"].as_u64().unwrap() >= 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "admitted in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status_at(&app, &peer, token, "/api/concerts").await, 200);
+    assert_eq!(app.concerts(token).await.status(), 200);
+}

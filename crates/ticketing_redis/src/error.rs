@@ -10,11 +10,29 @@ pub(crate) fn from_redis(error: RedisError) -> InfrastructureError {
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_unrecoverable_error()
+        || is_transient_server_state(&error)
     {
         InfrastructureError::Unavailable(format!("redis: {error}"))
     } else {
         InfrastructureError::Unexpected(format!("redis: {error}"))
     }
+}
+
+/// Answers a Redis gives while it cannot serve for a while: replaying its file after a restart,
+/// a cluster resharding or failing over, a script running too long. Unavailable, not a bug.
+fn is_transient_server_state(error: &RedisError) -> bool {
+    matches!(
+        error.code(),
+        Some(
+            "LOADING"
+                | "TRYAGAIN"
+                | "CLUSTERDOWN"
+                | "MASTERDOWN"
+                | "READONLY"
+                | "BUSY"
+                | "NOREPLICAS"
+        )
+    )
 }
 
 pub(crate) fn from_pool(error: PoolError<RedisError>) -> InfrastructureError {

@@ -91,18 +91,26 @@ pub struct LineView {
     last_seq: Seq,
     cursor: SyncCursor,
     active: HashMap<Seq, DateTime<Utc>>,
-    /// Expiries of the ACTIVE tickets as of the last sync, ascending: for the expected wait
-    /// when the room is full.
+    /// Expiries of the ACTIVE tickets, ascending: for the expected wait when the room is full.
     expiries: Vec<DateTime<Utc>>,
     left: HashSet<Seq>,
-    /// Tickets this instance ended lately: a step read from the store before the end must not
-    /// bring them back.
-    ended_here: HashMap<Seq, (u32, DateTime<Utc>)>,
+    /// What this instance learned first-hand lately (an admission at entry, an end): a step
+    /// read from the store before it must not undo it.
+    noted_here: HashMap<Seq, NotedHere>,
     synced_at: Option<DateTime<Utc>>,
 }
 
-/// How long an end noted here outweighs what steps report: longer than any step takes.
-const ENDED_HERE_MEMORY: chrono::Duration = chrono::Duration::seconds(10);
+/// How long a first-hand note outweighs what steps report: longer than any step takes.
+const NOTED_HERE_MEMORY: chrono::Duration = chrono::Duration::seconds(10);
+
+/// A fact this instance learned first-hand, about a place of line `epoch`, at `at`.
+#[derive(Debug, Clone, Copy)]
+struct NotedHere {
+    epoch: u32,
+    ended: bool,
+    until: DateTime<Utc>,
+    at: DateTime<Utc>,
+}
 
 impl LineView {
     /// Where the next sync continues.
@@ -135,6 +143,11 @@ impl LineView {
 
     /// Takes in one step's report, at `now` by this instance's clock.
     pub fn apply(&mut self, sync: LineSync, now: DateTime<Utc>) {
+        if sync.epoch.is_none() && self.epoch.is_some() {
+            // Either read before the line's first entry, or the store lost the line. Not
+            // applied, and the view is not refreshed: it goes stale, and the store is asked.
+            return;
+        }
         match sync.changes {
             LineChanges::Snapshot { active, left } => {
                 self.active = active.into_iter().collect();
@@ -162,16 +175,21 @@ impl LineView {
         }
         self.epoch = sync.epoch;
         self.cursor = sync.cursor;
-        self.ended_here
-            .retain(|_, (_, at)| now.signed_duration_since(*at) < ENDED_HERE_MEMORY);
-        let ended: Vec<Seq> = self
-            .ended_here
+        self.noted_here
+            .retain(|_, note| now.signed_duration_since(note.at) < NOTED_HERE_MEMORY);
+        let notes: Vec<(Seq, NotedHere)> = self
+            .noted_here
             .iter()
-            .filter(|(_, (epoch, _))| Some(*epoch) == self.epoch)
-            .map(|(seq, _)| *seq)
+            .filter(|(_, note)| Some(note.epoch) == self.epoch)
+            .map(|(seq, note)| (*seq, *note))
             .collect();
-        for seq in ended {
-            self.forget(seq);
+        for (seq, note) in notes {
+            if note.ended {
+                self.forget(seq);
+            } else {
+                self.active.insert(seq, note.until);
+                self.head = self.head.max(seq);
+            }
         }
         self.active.retain(|_, until| *until > now);
         let head = self.head;
@@ -200,15 +218,34 @@ impl LineView {
     /// The store's answer is current: a ticket of a line this view does not know (the first
     /// entry ever, or a line recreated since the last sync) starts the view over on that line,
     /// unsynced until the next step.
-    pub fn note_active(&mut self, ticket: &Ticket, until: DateTime<Utc>) {
+    pub fn note_active(&mut self, ticket: &Ticket, until: DateTime<Utc>, now: DateTime<Utc>) {
         if Some(ticket.epoch) != self.epoch {
             *self = LineView {
                 epoch: Some(ticket.epoch),
-                ended_here: std::mem::take(&mut self.ended_here),
+                noted_here: std::mem::take(&mut self.noted_here),
                 ..LineView::default()
             };
         }
-        self.active.insert(ticket.seq, until);
+        let ended_here = self
+            .noted_here
+            .get(&ticket.seq)
+            .is_some_and(|note| note.ended && note.epoch == ticket.epoch);
+        if ended_here {
+            return;
+        }
+        self.noted_here.insert(
+            ticket.seq,
+            NotedHere {
+                epoch: ticket.epoch,
+                ended: false,
+                until,
+                at: now,
+            },
+        );
+        if self.active.insert(ticket.seq, until).is_none() {
+            let index = self.expiries.partition_point(|expiry| *expiry <= until);
+            self.expiries.insert(index, until);
+        }
         self.head = self.head.max(ticket.seq);
         self.last_seq = self.last_seq.max(ticket.seq);
     }
@@ -218,11 +255,23 @@ impl LineView {
         if Some(ticket.epoch) == self.epoch {
             self.forget(ticket.seq);
         }
-        self.ended_here.insert(ticket.seq, (ticket.epoch, now));
+        self.noted_here.insert(
+            ticket.seq,
+            NotedHere {
+                epoch: ticket.epoch,
+                ended: true,
+                until: now,
+                at: now,
+            },
+        );
     }
 
     fn forget(&mut self, seq: Seq) {
-        self.active.remove(&seq);
+        if let Some(until) = self.active.remove(&seq) {
+            if let Some(index) = self.expiries.iter().position(|expiry| *expiry == until) {
+                self.expiries.remove(index);
+            }
+        }
         if seq > self.head {
             self.left.insert(seq);
         }
@@ -247,9 +296,10 @@ impl LineView {
         }
     }
 
-    /// Whole seconds a ticket at `position` likely waits: the longer of what the admission rate
-    /// allows and what the room allows (when it is full, places free up only as ACTIVE
-    /// sessions end).
+    /// Whole seconds a ticket at `position` likely waits at most: the longer of what the
+    /// admission rate allows and what the room allows (when it is full, places free up only as
+    /// ACTIVE sessions end; sessions not yet begun are counted at their full length, so people
+    /// who pay early make the real wait shorter, never longer).
     pub fn estimated_wait(&self, position: u64, policy: &QueuePolicy, now: DateTime<Utc>) -> u64 {
         let by_rate = policy.wait_by_rate(position);
         let live: &[DateTime<Utc>] = {
@@ -448,7 +498,7 @@ mod tests {
     #[test]
     fn an_admission_of_a_line_not_yet_synced_is_remembered_but_not_fresh() {
         let mut view = LineView::default();
-        view.note_active(&ticket(1), at(600));
+        view.note_active(&ticket(1), at(600), at(0));
 
         assert_eq!(
             view.judge(&ticket(1), at(0)),
@@ -456,6 +506,51 @@ mod tests {
         );
         assert!(!view.is_fresh(at(0), Duration::from_secs(1)));
         assert!(view.cursor().is_start(), "the next step sends a snapshot");
+    }
+
+    #[test]
+    fn a_step_read_before_an_admission_noted_here_does_not_undo_it() {
+        let mut view = view_with(vec![], 0, 0);
+        view.note_active(&ticket(1), at(600), at(1));
+
+        view.apply(
+            sync(
+                0,
+                0,
+                "2-0",
+                LineChanges::Snapshot {
+                    active: vec![],
+                    left: vec![],
+                },
+            ),
+            at(2),
+        );
+
+        assert_eq!(
+            view.judge(&ticket(1), at(2)),
+            Judgement::Active { until: at(600) }
+        );
+    }
+
+    #[test]
+    fn a_step_of_no_line_does_not_wipe_a_known_line_but_lets_it_go_stale() {
+        let mut view = view_with(vec![(1, at(600))], 1, 1);
+        view.apply(
+            LineSync {
+                epoch: None,
+                head: 0,
+                last_seq: 0,
+                cursor: SyncCursor::default(),
+                changes: LineChanges::Since(vec![]),
+            },
+            at(5),
+        );
+
+        assert_eq!(
+            view.judge(&ticket(1), at(5)),
+            Judgement::Active { until: at(600) }
+        );
+        assert!(!view.is_fresh(at(5), Duration::from_secs(1)));
     }
 
     #[test]

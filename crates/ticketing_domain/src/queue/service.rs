@@ -146,7 +146,9 @@ impl QueueService {
         let entered = self.queue.enter(user, client).await?;
         let now = self.clock.now();
         match entered.state {
-            TicketState::Active { until } => self.line_mut().note_active(&entered.ticket, until),
+            TicketState::Active { until } => {
+                self.line_mut().note_active(&entered.ticket, until, now)
+            }
             TicketState::Waiting { .. } => self.polled(entered.ticket.seq, now, false),
         }
         Ok(self.view(self.keys.seal(&entered.ticket), entered.state, now))
@@ -328,7 +330,7 @@ impl QueueService {
 
     fn learned(&self, ticket: &Ticket, state: TicketState, now: DateTime<Utc>) {
         match state {
-            TicketState::Active { until } => self.line_mut().note_active(ticket, until),
+            TicketState::Active { until } => self.line_mut().note_active(ticket, until, now),
             TicketState::Waiting { .. } => self.polled(ticket.seq, now, false),
         }
     }
@@ -387,5 +389,373 @@ impl QueueService {
         self.keep_alive
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+    use crate::queue::line::{LineChanges, LineEvent, LineSync, SyncCursor};
+    use crate::queue::port::{Entered, LineStep, MockWaitingQueue};
+    use crate::queue::token::SigningKey;
+    use crate::InfrastructureError;
+
+    /// A clock the test moves by hand.
+    #[derive(Debug, Clone)]
+    struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+    impl ManualClock {
+        fn new() -> Self {
+            Self(Arc::new(Mutex::new(at(0))))
+        }
+
+        fn advance(&self, millis: i64) {
+            let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            *now += chrono::Duration::milliseconds(millis);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_900_000_000 + seconds, 0).expect("valid")
+    }
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(SigningKey::new(vec![3; 32]).expect("long enough"), None)
+    }
+
+    fn policy() -> QueuePolicy {
+        QueuePolicy {
+            max_active: NonZeroU32::new(10).expect("non-zero"),
+            admit_per_second: NonZeroU32::new(5).expect("non-zero"),
+            active_ttl: Duration::from_secs(600),
+            waiting_idle_timeout: Duration::from_secs(60),
+            entry_rate_per_client: None,
+        }
+    }
+
+    fn ticket(seq: Seq) -> Ticket {
+        Ticket {
+            epoch: 1,
+            seq,
+            user: None,
+        }
+    }
+
+    fn token(seq: Seq) -> QueueToken {
+        keys().seal(&ticket(seq))
+    }
+
+    /// Places 1..=3 admitted until 600 s, the line handed out up to 100.
+    fn step(events: Vec<LineEvent>) -> LineStep {
+        LineStep {
+            report: AdmissionReport::default(),
+            sync: LineSync {
+                epoch: Some(1),
+                head: 3,
+                last_seq: 100,
+                cursor: SyncCursor::new("1:1-0"),
+                changes: LineChanges::Since(events),
+            },
+        }
+    }
+
+    fn admitted_one_to_three() -> Vec<LineEvent> {
+        vec![LineEvent::Admitted {
+            seqs: vec![1, 2, 3],
+            until: at(600),
+        }]
+    }
+
+    fn service(queue: MockWaitingQueue, clock: &ManualClock) -> QueueService {
+        QueueService::new(Arc::new(queue), keys(), policy(), Arc::new(clock.clone()))
+    }
+
+    /// A store whose first step reports places 1..=3 admitted, and which must not be asked
+    /// anything else.
+    fn synced_store() -> MockWaitingQueue {
+        let mut queue = MockWaitingQueue::new();
+        queue
+            .expect_advance()
+            .times(1)
+            .returning(|_, _| Ok(step(admitted_one_to_three())));
+        queue
+    }
+
+    fn down() -> QueueError {
+        InfrastructureError::Unavailable("redis down".into()).into()
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_is_refused_without_asking_the_store() {
+        let clock = ManualClock::new();
+        let service = service(MockWaitingQueue::new(), &clock);
+        let forged =
+            TokenKeys::new(SigningKey::new(vec![4; 32]).expect("long"), None).seal(&ticket(1));
+
+        assert_eq!(
+            service.authorize(forged.clone()).await,
+            Err(AccessError::TokenInvalid)
+        );
+        assert_eq!(
+            service.poll(forged.clone()).await,
+            Err(QueueError::TokenInvalid)
+        );
+        assert_eq!(service.leave(&forged).await, Err(QueueError::TokenInvalid));
+    }
+
+    #[tokio::test]
+    async fn with_a_fresh_view_an_active_token_passes_from_memory() {
+        let clock = ManualClock::new();
+        let service = service(synced_store(), &clock);
+        service.advance().await.expect("step");
+
+        let active = service.authorize(token(2)).await.expect("active");
+
+        assert_eq!(active.user(), None);
+    }
+
+    #[tokio::test]
+    async fn with_a_stale_view_the_store_is_asked() {
+        let clock = ManualClock::new();
+        let mut queue = synced_store();
+        queue.expect_lookup().times(1).returning(|_, _| Ok(None));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+        clock.advance(1_500);
+
+        assert_eq!(
+            service.authorize(token(2)).await,
+            Err(AccessError::TokenInvalid),
+            "revoked in the store while this view was not refreshed: never a stale yes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revocation_from_the_feed_is_refused_from_memory() {
+        let clock = ManualClock::new();
+        let mut queue = MockWaitingQueue::new();
+        let mut sequence = mockall::Sequence::new();
+        queue
+            .expect_advance()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _| Ok(step(admitted_one_to_three())));
+        queue
+            .expect_advance()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _| Ok(step(vec![LineEvent::Revoked { seq: 2 }])));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+        assert!(service.authorize(token(2)).await.is_ok());
+
+        service.advance().await.expect("step");
+
+        assert_eq!(
+            service.authorize(token(2)).await,
+            Err(AccessError::TokenInvalid)
+        );
+        assert!(service.authorize(token(3)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_token_ended_here_is_refused_at_once() {
+        let clock = ManualClock::new();
+        let mut queue = synced_store();
+        queue.expect_revoke().times(1).returning(|_| Ok(true));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+
+        service.leave(&token(1)).await.expect("left");
+
+        assert_eq!(
+            service.authorize(token(1)).await,
+            Err(AccessError::TokenInvalid)
+        );
+    }
+
+    #[tokio::test]
+    async fn far_back_in_line_is_not_active_from_memory_near_the_front_the_store_decides() {
+        let clock = ManualClock::new();
+        let mut queue = synced_store();
+        queue
+            .expect_lookup()
+            .withf(|ticket, keep_alive| ticket.seq == 5 && !*keep_alive)
+            .times(1)
+            .returning(|_, _| Ok(Some(TicketState::Active { until: at(600) })));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+
+        assert_eq!(
+            service.authorize(token(90)).await,
+            Err(AccessError::TokenNotActive)
+        );
+        assert!(
+            service.authorize(token(5)).await.is_ok(),
+            "admitted by another instance since the last sync"
+        );
+        assert!(
+            service.authorize(token(5)).await.is_ok(),
+            "and remembered: the store is not asked again"
+        );
+    }
+
+    #[tokio::test]
+    async fn while_the_store_is_down_what_the_view_knows_is_answered() {
+        let clock = ManualClock::new();
+        let mut queue = synced_store();
+        queue.expect_lookup().returning(|_, _| Err(down()));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+        clock.advance(5_000);
+
+        assert!(
+            service.authorize(token(1)).await.is_ok(),
+            "fail static: the admitted buyer goes on"
+        );
+        assert_eq!(
+            service.authorize(token(50)).await,
+            Err(AccessError::TokenNotActive)
+        );
+        let waiting = service.poll(token(50)).await.expect("keeps its place");
+        assert_eq!(waiting.position, 47);
+        let other_line =
+            TokenKeys::new(SigningKey::new(vec![3; 32]).expect("long"), None).seal(&Ticket {
+                epoch: 2,
+                ..ticket(1)
+            });
+        assert!(matches!(
+            service.authorize(other_line).await,
+            Err(AccessError::Infrastructure(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_session_past_its_end_is_refused_even_while_the_store_is_down() {
+        let clock = ManualClock::new();
+        let mut queue = synced_store();
+        queue.expect_lookup().returning(|_, _| Err(down()));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+        clock.advance(601_000);
+
+        assert_eq!(
+            service.authorize(token(1)).await,
+            Err(AccessError::TokenInvalid)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_poll_answered_from_memory_is_reported_with_the_next_step() {
+        let clock = ManualClock::new();
+        let mut queue = MockWaitingQueue::new();
+        queue.expect_enter().times(1).returning(|_, _| {
+            Ok(Entered {
+                ticket: ticket(40),
+                state: TicketState::Waiting { position: 37 },
+            })
+        });
+        let mut sequence = mockall::Sequence::new();
+        queue
+            .expect_advance()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _| Ok(step(vec![])));
+        queue
+            .expect_advance()
+            .withf(|seen, _| seen == [40])
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _| Err(down()));
+        queue
+            .expect_advance()
+            .withf(|seen, _| seen == [40])
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _| Ok(step(vec![])));
+        let service = service(queue, &clock);
+        let entered = service
+            .enter_queue(None, &ClientKey::new("10.0.0.1"))
+            .await
+            .expect("entered");
+        service.advance().await.expect("step");
+
+        let polled = service.poll(entered.token.clone()).await.expect("polled");
+        assert_eq!(polled.position, 37, "from memory, no lookup");
+        assert!(service.advance().await.is_err());
+        service.advance().await.expect("the poll is reported again");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_token_not_polled_here_lately_is_checked_with_the_store() {
+        let clock = ManualClock::new();
+        let mut queue = synced_store();
+        queue
+            .expect_lookup()
+            .withf(|_, keep_alive| *keep_alive)
+            .times(1)
+            .returning(|_, _| Ok(None));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+
+        assert_eq!(
+            service.poll(token(60)).await,
+            Err(QueueError::TokenInvalid),
+            "dropped for idling"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_view_carries_the_wait_and_when_to_poll_again() {
+        let clock = ManualClock::new();
+        let mut queue = MockWaitingQueue::new();
+        queue.expect_enter().returning(|_, _| {
+            Ok(Entered {
+                ticket: ticket(8),
+                state: TicketState::Waiting { position: 8 },
+            })
+        });
+        let view = service(queue, &clock)
+            .enter_queue(None, &ClientKey::new("10.0.0.1"))
+            .await
+            .expect("entered");
+
+        assert_eq!(view.status, QueueStatus::Waiting);
+        assert_eq!(
+            view.estimated_wait_seconds, 2,
+            "8 at 5 per second, with room"
+        );
+        assert_eq!(view.poll_after_seconds, Some(1));
+        assert_eq!(view.token, token(8));
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_user_cannot_act_for_them() {
+        let clock = ManualClock::new();
+        let bound = Ticket {
+            user: Some(UserId::new(7).expect("valid")),
+            ..ticket(2)
+        };
+        let service = service(synced_store(), &clock);
+        service.advance().await.expect("step");
+
+        let active = service
+            .authorize(keys().seal(&bound))
+            .await
+            .expect("active");
+
+        assert_eq!(active.act_for(UserId::new(7).expect("valid")), Ok(()));
+        assert_eq!(
+            active.act_for(UserId::new(8).expect("valid")),
+            Err(AccessError::TokenUserMismatch)
+        );
     }
 }
