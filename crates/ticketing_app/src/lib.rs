@@ -58,6 +58,7 @@ impl Application {
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let max_body_bytes = settings.server.max_body_bytes;
+        let admin_enabled = app_state.admin_token.is_some();
         let in_flight = admission_control::InFlightLimit::new(settings.server.max_in_flight);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -79,7 +80,7 @@ impl Application {
                     observability::record_request,
                 ))
                 .app_data(state.clone())
-                .configure(routes::configure(max_body_bytes))
+                .configure(routes::configure(max_body_bytes, admin_enabled))
         });
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);

@@ -10,7 +10,9 @@ use ticketing_domain::idempotency::{IdempotencyConflict, InvalidIdempotencyKey};
 use ticketing_domain::ids::InvalidId;
 use ticketing_domain::money::ChargeAmountOutOfRange;
 use ticketing_domain::payment::{PaymentError, PaymentRefusal};
-use ticketing_domain::queue::{AccessError, MalformedToken, QueueError};
+use ticketing_domain::queue::{
+    AccessError, ControlError, InvalidSetting, MalformedToken, QueueError,
+};
 use ticketing_domain::reservation::{HoldError, ReservationError};
 use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
@@ -47,6 +49,8 @@ pub enum ApiError {
     InsufficientBalance(String),
     #[error("too many requests; retry after {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
+    #[error("admin endpoints need Authorization: Bearer <APP__ADMIN__TOKEN>")]
+    AdminUnauthorized,
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
             ApiError::InsufficientBalance(_) => "INSUFFICIENT_BALANCE",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::AdminUnauthorized => "ADMIN_UNAUTHORIZED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -111,7 +116,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TokenMissing | ApiError::TokenInvalid => StatusCode::UNAUTHORIZED,
+            ApiError::TokenMissing | ApiError::TokenInvalid | ApiError::AdminUnauthorized => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::TokenNotActive | ApiError::TokenUserMismatch => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::SeatUnavailable(_)
@@ -192,6 +199,21 @@ impl From<QueueError> for ApiError {
                 retry_after_seconds: retry_after.as_secs_f64().ceil().max(1.0) as u64,
             },
             QueueError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<InvalidSetting> for ApiError {
+    fn from(error: InvalidSetting) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        match error {
+            ControlError::Invalid(invalid) => invalid.into(),
+            ControlError::Queue(queue) => queue.into(),
         }
     }
 }

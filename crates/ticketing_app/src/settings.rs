@@ -24,6 +24,8 @@ pub struct Settings {
     pub reservation: ReservationSettings,
     pub idempotency: IdempotencySettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
     /// `APP_ENV`: `production` refuses settings only fit for development.
     #[serde(default)]
     pub environment: String,
@@ -31,6 +33,24 @@ pub struct Settings {
 
 /// The signing key of `config/default.toml`: public, so only for development and tests.
 pub const DEVELOPMENT_SIGNING_KEY: &str = "development-only-signing-key-not-a-secret";
+
+/// The operators' API: off unless a token is set (`APP__ADMIN__TOKEN`).
+#[derive(Clone, Default, Deserialize)]
+pub struct AdminSettings {
+    #[serde(default)]
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("enabled", &!self.token.is_empty())
+            .finish()
+    }
+}
+
+/// The shortest admin token accepted.
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdempotencySettings {
@@ -207,6 +227,22 @@ impl Settings {
         ))
     }
 
+    /// The admin token, when the admin API is on.
+    ///
+    /// # Errors
+    /// When a token is set but shorter than [`ADMIN_TOKEN_MIN_LEN`] characters.
+    pub fn admin_token(&self) -> Result<Option<String>, config::ConfigError> {
+        match self.admin.token.as_str() {
+            "" => Ok(None),
+            short if short.chars().count() < ADMIN_TOKEN_MIN_LEN => {
+                Err(config::ConfigError::Message(format!(
+                    "APP__ADMIN__TOKEN must have at least {ADMIN_TOKEN_MIN_LEN} characters"
+                )))
+            }
+            token => Ok(Some(token.to_string())),
+        }
+    }
+
     /// How long a seat hold lasts.
     ///
     /// # Errors
@@ -366,6 +402,20 @@ mod tests {
             Settings::load_from(vars(&[("APP_CONFIG_DIR", "/nonexistent")])).expect("loads");
         assert_eq!(settings.queue.signing_key, DEVELOPMENT_SIGNING_KEY);
         assert!(settings.token_keys().is_ok());
+    }
+
+    #[test]
+    fn the_admin_api_is_off_by_default_and_refuses_a_short_token() {
+        let default =
+            Settings::load_from(vars(&[("APP_CONFIG_DIR", "/nonexistent")])).expect("loads");
+        assert_eq!(default.admin_token().expect("valid"), None);
+
+        let short = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__ADMIN__TOKEN", "too-short"),
+        ]))
+        .expect("loads");
+        assert!(short.admin_token().is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use ticketing_domain::catalog::CatalogService;
 use ticketing_domain::clock::Clock;
 use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
-use ticketing_domain::queue::{QueuePolicy, QueueService};
+use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
 use ticketing_domain::reservation::{HoldTtl, ReservationService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
@@ -32,6 +32,9 @@ impl Clock for SystemClock {
 pub struct AppState {
     pub catalog: CatalogService,
     pub queue: QueueService,
+    pub operator: LineOperator,
+    /// The operators' bearer token; `None` turns the admin API off.
+    pub admin_token: Option<Arc<str>>,
     pub reservations: ReservationService,
     pub wallet: WalletService,
     pub payments: PaymentService,
@@ -60,12 +63,14 @@ impl AppState {
         let keys = KeySpace::new(&settings.redis.key_prefix);
         let policy: QueuePolicy = settings.queue_policy()?;
         let hold_ttl: HoldTtl = settings.hold_ttl()?;
+        let line = Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy));
         let queue = QueueService::new(
-            Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy)),
+            line.clone(),
             settings.token_keys()?,
             policy,
             Arc::new(SystemClock),
         );
+        let operator = LineOperator::new(line, queue.clone());
         Ok(Self {
             catalog_cache: CatalogCache::new(std::time::Duration::from_millis(
                 settings.catalog.max_staleness_ms,
@@ -78,6 +83,8 @@ impl AppState {
             ),
             outcome_retention: Arc::new(PgOutcomeRetention::new(postgres.clone())),
             queue,
+            operator,
+            admin_token: settings.admin_token()?.map(Arc::from),
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
                 hold_ttl,

@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::Script;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use redis::{FromRedisValue, Script, Value};
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{
-    AdmissionReport, ClientKey, Entered, LineChanges, LineEvent, LineStep, LineSync, QueueError,
-    QueuePolicy, Seq, SyncCursor, Ticket, TicketState, WaitingQueue,
+    AdmissionReport, ClientKey, ControlError, DrawRange, Entered, InvalidSetting, LineChanges,
+    LineEvent, LineSettings, LineStatus, LineStep, LineSync, QueueControls, QueueError,
+    QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
 use ticketing_domain::InfrastructureError;
 
@@ -34,6 +37,9 @@ struct Scripts {
     lookup: Script,
     revoke: Script,
     advance: Script,
+    draw: Script,
+    status: Script,
+    change: Script,
 }
 
 impl Scripts {
@@ -44,6 +50,9 @@ impl Scripts {
             lookup: with_common(include_str!("queue_scripts/lookup.lua")),
             revoke: with_common(include_str!("queue_scripts/revoke.lua")),
             advance: with_common(include_str!("queue_scripts/advance.lua")),
+            draw: with_common(include_str!("queue_scripts/draw.lua")),
+            status: with_common(include_str!("queue_scripts/status.lua")),
+            change: with_common(include_str!("queue_scripts/change.lua")),
         }
     }
 }
@@ -51,7 +60,7 @@ impl Scripts {
 /// The names of the line's keys, in the order the scripts expect them.
 #[derive(Debug, Clone)]
 struct QueueKeys {
-    shared: [String; 9],
+    shared: [String; 13],
     keys: KeySpace,
 }
 
@@ -68,6 +77,10 @@ impl QueueKeys {
                 keys.key("line:admission"),
                 keys.key("line:users"),
                 keys.key("line:seen:"),
+                keys.key("line:settings"),
+                keys.key("line:draw"),
+                keys.key("line:order"),
+                keys.key("line:order_inverse"),
             ],
             keys: keys.clone(),
         }
@@ -193,20 +206,58 @@ fn changes(mode: &str, flat: &[String]) -> Result<LineChanges, QueueError> {
     }
 }
 
-/// What one step answers, as the script lays it out.
-type StepReply = (
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    String,
-    String,
-    Vec<String>,
-);
+/// Reads the fields of a script's array answer in order.
+struct Fields(std::vec::IntoIter<Value>);
+
+impl Fields {
+    fn of(value: Value) -> Result<Self, QueueError> {
+        match value {
+            Value::Array(values) => Ok(Self(values.into_iter())),
+            other => Err(unexpected(format!("{other:?} where an array was due"))),
+        }
+    }
+
+    fn next<T: FromRedisValue>(&mut self) -> Result<T, QueueError> {
+        let value = self
+            .0
+            .next()
+            .ok_or_else(|| unexpected("fewer fields than due"))?;
+        T::from_redis_value(value).map_err(unexpected)
+    }
+}
+
+/// Settings as the scripts answer them: paused, rate, max_active, ttl_ms, opens_at (ms, 0 when
+/// none).
+fn settings(fields: &mut Fields) -> Result<LineSettings, QueueError> {
+    let paused: i64 = fields.next()?;
+    let rate: i64 = fields.next()?;
+    let max_active: i64 = fields.next()?;
+    let ttl_ms: i64 = fields.next()?;
+    let opens_at: i64 = fields.next()?;
+    let positive = |value: i64| {
+        u32::try_from(value)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)
+            .ok_or_else(|| unexpected(format!("the setting {value}")))
+    };
+    Ok(LineSettings {
+        paused: paused == 1,
+        admit_per_second: positive(rate)?,
+        max_active: positive(max_active)?,
+        active_ttl: Duration::from_millis(count(ttl_ms)?),
+        opens_at: match opens_at {
+            0 => None,
+            at => Some(instant(at)?),
+        },
+    })
+}
+
+/// A draw's order as stored: 4-byte big-endian offsets from `after + 1`.
+fn encode_offsets(offsets: impl Iterator<Item = u64>) -> Vec<u8> {
+    offsets
+        .flat_map(|offset| u32::try_from(offset).unwrap_or(u32::MAX).to_be_bytes())
+        .collect()
+}
 
 impl RedisWaitingQueue {
     /// A line under `keys`, enforcing `policy`.
@@ -317,23 +368,26 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(cursor_epoch)
             .arg(cursor_id)
             .arg(seen);
-        let reply: StepReply = self
+        let reply: Value = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
             .await?;
-        let (
-            admitted,
-            expired,
-            skipped,
-            undecided,
-            active,
-            epoch,
-            head,
-            last,
-            mode,
-            cursor,
-            events,
-        ) = reply;
+        let mut fields = Fields::of(reply)?;
+        let report = AdmissionReport {
+            admitted: count(fields.next()?)?,
+            expired: count(fields.next()?)?,
+            dropped_idle: count(fields.next()?)?,
+            waiting: count(fields.next()?)?,
+            active: count(fields.next()?)?,
+        };
+        let epoch: String = fields.next()?;
+        let head: i64 = fields.next()?;
+        let last: i64 = fields.next()?;
+        let mode: String = fields.next()?;
+        let cursor: String = fields.next()?;
+        let events: Vec<String> = fields.next()?;
+        let settings = settings(&mut Fields::of(fields.next()?)?)?;
+        let (draw_after, draw_through, draw_state): (i64, i64, String) = fields.next()?;
         let epoch = if epoch.is_empty() {
             None
         } else {
@@ -343,21 +397,162 @@ impl WaitingQueue for RedisWaitingQueue {
             Some(epoch) => SyncCursor::new(format!("{epoch}:{cursor}")),
             None => SyncCursor::default(),
         };
+        let draw_range = DrawRange {
+            after: count(draw_after)?,
+            through: count(draw_through)?,
+        };
         Ok(LineStep {
-            report: AdmissionReport {
-                admitted: count(admitted)?,
-                expired: count(expired)?,
-                dropped_idle: count(skipped)?,
-                waiting: count(undecided)?,
-                active: count(active)?,
-            },
+            report,
             sync: LineSync {
                 epoch,
                 head: count(head)?,
                 last_seq: count(last)?,
                 cursor,
                 changes: changes(&mode, &events)?,
+                draw: (draw_state == "drawn").then_some(draw_range),
             },
+            settings,
+            draw_due: (draw_state == "due").then_some(draw_range),
         })
+    }
+
+    async fn draw(&self, range: DrawRange) -> Result<bool, QueueError> {
+        let len = usize::try_from(range.len())
+            .ok()
+            .filter(|len| u32::try_from(*len).is_ok())
+            .ok_or_else(|| unexpected(format!("a draw of {} places", range.len())))?;
+        // A uniformly random permutation (Fisher-Yates) from a generator seeded by the operating
+        // system: ChaCha12, a cryptographic RNG, so nobody can predict or steer the order.
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        let mut order: Vec<u64> = (0..len as u64).collect();
+        order.shuffle(&mut rng);
+        let mut inverse = vec![0u64; len];
+        for (place_offset, seq_offset) in order.iter().enumerate() {
+            if let Some(slot) = usize::try_from(*seq_offset)
+                .ok()
+                .and_then(|offset| inverse.get_mut(offset))
+            {
+                *slot = place_offset as u64;
+            }
+        }
+        let mut invocation = self.scripts.draw.prepare_invoke();
+        invocation
+            .key(&self.keys.shared[..])
+            .arg(range.after)
+            .arg(range.through)
+            .arg(encode_offsets(order.into_iter()))
+            .arg(encode_offsets(inverse.into_iter()));
+        let recorded: i64 = self
+            .pool
+            .run(async |connection| invocation.invoke_async(connection).await)
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    async fn draw_order(&self) -> Result<Option<(DrawRange, Vec<Seq>)>, QueueError> {
+        let draw_key = &self.keys.shared[10];
+        let order_key = &self.keys.shared[11];
+        let (after, through, drawn, order): (Option<u64>, Option<u64>, Option<String>, Vec<u8>) =
+            self.pool
+                .run(async |connection| {
+                    redis::pipe()
+                        .cmd("HGET")
+                        .arg(draw_key)
+                        .arg("after")
+                        .cmd("HGET")
+                        .arg(draw_key)
+                        .arg("through")
+                        .cmd("HGET")
+                        .arg(draw_key)
+                        .arg("drawn")
+                        .cmd("GET")
+                        .arg(order_key)
+                        .query_async(connection)
+                        .await
+                })
+                .await?;
+        let (Some(after), Some(through), Some("1")) = (after, through, drawn.as_deref()) else {
+            return Ok(None);
+        };
+        let range = DrawRange { after, through };
+        let order: Vec<Seq> = order
+            .chunks_exact(4)
+            .map(|bytes| {
+                let offset = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                after + 1 + u64::from(offset)
+            })
+            .collect();
+        if order.len() as u64 != range.len() {
+            return Err(unexpected("a draw order of the wrong length"));
+        }
+        Ok(Some((range, order)))
+    }
+}
+
+#[async_trait]
+impl QueueControls for RedisWaitingQueue {
+    async fn status(&self) -> Result<LineStatus, QueueError> {
+        let mut invocation = self.scripts.status.prepare_invoke();
+        invocation
+            .key(&self.keys.shared[..])
+            .arg(self.policy.max_active.get())
+            .arg(self.policy.admit_per_second.get())
+            .arg(millis(self.policy.active_ttl));
+        let reply: Value = self
+            .pool
+            .run(async |connection| invocation.invoke_async(connection).await)
+            .await?;
+        let mut fields = Fields::of(reply)?;
+        let settings = settings(&mut fields)?;
+        Ok(LineStatus {
+            settings,
+            waiting: count(fields.next()?)?,
+            active: count(fields.next()?)?,
+        })
+    }
+
+    async fn change(
+        &self,
+        change: &SettingsChange,
+    ) -> Result<(LineSettings, LineSettings), ControlError> {
+        let text = |value: Option<String>| value.unwrap_or_default();
+        let opens_at = match change.opens_at() {
+            None => String::new(),
+            Some(None) => "none".to_string(),
+            Some(Some(at)) => at.timestamp_millis().to_string(),
+        };
+        let mut invocation = self.scripts.change.prepare_invoke();
+        invocation
+            .key(&self.keys.shared[..])
+            .arg(self.policy.max_active.get())
+            .arg(self.policy.admit_per_second.get())
+            .arg(millis(self.policy.active_ttl))
+            .arg(text(
+                change
+                    .paused()
+                    .map(|p| if p { "1" } else { "0" }.to_string()),
+            ))
+            .arg(text(change.admit_per_second().map(|r| r.get().to_string())))
+            .arg(text(change.max_active().map(|m| m.get().to_string())))
+            .arg(text(change.active_ttl().map(|t| millis(t).to_string())))
+            .arg(opens_at);
+        let reply: Value = self
+            .pool
+            .run(async |connection| invocation.invoke_async(connection).await)
+            .await
+            .map_err(QueueError::from)?;
+        let mut fields = Fields::of(reply)?;
+        let outcome: String = fields.next()?;
+        if outcome == "DRAW_PENDING" {
+            return Err(InvalidSetting(
+                "the last opening's draw is still being admitted; schedule the next opening once \
+                 its places are decided"
+                    .into(),
+            )
+            .into());
+        }
+        let before = settings(&mut fields)?;
+        let after = settings(&mut fields)?;
+        Ok((before, after))
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP routes of the contract, and how malformed requests are refused.
 
 mod access;
+mod admin;
 pub mod body;
 mod catalog;
 mod health;
@@ -21,7 +22,10 @@ use ticketing_domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 use crate::problem::ApiError;
 
 /// Registers every route, the extractor error handlers and the fallback for unknown paths.
-pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(
+    max_body_bytes: usize,
+    admin_enabled: bool,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
             .app_data(
@@ -56,7 +60,12 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                     .configure(catalog::configure)
                     .configure(reservations::configure)
                     .configure(payments::configure)
-                    .configure(wallet::configure),
+                    .configure(wallet::configure)
+                    .configure(|api| {
+                        if admin_enabled {
+                            admin::configure(api);
+                        }
+                    }),
             )
             .default_service(web::to(unknown_route));
     }

@@ -5,10 +5,10 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use serde::Serialize;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{catalog, health, payments, queue, reservations, wallet};
+use super::{admin, catalog, health, payments, queue, reservations, wallet};
 
 /// The `application/problem+json` body of every error.
 #[derive(Serialize, ToSchema)]
@@ -22,7 +22,7 @@ pub(crate) struct ProblemDoc {
     /// Stable and machine-readable: INVALID_REQUEST, TOKEN_MISSING, TOKEN_INVALID,
     /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE,
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, IDEMPOTENCY_CONFLICT,
-    /// INSUFFICIENT_BALANCE, RATE_LIMITED, UNAVAILABLE.
+    /// INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED, UNAVAILABLE.
     code: String,
 }
 
@@ -37,6 +37,17 @@ impl Modify for QueueTokenScheme {
                 "Queue-Token",
                 "The token of POST /api/queue; it must be ACTIVE",
             ))),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "APP__ADMIN__TOKEN; the admin API exists only when it is set",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -62,6 +73,9 @@ impl Modify for QueueTokenScheme {
         payments::pay,
         health::healthz,
         health::readyz,
+        admin::status,
+        admin::change,
+        admin::revoke,
     ),
     components(schemas(ProblemDoc)),
     modifiers(&QueueTokenScheme),
@@ -72,6 +86,7 @@ impl Modify for QueueTokenScheme {
         (name = "balance", description = "The prepaid balance"),
         (name = "payments", description = "Paying for a hold (ACTIVE token)"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "admin", description = "Operators: live queue settings, scheduled opening, revocation (Bearer APP__ADMIN__TOKEN)"),
     )
 )]
 struct ApiDoc;

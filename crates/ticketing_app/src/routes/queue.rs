@@ -42,6 +42,9 @@ pub(crate) struct QueueBody {
     /// WAITING only: seconds until the next poll is useful (clients should honour it).
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_after_seconds: Option<u64>,
+    /// Only while the line is a pre-queue: when it opens (RFC 3339); position is 0 until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opens_at: Option<String>,
 }
 
 impl From<QueueView> for QueueBody {
@@ -53,6 +56,7 @@ impl From<QueueView> for QueueBody {
             estimated_wait_seconds: view.estimated_wait_seconds,
             active_until: view.active_until.map(rfc3339),
             poll_after_seconds: view.poll_after_seconds,
+            opens_at: view.opens_at.map(rfc3339),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::controls::DrawRange;
 use super::policy::QueuePolicy;
 use super::token::{Seq, Ticket};
 
@@ -68,6 +69,8 @@ pub struct LineSync {
     /// Where the next sync continues.
     pub cursor: SyncCursor,
     pub changes: LineChanges,
+    /// The places of the last scheduled opening, ordered by its draw, while in force.
+    pub draw: Option<DrawRange>,
 }
 
 /// What the view can tell of a ticket.
@@ -98,6 +101,18 @@ pub struct LineView {
     /// read from the store before it must not undo it.
     noted_here: HashMap<Seq, NotedHere>,
     synced_at: Option<DateTime<Utc>>,
+    /// The draw the store says is in force.
+    announced_draw: Option<DrawRange>,
+    /// Its order, once loaded: for the place `after + 1 + i`, `offsets[i]` is that of its
+    /// holder's arrival number, inverted so a ticket finds its place.
+    draw: Option<DrawMap>,
+}
+
+#[derive(Debug)]
+struct DrawMap {
+    range: DrawRange,
+    /// `place_offsets[seq - after - 1] = place - after - 1`.
+    place_offsets: Vec<u32>,
 }
 
 /// How long a first-hand note outweighs what steps report: longer than any step takes.
@@ -175,6 +190,10 @@ impl LineView {
         }
         self.epoch = sync.epoch;
         self.cursor = sync.cursor;
+        self.announced_draw = sync.draw;
+        if self.draw.as_ref().map(|map| map.range) != sync.draw {
+            self.draw = None;
+        }
         self.noted_here
             .retain(|_, note| now.signed_duration_since(note.at) < NOTED_HERE_MEMORY);
         let notes: Vec<(Seq, NotedHere)> = self
@@ -193,7 +212,15 @@ impl LineView {
         }
         self.active.retain(|_, until| *until > now);
         let head = self.head;
-        self.left.retain(|seq| *seq > head);
+        let decided: Vec<Seq> = self
+            .left
+            .iter()
+            .copied()
+            .filter(|seq| self.place_of(*seq).is_some_and(|place| place <= head))
+            .collect();
+        for seq in decided {
+            self.left.remove(&seq);
+        }
         self.expiries = self.active.values().copied().collect();
         self.expiries.sort_unstable();
         self.synced_at = Some(now);
@@ -272,9 +299,60 @@ impl LineView {
                 self.expiries.remove(index);
             }
         }
-        if seq > self.head {
+        if self.place_of(seq).is_none_or(|place| place > self.head) {
             self.left.insert(seq);
         }
+    }
+
+    /// The draw whose order this view still has to load, if any.
+    pub fn draw_to_load(&self) -> Option<DrawRange> {
+        match (self.announced_draw, &self.draw) {
+            (Some(announced), Some(loaded)) if loaded.range == announced => None,
+            (announced, _) => announced,
+        }
+    }
+
+    /// Loads the order of the draw in force: `order[i]` holds the place `after + 1 + i`.
+    /// An order that is not a permutation of the range is not loaded.
+    pub fn load_draw(&mut self, range: DrawRange, order: &[Seq]) {
+        let len = usize::try_from(range.len()).unwrap_or(usize::MAX);
+        if order.len() != len {
+            return;
+        }
+        let mut place_offsets = vec![u32::MAX; len];
+        for (place_offset, seq) in order.iter().enumerate() {
+            let Some(seq_offset) = seq
+                .checked_sub(range.after + 1)
+                .and_then(|offset| usize::try_from(offset).ok())
+                .filter(|offset| *offset < len)
+            else {
+                return;
+            };
+            place_offsets[seq_offset] = u32::try_from(place_offset).unwrap_or(u32::MAX);
+        }
+        if place_offsets.contains(&u32::MAX) {
+            return;
+        }
+        self.draw = Some(DrawMap {
+            range,
+            place_offsets,
+        });
+    }
+
+    /// The place of arrival number `seq` in the line: itself, unless a draw ordered it; `None`
+    /// while the order of a draw that covers it is not loaded.
+    fn place_of(&self, seq: Seq) -> Option<Seq> {
+        let Some(range) = self.announced_draw else {
+            return Some(seq);
+        };
+        if seq <= range.after || seq > range.through {
+            return Some(seq);
+        }
+        let map = self.draw.as_ref().filter(|map| map.range == range)?;
+        let offset = usize::try_from(seq - range.after - 1).ok()?;
+        map.place_offsets
+            .get(offset)
+            .map(|place_offset| range.after + 1 + u64::from(*place_offset))
     }
 
     /// What the view tells of `ticket` at `now`.
@@ -282,7 +360,10 @@ impl LineView {
         if self.epoch != Some(ticket.epoch) {
             return Judgement::Unknown;
         }
-        if ticket.seq <= self.head {
+        let Some(place) = self.place_of(ticket.seq) else {
+            return Judgement::Unknown;
+        };
+        if place <= self.head {
             return match self.active.get(&ticket.seq) {
                 Some(until) if *until > now => Judgement::Active { until: *until },
                 _ => Judgement::Dead,
@@ -292,7 +373,7 @@ impl LineView {
             return Judgement::Dead;
         }
         Judgement::Waiting {
-            position: ticket.seq - self.head,
+            position: place - self.head,
         }
     }
 
@@ -356,6 +437,7 @@ mod tests {
             last_seq,
             cursor: SyncCursor::new(cursor),
             changes,
+            draw: None,
         }
     }
 
@@ -542,6 +624,7 @@ mod tests {
                 last_seq: 0,
                 cursor: SyncCursor::default(),
                 changes: LineChanges::Since(vec![]),
+                draw: None,
             },
             at(5),
         );
@@ -551,6 +634,60 @@ mod tests {
             Judgement::Active { until: at(600) }
         );
         assert!(!view.is_fresh(at(5), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn after_a_draw_a_place_is_found_through_its_order() {
+        // Places 3..=6 were drawn: the line goes 5, 3, 6, 4, then 7 by arrival.
+        let mut view = view_with(vec![], 2, 7);
+        let range = DrawRange {
+            after: 2,
+            through: 6,
+        };
+        view.apply(
+            LineSync {
+                draw: Some(range),
+                ..sync(2, 7, "2-0", LineChanges::Since(vec![]))
+            },
+            at(1),
+        );
+        assert_eq!(view.draw_to_load(), Some(range));
+        assert_eq!(
+            view.judge(&ticket(4), at(1)),
+            Judgement::Unknown,
+            "order not loaded"
+        );
+
+        view.load_draw(range, &[5, 3, 6, 4]);
+
+        assert_eq!(view.draw_to_load(), None);
+        let position = |seq| match view.judge(&ticket(seq), at(1)) {
+            Judgement::Waiting { position } => position,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            [5, 3, 6, 4, 7].map(position),
+            [1, 2, 3, 4, 5],
+            "drawn order first, then arrivals"
+        );
+    }
+
+    #[test]
+    fn an_order_that_is_not_a_permutation_is_not_loaded() {
+        let mut view = view_with(vec![], 0, 3);
+        let range = DrawRange {
+            after: 0,
+            through: 3,
+        };
+        view.apply(
+            LineSync {
+                draw: Some(range),
+                ..sync(0, 3, "2-0", LineChanges::Since(vec![]))
+            },
+            at(1),
+        );
+        view.load_draw(range, &[1, 1, 3]);
+        assert_eq!(view.draw_to_load(), Some(range));
     }
 
     #[test]
@@ -573,6 +710,7 @@ mod tests {
                 last_seq: 0,
                 cursor: SyncCursor::new("0-1"),
                 changes: LineChanges::Since(vec![]),
+                draw: None,
             },
             at(1),
         );

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::controls::{DrawRange, LineSettings};
 use super::errors::QueueError;
 use super::line::{LineSync, SyncCursor};
 use super::token::{Seq, Ticket};
@@ -54,11 +55,16 @@ pub struct AdmissionReport {
     pub active: u64,
 }
 
-/// One step of the line: what the admission did, and what changed since the caller's cursor.
+/// One step of the line: what the admission did, what changed since the caller's cursor, the
+/// settings in force, and a scheduled opening's draw when it is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineStep {
     pub report: AdmissionReport,
     pub sync: LineSync,
+    pub settings: LineSettings,
+    /// The opening time has passed and these places wait for their draw: nobody is admitted
+    /// until one instance draws it ([`WaitingQueue::draw`]).
+    pub draw_due: Option<DrawRange>,
 }
 
 /// The store of the waiting room. Every operation is atomic in the store, so any number of app
@@ -108,4 +114,20 @@ pub trait WaitingQueue: Send + Sync {
     /// [`QueueError::Infrastructure`] when the store cannot answer; nothing in `seen` is
     /// recorded then.
     async fn advance(&self, seen: &[Seq], since: &SyncCursor) -> Result<LineStep, QueueError>;
+
+    /// Draws the order of a due opening: the places of `range` are shuffled uniformly at random
+    /// with a cryptographic RNG, and the order recorded, unless an order was already recorded
+    /// for it (by this or any other instance): only the first counts, so the draw happens once.
+    /// Returns whether this call's order counted. The opening is then done: the line admits.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn draw(&self, range: DrawRange) -> Result<bool, QueueError>;
+
+    /// The order of the draw in force (see [`WaitingQueue::draw`]): `order[i]` holds the place
+    /// `after + 1 + i`, if any.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn draw_order(&self) -> Result<Option<(DrawRange, Vec<Seq>)>, QueueError>;
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::controls::{ControlError, LineSettings, LineStatus, QueueControls, SettingsChange};
 use super::errors::{AccessError, QueueError};
 use super::line::{Judgement, LineView};
 use super::policy::QueuePolicy;
@@ -47,6 +48,8 @@ pub struct QueueView {
     pub active_until: Option<DateTime<Utc>>,
     /// When a WAITING client should poll next.
     pub poll_after_seconds: Option<u64>,
+    /// While the line is a pre-queue: when it opens (the draw orders everyone in it then).
+    pub opens_at: Option<DateTime<Utc>>,
 }
 
 /// Proof that a request carries an ACTIVE token: only [`QueueService::authorize`] makes one.
@@ -103,6 +106,8 @@ pub struct QueueService {
     clock: Arc<dyn Clock>,
     line: Arc<RwLock<LineView>>,
     keep_alive: Arc<Mutex<KeepAlive>>,
+    /// The settings in force, as the last step reported them.
+    settings: Arc<RwLock<LineSettings>>,
 }
 
 impl std::fmt::Debug for QueueService {
@@ -110,6 +115,60 @@ impl std::fmt::Debug for QueueService {
         f.debug_struct("QueueService")
             .field("policy", &self.policy)
             .finish_non_exhaustive()
+    }
+}
+
+/// The operator's use cases: the line's status, live settings, revocation.
+#[derive(Clone)]
+pub struct LineOperator {
+    controls: Arc<dyn QueueControls>,
+    queue: QueueService,
+}
+
+impl std::fmt::Debug for LineOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineOperator").finish_non_exhaustive()
+    }
+}
+
+impl LineOperator {
+    pub fn new(controls: Arc<dyn QueueControls>, queue: QueueService) -> Self {
+        Self { controls, queue }
+    }
+
+    /// The settings in force and the line's size.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    pub async fn status(&self) -> Result<LineStatus, QueueError> {
+        self.controls.status().await
+    }
+
+    /// Makes `change`; answers the settings before and after it.
+    ///
+    /// # Errors
+    /// See [`QueueControls::change`].
+    pub async fn change(
+        &self,
+        change: &SettingsChange,
+    ) -> Result<(LineSettings, LineSettings), ControlError> {
+        let (before, after) = self.controls.change(change).await?;
+        // This instance follows at once; the others at their next step.
+        *self
+            .queue
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = after;
+        Ok((before, after))
+    }
+
+    /// Revokes `token` (401 afterwards, on every instance within [`MAX_VIEW_AGE`]); returns
+    /// whether it was live.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    pub async fn revoke(&self, token: &QueueToken) -> Result<bool, QueueError> {
+        self.queue.revoke(token).await
     }
 }
 
@@ -127,7 +186,13 @@ impl QueueService {
             clock,
             line: Arc::default(),
             keep_alive: Arc::default(),
+            settings: Arc::new(RwLock::new(LineSettings::from_policy(&policy))),
         }
+    }
+
+    /// The settings in force, as this instance last learned them.
+    pub fn settings(&self) -> LineSettings {
+        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn policy(&self) -> &QueuePolicy {
@@ -295,7 +360,24 @@ impl QueueService {
         match self.queue.advance(&seen, &cursor).await {
             Ok(step) => {
                 let now = self.clock.now();
+                *self
+                    .settings
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = step.settings;
                 self.line_mut().apply(step.sync, now);
+                if let Some(range) = step.draw_due {
+                    // Every instance may try; the store keeps the first order recorded.
+                    let drawn = self.queue.draw(range).await?;
+                    let _ = drawn;
+                }
+                let to_load = self.line().draw_to_load();
+                if let Some(range) = to_load {
+                    if let Some((recorded, order)) = self.queue.draw_order().await? {
+                        if recorded == range {
+                            self.line_mut().load_draw(range, &order);
+                        }
+                    }
+                }
                 let idle = chrono::Duration::from_std(self.policy.waiting_idle_timeout)
                     .unwrap_or(chrono::Duration::MAX);
                 let head = self.line().head();
@@ -325,7 +407,21 @@ impl QueueService {
     /// Positions so close to the front that the store may have admitted them since the view's
     /// last sync: a protected request from one of them is checked with the store.
     fn near_the_front(&self) -> u64 {
-        u64::from(self.policy.admit_per_second.get()) + 1
+        u64::from(self.settings().admit_per_second.get()) + 1
+    }
+
+    /// Ends `token` whatever its state, for an operator: true when it was live. A token that is
+    /// not one of ours was never live.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    pub async fn revoke(&self, token: &QueueToken) -> Result<bool, QueueError> {
+        let Ok(ticket) = self.keys.open(token) else {
+            return Ok(false);
+        };
+        let was_live = self.queue.revoke(&ticket).await?;
+        self.line_mut().note_dead(&ticket, self.clock.now());
+        Ok(was_live)
     }
 
     fn learned(&self, ticket: &Ticket, state: TicketState, now: DateTime<Utc>) {
@@ -361,17 +457,36 @@ impl QueueService {
                 estimated_wait_seconds: 0,
                 active_until: Some(until),
                 poll_after_seconds: None,
+                opens_at: None,
             },
             TicketState::Waiting { position } => {
-                let position = position.max(1);
-                let wait = self.line().estimated_wait(position, &self.policy, now);
+                let settings = self.settings();
+                let policy = settings.applied_to(&self.policy);
+                // The store answers position 0 in a pre-queue even before this instance's
+                // settings say so.
+                if settings.opens_at.is_some() || position == 0 {
+                    let opens_at = settings.opens_at.unwrap_or(now);
+                    // A pre-queue: no place until the draw at the opening.
+                    let until_opening = opens_at.signed_duration_since(now).num_seconds();
+                    return QueueView {
+                        token,
+                        status: QueueStatus::Waiting,
+                        position: 0,
+                        estimated_wait_seconds: u64::try_from(until_opening).unwrap_or(0),
+                        active_until: None,
+                        poll_after_seconds: Some(policy.longest_poll_interval()),
+                        opens_at: settings.opens_at,
+                    };
+                }
+                let wait = self.line().estimated_wait(position, &policy, now);
                 QueueView {
                     token,
                     status: QueueStatus::Waiting,
                     position,
                     estimated_wait_seconds: wait,
                     active_until: None,
-                    poll_after_seconds: Some(self.policy.poll_after(wait)),
+                    poll_after_seconds: Some(policy.poll_after(wait)),
+                    opens_at: None,
                 }
             }
         }
@@ -463,7 +578,10 @@ mod tests {
                 last_seq: 100,
                 cursor: SyncCursor::new("1:1-0"),
                 changes: LineChanges::Since(events),
+                draw: None,
             },
+            settings: LineSettings::from_policy(&policy()),
+            draw_due: None,
         }
     }
 

@@ -1,58 +1,90 @@
 -- One step of the line, safe to run from any number of instances at once: the room and this
 -- second's budget are read and spent in the same atomic script.
--- ARGV: max_active, admit_per_second, active_ttl_ms, idle_ms, bucket_ms, most admitted per step,
--- most places walked per step, cursor epoch, cursor log id, then the places polled on the
--- caller since its last step.
+-- ARGV: max_active, admit_per_second, active_ttl_ms (the configured ones: an operator's live
+-- settings take precedence), idle_ms, bucket_ms, most admitted per step, most places walked per
+-- step, cursor epoch, cursor log id, then the arrival numbers polled on the caller since its
+-- last step.
 -- Returns {admitted, expired, skipped, undecided, active, epoch, head, last, mode, cursor,
--- events}: mode 'since' with events (kind, places, expiry) after the cursor, or 'snapshot' with
--- every ACTIVE place ('a', place, expiry) and every place that left ('l', place, '').
+-- events, settings, draw}: mode 'since' with events (kind, arrival numbers, expiry) after the
+-- cursor, or 'snapshot' with every ACTIVE one ('a', number, expiry) and every one that left
+-- ('l', number, ''); settings {paused, rate, max_active, ttl_ms, opens_at}; draw {after,
+-- through, state}: state 'due' when an opening waits for its draw, 'drawn' when in force.
 local max_active, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local batch, walk_limit = tonumber(ARGV[6]), tonumber(ARGV[7])
 local cursor_epoch, cursor_id = ARGV[8], ARGV[9]
+
+local live = live_settings(rate, max_active, ttl_ms)
+rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
+local settings_reply = {live.paused and 1 or 0, rate, max_active, ttl_ms, live.opens_at}
 
 local polled = {}
 for i = 10, #ARGV do polled[#polled + 1] = ARGV[i] end
 
 local epoch = redis.call('GET', epoch_key)
 if not epoch then
-  return {0, 0, 0, 0, 0, '', 0, 0, 'since', '', {}}
+  return {0, 0, 0, 0, 0, '', 0, 0, 'since', '', {}, settings_reply, {0, 0, ''}}
 end
 if #polled > 0 then mark_seen(polled, idle_ms, bucket_ms) end
 
 local gone = redis.call('ZRANGEBYSCORE', active, '-inf', int(now), 'LIMIT', 0, batch)
 if #gone > 0 then redis.call('ZREM', active, unpack(gone)) end
-local live = redis.call('ZCOUNT', active, '(' .. int(now), '+inf')
+local in_use = redis.call('ZCOUNT', active, '(' .. int(now), '+inf')
+local head, last = head_now(), last_now()
+
+-- A scheduled opening: until it, a pre-queue (nobody admitted); once it has passed, the places
+-- handed out until then wait for their draw, recorded by one instance; then the line opens.
+local opening_due = live.opens_at > 0 and now >= live.opens_at
+if opening_due then
+  local d = last_draw()
+  if not d or d.drawn then
+    redis.call('HSET', draw_key, 'after', head, 'through', last, 'drawn', '0')
+    draw = nil
+  end
+  local d = last_draw()
+  if d.through == d.after then
+    -- Nobody came before the opening: nothing to draw.
+    redis.call('HSET', draw_key, 'drawn', '1')
+    redis.call('HDEL', settings_key, 'opens_at')
+    draw = nil
+    opening_due = false
+    live.opens_at = 0
+    settings_reply[5] = 0
+  end
+end
+local walking = live.opens_at == 0
 
 -- The second's budget is spread over the second (by its m-th millisecond, at most
 -- ceil(rate * (m + 1) / 1000) admitted), so admitted users do not all arrive in one burst.
 local ms_into_second = math.floor(tonumber(clock[2]) / 1000)
 local allowed_by_now = math.min(rate, math.ceil(rate * (ms_into_second + 1) / 1000))
 local spent = rate - budget_left(rate)
-local room = math.max(0, math.min(max_active - live, allowed_by_now - spent, batch))
+local room = math.max(0, math.min(max_active - in_use, allowed_by_now - spent, batch))
+if live.paused then room = 0 end
 
 -- Walk the front: places whose holder left or stopped polling are skipped without spending
--- the budget or the room; the others are admitted while there is room.
-local head, last = head_now(), last_now()
+-- the budget or the room; the others are admitted while there is room. Not during a pre-queue:
+-- its places are not ordered yet.
 local expiry = now + ttl_ms
 local admitted, skipped = {}, 0
-local seq = head
-while seq < last and seq - head < walk_limit do
-  local next_seq = seq + 1
-  if has_left(next_seq) or not seen_within(next_seq, idle_ms, bucket_ms) then
+local place = head
+while walking and place < last and place - head < walk_limit do
+  local next_place = place + 1
+  local seq = seq_at(next_place)
+  if has_left(seq) or not seen_within(seq, idle_ms, bucket_ms) then
     skipped = skipped + 1
   elseif #admitted < room then
-    redis.call('ZADD', active, int(expiry), next_seq)
-    admitted[#admitted + 1] = next_seq
+    redis.call('ZADD', active, int(expiry), seq)
+    admitted[#admitted + 1] = seq
   else
     break
   end
-  seq = next_seq
+  place = next_place
 end
-if seq ~= head then
-  redis.call('SET', head_key, seq)
-  redis.call('ZREMRANGEBYSCORE', left, '-inf', seq)
-  head = seq
+if place ~= head then
+  redis.call('SET', head_key, place)
+  redis.call('ZREMRANGEBYSCORE', left, '-inf', place)
+  head = place
 end
 if #admitted > 0 then
   spend(#admitted)
@@ -69,19 +101,25 @@ local function id_before(a, b)
   return a_ms < b_ms or (a_ms == b_ms and a_n < b_n)
 end
 
-local last_id, trimmed_through = '0-0', '0-0'
+local last_id = '0-0'
 if redis.call('EXISTS', log) == 1 then
-  local info = redis.call('XINFO', 'STREAM', log)
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then last_id = info[i + 1] end
-    if info[i] == 'max-deleted-entry-id' then trimmed_through = info[i + 1] end
-  end
+  local newest = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
+  if newest[1] then last_id = newest[1][1] end
 end
+local floor = (redis.call('HGET', admission, 'log_floor') or '0') .. '-0'
 
+local most_events = 1000
 local events = {}
 local mode = 'since'
 local cursor = cursor_id
-if cursor_epoch ~= epoch or cursor_id == '' or id_before(cursor_id, trimmed_through) then
+local entries = {}
+local behind = cursor_epoch ~= epoch or cursor_id == '' or id_before(cursor_id, floor)
+if not behind then
+  entries = redis.call('XRANGE', log, '(' .. cursor_id, '+', 'COUNT', most_events)
+  -- More than a step's worth: a snapshot is smaller than the backlog.
+  behind = #entries >= most_events
+end
+if behind then
   mode = 'snapshot'
   cursor = last_id
   local places = redis.call('ZRANGEBYSCORE', active, '(' .. int(now), '+inf', 'WITHSCORES')
@@ -90,13 +128,12 @@ if cursor_epoch ~= epoch or cursor_id == '' or id_before(cursor_id, trimmed_thro
     events[#events + 1] = places[i]
     events[#events + 1] = places[i + 1]
   end
-  for _, place in ipairs(redis.call('ZRANGEBYSCORE', left, '(' .. head, '+inf')) do
+  for _, seq in ipairs(redis.call('ZRANGEBYSCORE', left, '(' .. head, '+inf')) do
     events[#events + 1] = 'l'
-    events[#events + 1] = place
+    events[#events + 1] = seq
     events[#events + 1] = ''
   end
 else
-  local entries = redis.call('XRANGE', log, '(' .. cursor_id, '+', 'COUNT', 1000)
   for _, entry in ipairs(entries) do
     local fields = entry[2]
     events[#events + 1] = fields[2]
@@ -106,5 +143,15 @@ else
   end
 end
 
-return {#admitted, #gone, skipped, last - head, live + #admitted, epoch, head, last, mode,
-  cursor, events}
+local draw_reply = {0, 0, ''}
+local d = last_draw()
+if d then
+  if d.drawn then
+    if d.through > head then draw_reply = {d.after, d.through, 'drawn'} end
+  else
+    draw_reply = {d.after, d.through, 'due'}
+  end
+end
+
+return {#admitted, #gone, skipped, last - head, in_use + #admitted, epoch, head, last, mode,
+  cursor, events, settings_reply, draw_reply}

@@ -1,13 +1,19 @@
--- Shared by every waiting-line script. KEYS[1..9] are the same in all of them:
--- epoch (the line's incarnation), seq (last place handed out), head (every place up to it is
--- decided: admitted or skipped), active (sorted set: place -> expiry ms), left (sorted set of
--- places behind the head whose holder left), log (stream of admissions and revocations that
--- every instance follows), admission (hash: second, count, total), users (hash: user -> place),
--- seen (prefix of the liveness bitmaps: one bit per place per time bucket).
+-- Shared by every waiting-line script. KEYS[1..13] are the same in all of them:
+-- epoch (the line's incarnation), seq (last arrival number handed out), head (every place up to
+-- it is decided: admitted or skipped), active (sorted set: arrival number -> expiry ms), left
+-- (sorted set: arrival number -> place, of those who left while waiting), log (stream of
+-- admissions and revocations that every instance follows), admission (hash: second, count,
+-- total, log_floor), users (hash: user -> arrival number), seen (prefix of the liveness bitmaps:
+-- one bit per arrival number per time bucket), settings (hash: an operator's live settings:
+-- paused, rate, max_active, ttl_ms, opens_at), draw (hash: after, through, drawn: the places of
+-- the last scheduled opening), order and inverse (strings of 4-byte offsets: the draw's order).
+-- A place is where someone stands in the line; it equals their arrival number except inside a
+-- draw, which permutes the places (after, through].
 -- The clock is Redis's own, so every app instance sees the same time.
 local epoch_key, seq_key, head_key = KEYS[1], KEYS[2], KEYS[3]
 local active, left, log = KEYS[4], KEYS[5], KEYS[6]
 local admission, users, seen_prefix = KEYS[7], KEYS[8], KEYS[9]
+local settings_key, draw_key, order_key, inverse_key = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -43,10 +49,59 @@ end
 
 local function has_left(seq) return redis.call('ZSCORE', left, seq) ~= false end
 
+-- The settings in force: an operator's, else the configured ones given by the caller.
+local function live_settings(rate, max_active, ttl_ms)
+  local s = redis.call('HMGET', settings_key, 'paused', 'rate', 'max_active', 'ttl_ms', 'opens_at')
+  return {
+    paused = s[1] == '1',
+    rate = tonumber(s[2] or rate),
+    max_active = tonumber(s[3] or max_active),
+    ttl_ms = tonumber(s[4] or ttl_ms),
+    opens_at = tonumber(s[5] or '0'),
+  }
+end
+
+-- The last draw: after, through, drawn ('1' once its order is recorded).
+local draw = nil
+local function last_draw()
+  if draw == nil then
+    local d = redis.call('HMGET', draw_key, 'after', 'through', 'drawn')
+    if d[1] then
+      draw = {after = tonumber(d[1]), through = tonumber(d[2]), drawn = d[3] == '1'}
+    else
+      draw = false
+    end
+  end
+  return draw
+end
+
+local function offset_at(key, index)
+  local bytes = redis.call('GETRANGE', key, index * 4, index * 4 + 3)
+  return struct.unpack('>I4', bytes)
+end
+
+-- The place of an arrival number, and the arrival number at a place.
+local function place_of(seq)
+  local d = last_draw()
+  if d and d.drawn and seq > d.after and seq <= d.through then
+    return d.after + 1 + offset_at(inverse_key, seq - d.after - 1)
+  end
+  return seq
+end
+
+local function seq_at(place)
+  local d = last_draw()
+  if d and d.drawn and place > d.after and place <= d.through then
+    return d.after + 1 + offset_at(order_key, place - d.after - 1)
+  end
+  return place
+end
+
 -- 'ACTIVE', expiry_ms | 'WAITING', position | nil when dead (expired, ended, skipped, idle).
 local function state_of(seq, idle_ms, bucket_ms, keep_alive)
   local head = head_now()
-  if seq <= head then
+  local place = place_of(seq)
+  if place <= head then
     local expiry = redis.call('ZSCORE', active, seq)
     if expiry and tonumber(expiry) > now then return 'ACTIVE', tonumber(expiry) end
     return nil
@@ -55,7 +110,7 @@ local function state_of(seq, idle_ms, bucket_ms, keep_alive)
     return nil
   end
   if keep_alive then mark_seen({seq}, idle_ms, bucket_ms) end
-  return 'WAITING', seq - head
+  return 'WAITING', place - head
 end
 
 local function budget_left(rate)
@@ -75,6 +130,8 @@ end
 -- Appends to the log every instance follows: 'a' (places admitted until a time) or 'r' (a
 -- place ended).
 local function publish(kind, seqs, expiry)
-  redis.call('XADD', log, 'MINID', '~', int(now - LOG_RETENTION_MS), '*',
-    't', kind, 's', seqs, 'u', expiry)
+  local floor = int(now - LOG_RETENTION_MS)
+  redis.call('XADD', log, 'MINID', '~', floor, '*', 't', kind, 's', seqs, 'u', expiry)
+  -- Entries before the floor may be gone: a cursor older than it starts over from a snapshot.
+  redis.call('HSET', admission, 'log_floor', floor)
 end

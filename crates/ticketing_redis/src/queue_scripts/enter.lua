@@ -1,4 +1,4 @@
--- Enter the line. KEYS[10] = this client's entry counter.
+-- Enter the line. KEYS[14] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
 -- bucket_ms, entries per second per client (0 = unlimited).
 -- Returns {status, epoch, place, number}: number is the expiry (ACTIVE), the position (WAITING)
@@ -7,12 +7,14 @@ local candidate, user = ARGV[1], ARGV[2]
 local max_active, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local client_limit = tonumber(ARGV[8])
+local live = live_settings(rate, max_active, ttl_ms)
+rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 
 if client_limit > 0 then
-  local entries = redis.call('INCR', KEYS[10])
-  if entries == 1 then redis.call('PEXPIRE', KEYS[10], 1000) end
+  local entries = redis.call('INCR', KEYS[14])
+  if entries == 1 then redis.call('PEXPIRE', KEYS[14], 1000) end
   if entries > client_limit then
-    return {'RATE_LIMITED', '', 0, math.max(redis.call('PTTL', KEYS[10]), 1)}
+    return {'RATE_LIMITED', '', 0, math.max(redis.call('PTTL', KEYS[14]), 1)}
   end
 end
 
@@ -27,6 +29,7 @@ if user ~= '' then
   local existing = redis.call('HGET', users, user)
   if existing then
     local status, number = state_of(tonumber(existing), idle_ms, bucket_ms, true)
+    if status == 'WAITING' and live.opens_at > 0 then number = 0 end
     if status then return {status, epoch, tonumber(existing), number} end
   end
 end
@@ -35,10 +38,11 @@ local seq = redis.call('INCR', seq_key)
 local head = head_now()
 if user ~= '' then redis.call('HSET', users, user, seq) end
 
--- Straight in when every earlier place is decided, there is room and the budget allows.
-if head == seq - 1 then
-  local live = redis.call('ZCOUNT', active, '(' .. int(now), '+inf')
-  if live < max_active and budget_left(rate) > 0 then
+-- Straight in when the line is open and not paused, every earlier place is decided, there is
+-- room and the budget allows.
+if head == seq - 1 and not live.paused and live.opens_at == 0 then
+  local in_use = redis.call('ZCOUNT', active, '(' .. int(now), '+inf')
+  if in_use < max_active and budget_left(rate) > 0 then
     spend(1)
     local expiry = now + ttl_ms
     redis.call('ZADD', active, int(expiry), seq)
@@ -49,4 +53,6 @@ if head == seq - 1 then
 end
 
 mark_seen({seq}, idle_ms, bucket_ms)
+-- In a pre-queue nobody has a place until the draw: position 0.
+if live.opens_at > 0 then return {'WAITING', epoch, seq, 0} end
 return {'WAITING', epoch, seq, seq - head}

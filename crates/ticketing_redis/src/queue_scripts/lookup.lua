@@ -5,4 +5,6 @@ if redis.call('GET', epoch_key) ~= ARGV[1] then return {'UNKNOWN', 0} end
 local status, number = state_of(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
   ARGV[5] == '1')
 if not status then return {'UNKNOWN', 0} end
+-- In a pre-queue nobody has a place until the draw: position 0.
+if status == 'WAITING' and redis.call('HEXISTS', settings_key, 'opens_at') == 1 then number = 0 end
 return {status, number}

@@ -3,10 +3,11 @@
 if redis.call('GET', epoch_key) ~= ARGV[1] then return 0 end
 local seq = tonumber(ARGV[2])
 local status = state_of(seq, tonumber(ARGV[4]), tonumber(ARGV[5]), false)
-if seq <= head_now() then
+local place = place_of(seq)
+if place <= head_now() then
   redis.call('ZREM', active, seq)
-else
-  redis.call('ZADD', left, seq, seq)
+elseif seq <= last_now() then
+  redis.call('ZADD', left, place, seq)
 end
 if ARGV[3] ~= '' and redis.call('HGET', users, ARGV[3]) == ARGV[2] then
   redis.call('HDEL', users, ARGV[3])

@@ -1,0 +1,223 @@
+//! `/api/admin/...`: the operators' API. Registered only when `APP__ADMIN__TOKEN` is set, so
+//! without it every admin path is an unknown route (404).
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use ticketing_domain::queue::{LineSettings, LineStatus, QueueToken, SettingsChange};
+use utoipa::ToSchema;
+
+use super::body::optional_json;
+use super::catalog::rfc3339;
+use super::openapi::ProblemDoc;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("/admin")
+            .wrap(from_fn(require_admin_token))
+            .service(
+                web::resource("/queue")
+                    .route(web::get().to(status))
+                    .route(web::patch().to(change)),
+            )
+            .route("/queue/tokens/{token}", web::delete().to(revoke)),
+    );
+}
+
+/// Whether `presented` is the admin token, in time that does not depend on where they differ.
+fn is_admin_token(presented: &str, expected: &str) -> bool {
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    presented.ct_eq(&expected).into()
+}
+
+async fn require_admin_token(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let expected = request
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.admin_token.clone());
+    let presented = request
+        .headers()
+        .get("Authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let allowed = match (presented, expected) {
+        (Some(presented), Some(expected)) => is_admin_token(presented, &expected),
+        _ => false,
+    };
+    if allowed {
+        next.call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body)
+    } else {
+        Ok(request
+            .into_response(ApiError::AdminUnauthorized.error_response())
+            .map_into_right_body())
+    }
+}
+
+/// The line's settings in force and its size.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AdminQueueBody {
+    paused: bool,
+    admit_per_second: u32,
+    max_active: u32,
+    active_ttl_seconds: u64,
+    /// While set, the line is a pre-queue until then (RFC 3339).
+    opens_at: Option<String>,
+    waiting: u64,
+    active: u64,
+}
+
+impl From<LineStatus> for AdminQueueBody {
+    fn from(status: LineStatus) -> Self {
+        let settings = status.settings;
+        Self {
+            paused: settings.paused,
+            admit_per_second: settings.admit_per_second.get(),
+            max_active: settings.max_active.get(),
+            active_ttl_seconds: settings.active_ttl.as_secs(),
+            opens_at: settings.opens_at.map(rfc3339),
+            waiting: status.waiting,
+            active: status.active,
+        }
+    }
+}
+
+/// Absent stays `None`; `null` becomes `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Any subset of the settings.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct AdminQueueChange {
+    paused: Option<bool>,
+    admit_per_second: Option<i64>,
+    max_active: Option<i64>,
+    active_ttl_seconds: Option<i64>,
+    /// RFC 3339 time in the future, or null to cancel a scheduled opening.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    opens_at: Option<Option<String>>,
+}
+
+/// The line's settings and size.
+#[utoipa::path(get, path = "/api/admin/queue", tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Settings in force and the line's size", body = AdminQueueBody),
+        (status = 401, description = "ADMIN_UNAUTHORIZED", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: the admin API is off", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let status = state.operator.status().await?;
+    Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
+}
+
+fn describe(settings: &LineSettings) -> String {
+    format!(
+        "paused={} admitPerSecond={} maxActive={} activeTtlSeconds={} opensAt={}",
+        settings.paused,
+        settings.admit_per_second,
+        settings.max_active,
+        settings.active_ttl.as_secs(),
+        settings
+            .opens_at
+            .map_or_else(|| "null".to_string(), rfc3339)
+    )
+}
+
+/// Change any subset of the settings; every instance follows within 1 s.
+#[utoipa::path(patch, path = "/api/admin/queue", tag = "admin", security(("admin_token" = [])),
+    request_body = AdminQueueChange,
+    responses(
+        (status = 200, description = "The new state", body = AdminQueueBody),
+        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "ADMIN_UNAUTHORIZED", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: the admin API is off", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn change(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body = optional_json::<AdminQueueChange>(&body)?.unwrap_or_default();
+    let opens_at = body
+        .opens_at
+        .map(|at| {
+            at.map(|text| {
+                chrono::DateTime::parse_from_rfc3339(&text)
+                    .map(|at| at.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        ApiError::InvalidRequest(format!(
+                            "opensAt must be an RFC 3339 time, not {text:?}"
+                        ))
+                    })
+            })
+            .transpose()
+        })
+        .transpose()?;
+    let change = SettingsChange::new(
+        body.paused,
+        body.admit_per_second,
+        body.max_active,
+        body.active_ttl_seconds,
+        opens_at,
+        chrono::Utc::now(),
+    )?;
+    let (before, after) = state.operator.change(&change).await?;
+    tracing::info!(
+        target: "audit",
+        who = "admin",
+        client = %request.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()),
+        what = "queue settings",
+        old = %describe(&before),
+        new = %describe(&after),
+        "operator changed the queue settings"
+    );
+    let status = state.operator.status().await?;
+    Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
+}
+
+/// Revoke one token: 401 afterwards, on every instance within 1 s. Unknown tokens: 204 too.
+#[utoipa::path(delete, path = "/api/admin/queue/tokens/{token}", tag = "admin", security(("admin_token" = [])),
+    params(("token" = String, Path, description = "The queue token")),
+    responses(
+        (status = 204, description = "Revoked (or was not live)"),
+        (status = 400, description = "INVALID_REQUEST: not of a token's shape", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "ADMIN_UNAUTHORIZED", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: the admin API is off", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn revoke(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    token: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let token = QueueToken::parse(&token)
+        .map_err(|malformed| ApiError::InvalidRequest(malformed.to_string()))?;
+    let was_live = state.operator.revoke(&token).await?;
+    tracing::info!(
+        target: "audit",
+        who = "admin",
+        client = %request.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()),
+        what = "token revoked",
+        was_live,
+        "operator revoked a queue token"
+    );
+    Ok(HttpResponse::NoContent().finish())
+}
