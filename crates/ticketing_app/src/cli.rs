@@ -3,26 +3,38 @@
 use anyhow::Context;
 use ticketing_postgres::pool::build_pool;
 
-use crate::{telemetry, Application, Settings};
+use crate::admin_cli::AdminCommand;
+use crate::{admin_cli, telemetry, Application, Settings};
 
 /// What the binary was asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Serve,
     Migrate,
     Seed,
     /// Back to the bare demo data set: for load tests, destroys sales data.
     ResetDemo,
+    /// The admin API of a running server.
+    Admin(AdminCommand),
 }
 
-const USAGE: &str = "usage: ticketing [serve|migrate|seed]
+const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin ...]
   serve    migrate, then serve HTTP (the default)
   migrate  run pending database migrations and exit
   seed     load the demo data set (idempotent) and exit
   reset-demo --yes
            for load tests: delete every reservation, payment and queue entry, free every
            seat, zero every balance, then load the demo data set
+  admin    steer a running server's queue (ticketing admin --help)
 Settings: config/default.toml, config/$APP_ENV.toml, then APP__SECTION__KEY, DATABASE_URL, REDIS_URL.";
+
+/// The server `ticketing admin` talks to without `--url`.
+fn default_admin_url() -> String {
+    std::env::var("TICKETING_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_string())
+}
 
 impl Command {
     /// Parses the arguments after the program name.
@@ -30,6 +42,11 @@ impl Command {
     /// # Errors
     /// The usage text, for unknown or extra arguments and for `--help`.
     pub fn parse(arguments: &[String]) -> Result<Self, String> {
+        if let [first, rest @ ..] = arguments {
+            if first == "admin" {
+                return AdminCommand::parse(rest, &default_admin_url()).map(Command::Admin);
+            }
+        }
         match arguments {
             [] => Ok(Command::Serve),
             [one] => match one.as_str() {
@@ -51,6 +68,9 @@ impl Command {
 /// # Errors
 /// Whatever stopped the command: settings, an unreachable database, a failed migration.
 pub fn run(command: Command) -> anyhow::Result<()> {
+    if let Command::Admin(admin) = &command {
+        return run_admin(admin);
+    }
     let settings = Settings::load().context("loading settings")?;
     telemetry::init(settings.log.format);
     tokio::runtime::Builder::new_multi_thread()
@@ -63,8 +83,25 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 Command::Migrate => migrate(&settings).await,
                 Command::Seed => seed(&settings).await,
                 Command::ResetDemo => reset_demo(&settings).await,
+                Command::Admin(admin) => run_admin_async(&admin).await,
             }
         })
+}
+
+fn run_admin(admin: &AdminCommand) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run_admin_async(admin))
+}
+
+async fn run_admin_async(admin: &AdminCommand) -> anyhow::Result<()> {
+    let token = std::env::var("APP__ADMIN__TOKEN").unwrap_or_default();
+    if token.is_empty() {
+        anyhow::bail!("set APP__ADMIN__TOKEN to the server's admin token");
+    }
+    admin_cli::run(admin, &token).await
 }
 
 /// Migrates, then serves until stopped.

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin_cli;
 mod admission_control;
 mod catalog_cache;
 pub mod cli;

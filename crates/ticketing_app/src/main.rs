@@ -8,7 +8,10 @@ fn main() -> ExitCode {
         Ok(command) => command,
         Err(usage) => {
             eprintln!("{usage}");
-            return if arguments.iter().any(|a| a == "--help" || a == "-h") {
+            return if arguments
+                .iter()
+                .any(|a| a == "--help" || a == "-h" || a == "help")
+            {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)

@@ -324,3 +324,97 @@ async fn before_a_scheduled_opening_entries_wait_at_position_0_and_at_it_they_ar
     assert!(chrono::Utc::now() >= opens_at, "nobody before the opening");
     assert_eq!(state(&app, &app.address).await["opensAt"], Value::Null);
 }
+
+/// Runs `ticketing admin <arguments>` against `base` with `token`; (success, stdout, stderr).
+fn admin_cli(base: &str, token: &str, arguments: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
+        .arg("admin")
+        .args(["--url", base])
+        .args(arguments)
+        .env("APP__ADMIN__TOKEN", token)
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_subcommands_drive_the_server_and_say_why_when_refused() {
+    let app = admin_app(&[]).await;
+    let base = app.address.clone();
+    let run = move |token: &'static str, arguments: &'static [&'static str]| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || admin_cli(&base, token, arguments))
+    };
+
+    let (ok, out, _) = run(ADMIN_TOKEN, &["status"]).await.unwrap();
+    assert!(ok);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["paused"], false);
+
+    assert!(run(ADMIN_TOKEN, &["pause"]).await.unwrap().0);
+    assert_eq!(state(&app, &app.address).await["paused"], true);
+    assert!(run(ADMIN_TOKEN, &["resume"]).await.unwrap().0);
+    let (ok, out, _) = run(
+        ADMIN_TOKEN,
+        &[
+            "set",
+            "--admit-per-second",
+            "42",
+            "--active-ttl-seconds",
+            "120",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(ok);
+    let set: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (set["paused"].clone(), set["admitPerSecond"].clone()),
+        (json!(false), json!(42))
+    );
+    assert!(
+        run(ADMIN_TOKEN, &["open-at", "2099-01-01T00:00:00Z"])
+            .await
+            .unwrap()
+            .0
+    );
+    assert_eq!(
+        state(&app, &app.address).await["opensAt"],
+        "2099-01-01T00:00:00Z"
+    );
+    assert!(run(ADMIN_TOKEN, &["open-at", "none"]).await.unwrap().0);
+    let token = app.active_token(None).await;
+    let (ok, out, _) = tokio::task::spawn_blocking({
+        let base = app.address.clone();
+        move || admin_cli(&base, ADMIN_TOKEN, &["revoke", &token])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+
+    let (ok, _, err) = run("a-wrong-token-that-is-long-enough-to-try", &["pause"])
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(err.contains("401 ADMIN_UNAUTHORIZED"), "{err}");
+    let (ok, _, err) = run(ADMIN_TOKEN, &["set", "--max-active", "0"])
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("400 INVALID_REQUEST") && err.contains("maxActive"),
+        "{err}"
+    );
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(|| admin_cli("http://127.0.0.1:1", ADMIN_TOKEN, &["status"]))
+            .await
+            .unwrap();
+    assert!(!ok);
+    assert!(err.contains("cannot reach"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(state(&app, &app.address).await["paused"], false);
+}
