@@ -4,8 +4,10 @@ mod access;
 mod admin;
 pub mod body;
 mod catalog;
+mod docs;
 mod health;
 mod openapi;
+mod page;
 mod payments;
 mod queue;
 mod reservations;
@@ -54,6 +56,9 @@ pub fn configure(
                 ApiError::InvalidRequest(format!("invalid query string: {error}")).into()
             }))
             .configure(health::configure)
+            // Before the `/api` scope, which would otherwise claim `/api/docs`.
+            .configure(docs::configure)
+            .configure(page::configure)
             .service(
                 web::scope("/api")
                     .configure(queue::configure)
