@@ -167,6 +167,11 @@ pub fn admission_step(report: &AdmissionReport) {
     gauge!("queue_active").set(report.active as f64);
 }
 
+/// An entry admitted straight in: an admission like those of the steps.
+pub fn admitted_at_entry() {
+    counter!("queue_admitted_total").increment(1);
+}
+
 pub fn admission_step_failed() {
     counter!("queue_admission_steps_total", "outcome" => "error").increment(1);
 }

@@ -53,6 +53,21 @@ pub enum PaymentRefusal {
 /// The outcome of a payment attempt: what is recorded and replayed.
 pub type PaymentOutcome = Result<Payment, PaymentRefusal>;
 
+/// What the ledger answers a payment: the outcome, and whether it is one recorded earlier under
+/// the same `Idempotency-Key` (a replay: nothing was paid this time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerAnswer {
+    pub outcome: PaymentOutcome,
+    pub replayed: bool,
+}
+
+/// A payment as its client learns it: paid now, or the replay of one paid earlier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub payment: Payment,
+    pub replayed: bool,
+}
+
 /// Why a payment could not be attempted or recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
@@ -101,7 +116,7 @@ pub trait PaymentLedger: Send + Sync {
         &self,
         request: PaymentRequest,
         idempotency: Option<IdempotentRequest>,
-    ) -> Result<PaymentOutcome, LedgerError>;
+    ) -> Result<LedgerAnswer, LedgerError>;
 
     /// The outcome recorded under the key for this very request, if any.
     ///
@@ -145,7 +160,7 @@ impl PaymentService {
         token: QueueToken,
         request: PaymentRequest,
         key: Option<IdempotencyKey>,
-    ) -> Result<Payment, PaymentError> {
+    ) -> Result<Receipt, PaymentError> {
         let idempotency = key.map(|key| IdempotentRequest {
             key,
             fingerprint: request.fingerprint(),
@@ -158,18 +173,25 @@ impl PaymentService {
                     None => None,
                 };
                 return match recorded {
-                    Some(outcome) => Ok(outcome?),
+                    Some(outcome) => Ok(Receipt {
+                        payment: outcome?,
+                        replayed: true,
+                    }),
                     None => Err(AccessError::TokenInvalid.into()),
                 };
             }
             Err(other) => return Err(other.into()),
         };
         active.act_for(request.user)?;
-        let payment = self.ledger.pay(request, idempotency).await??;
+        let answer = self.ledger.pay(request, idempotency).await?;
+        let payment = answer.outcome?;
         // The payment is recorded and stands even if the session cannot be ended right now;
         // it then ends by itself at its expiry.
         let _ = self.queue.expire(&active).await;
-        Ok(payment)
+        Ok(Receipt {
+            payment,
+            replayed: answer.replayed,
+        })
     }
 }
 
@@ -263,14 +285,16 @@ mod tests {
         let mut queue = active_queue();
         queue.expect_revoke().times(1).returning(|_| Ok(true));
         let mut ledger = MockPaymentLedger::new();
-        ledger
-            .expect_pay()
-            .times(1)
-            .returning(|_, _| Ok(Ok(payment())));
+        ledger.expect_pay().times(1).returning(|_, _| {
+            Ok(LedgerAnswer {
+                outcome: Ok(payment()),
+                replayed: false,
+            })
+        });
 
         let paid = service(ledger, queue).pay(token(), request(), None).await;
 
-        assert_eq!(paid, Ok(payment()));
+        assert_eq!(paid.map(|receipt| receipt.payment), Ok(payment()));
     }
 
     #[tokio::test]
@@ -278,9 +302,12 @@ mod tests {
         let mut queue = active_queue();
         queue.expect_revoke().never();
         let mut ledger = MockPaymentLedger::new();
-        ledger
-            .expect_pay()
-            .returning(|request, _| Ok(Err(PaymentRefusal::NotPayable(request.reservation))));
+        ledger.expect_pay().returning(|request, _| {
+            Ok(LedgerAnswer {
+                outcome: Err(PaymentRefusal::NotPayable(request.reservation)),
+                replayed: false,
+            })
+        });
 
         let result = service(ledger, queue).pay(token(), request(), None).await;
 
@@ -318,7 +345,13 @@ mod tests {
 
         let replayed = service(ledger, queue).pay(token(), request(), key()).await;
 
-        assert_eq!(replayed, Ok(payment()));
+        assert_eq!(
+            replayed,
+            Ok(Receipt {
+                payment: payment(),
+                replayed: true
+            })
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,8 @@ use ticketing_domain::idempotency::{IdempotencyConflict, IdempotentRequest};
 use ticketing_domain::ids::{PaymentId, ReservationId, UserId};
 use ticketing_domain::money::Won;
 use ticketing_domain::payment::{
-    LedgerError, Payment, PaymentLedger, PaymentOutcome, PaymentRefusal, PaymentRequest,
+    LedgerAnswer, LedgerError, Payment, PaymentLedger, PaymentOutcome, PaymentRefusal,
+    PaymentRequest,
 };
 use ticketing_domain::InfrastructureError;
 
@@ -287,23 +288,29 @@ impl PaymentLedger for PgPaymentLedger {
         &self,
         request: PaymentRequest,
         idempotency: Option<IdempotentRequest>,
-    ) -> Result<PaymentOutcome, LedgerError> {
+    ) -> Result<LedgerAnswer, LedgerError> {
         let mut connection = checkout(&self.pool).await?;
-        let outcome = connection
+        let answer = connection
             .transaction::<_, Failure, _>(async |tx| {
                 if let Some(keyed) = &idempotency {
                     if let Claim::Recorded(stored) = claim(tx, SCOPE, keyed).await? {
-                        return decode(&stored);
+                        return Ok(LedgerAnswer {
+                            outcome: decode(&stored)?,
+                            replayed: true,
+                        });
                     }
                 }
                 let outcome = attempt(tx, request).await?;
                 if let Some(keyed) = &idempotency {
                     record(tx, SCOPE, keyed, &encode(&outcome)?).await?;
                 }
-                Ok(outcome)
+                Ok(LedgerAnswer {
+                    outcome,
+                    replayed: false,
+                })
             })
             .await?;
-        Ok(outcome)
+        Ok(answer)
     }
 
     async fn recorded(

@@ -311,8 +311,14 @@ impl WaitingQueue for RedisWaitingQueue {
             seq: count(seq)?,
             user,
         };
-        match state(&status, number)? {
-            Some(state) => Ok(Entered { ticket, state }),
+        let admitted_now = status == "ADMITTED";
+        let status = if admitted_now { "ACTIVE" } else { &status };
+        match state(status, number)? {
+            Some(state) => Ok(Entered {
+                ticket,
+                state,
+                admitted_now,
+            }),
             None => Err(unexpected("UNKNOWN for a new entry")),
         }
     }

@@ -78,7 +78,7 @@ pub(crate) async fn pay(
         user: UserId::new(body.user_id)?,
     };
     let key = idempotency_key(&request)?;
-    let paid = state
+    let receipt = state
         .payments
         .pay(token, payment, key)
         .await
@@ -87,7 +87,12 @@ pub(crate) async fn pay(
             observability::payment_attempt(problem.code());
             problem
         })?;
-    observability::payment_attempt("paid");
-    state.catalog_cache.everything_changed();
-    Ok(HttpResponse::Ok().json(PaidBody::from(paid)))
+    // A replay answers the first payment again; nothing was paid this time.
+    if receipt.replayed {
+        observability::payment_attempt("replayed");
+    } else {
+        observability::payment_attempt("paid");
+        state.catalog_cache.everything_changed();
+    }
+    Ok(HttpResponse::Ok().json(PaidBody::from(receipt.payment)))
 }

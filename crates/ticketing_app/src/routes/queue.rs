@@ -88,6 +88,9 @@ pub(crate) async fn enter(
         .map(UserId::new)
         .transpose()?;
     let view = state.queue.enter_queue(user, &client_key(&request)).await?;
+    if view.admitted_now {
+        crate::observability::admitted_at_entry();
+    }
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
 }
 

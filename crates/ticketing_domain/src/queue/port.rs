@@ -38,6 +38,9 @@ pub enum TicketState {
 pub struct Entered {
     pub ticket: Ticket,
     pub state: TicketState,
+    /// This entry was admitted straight in (an admission, counted against the budget), as
+    /// opposed to a user handed back a place they already had.
+    pub admitted_now: bool,
 }
 
 /// What one admission step did.

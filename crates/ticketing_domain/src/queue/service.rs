@@ -50,6 +50,8 @@ pub struct QueueView {
     pub poll_after_seconds: Option<u64>,
     /// While the line is a pre-queue: when it opens (the draw orders everyone in it then).
     pub opens_at: Option<DateTime<Utc>>,
+    /// This very request was admitted straight in at entry (one admission).
+    pub admitted_now: bool,
 }
 
 /// Proof that a request carries an ACTIVE token: only [`QueueService::authorize`] makes one.
@@ -216,7 +218,9 @@ impl QueueService {
             }
             TicketState::Waiting { .. } => self.polled(entered.ticket.seq, now, false),
         }
-        Ok(self.view(self.keys.seal(&entered.ticket), entered.state, now))
+        let mut view = self.view(self.keys.seal(&entered.ticket), entered.state, now);
+        view.admitted_now = entered.admitted_now;
+        Ok(view)
     }
 
     /// Where `token` stands; polling keeps a WAITING token in line. Answered from memory when
@@ -458,6 +462,7 @@ impl QueueService {
                 active_until: Some(until),
                 poll_after_seconds: None,
                 opens_at: None,
+                admitted_now: false,
             },
             TicketState::Waiting { position } => {
                 let settings = self.settings();
@@ -476,6 +481,7 @@ impl QueueService {
                         active_until: None,
                         poll_after_seconds: Some(policy.longest_poll_interval()),
                         opens_at: settings.opens_at,
+                        admitted_now: false,
                     };
                 }
                 let wait = self.line().estimated_wait(position, &policy, now);
@@ -487,6 +493,7 @@ impl QueueService {
                     active_until: None,
                     poll_after_seconds: Some(policy.poll_after(wait)),
                     opens_at: None,
+                    admitted_now: false,
                 }
             }
         }
@@ -779,6 +786,7 @@ mod tests {
             Ok(Entered {
                 ticket: ticket(40),
                 state: TicketState::Waiting { position: 37 },
+                admitted_now: false,
             })
         });
         let mut sequence = mockall::Sequence::new();
@@ -839,6 +847,7 @@ mod tests {
             Ok(Entered {
                 ticket: ticket(8),
                 state: TicketState::Waiting { position: 8 },
+                admitted_now: false,
             })
         });
         let view = service(queue, &clock)

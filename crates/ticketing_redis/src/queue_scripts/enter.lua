@@ -1,8 +1,9 @@
 -- Enter the line. KEYS[14] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
 -- bucket_ms, entries per second per client (0 = unlimited).
--- Returns {status, epoch, place, number}: number is the expiry (ACTIVE), the position (WAITING)
--- or the milliseconds to wait (RATE_LIMITED).
+-- Returns {status, epoch, place, number}: number is the expiry (ACTIVE: a live place handed
+-- back; ADMITTED: admitted by this entry), the position (WAITING) or the milliseconds to wait
+-- (RATE_LIMITED).
 local candidate, user = ARGV[1], ARGV[2]
 local max_active, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -48,7 +49,7 @@ if head == seq - 1 and not live.paused and live.opens_at == 0 then
     redis.call('ZADD', active, int(expiry), seq)
     redis.call('SET', head_key, seq)
     publish('a', seq, int(expiry))
-    return {'ACTIVE', epoch, seq, expiry}
+    return {'ADMITTED', epoch, seq, expiry}
   end
 end
 
