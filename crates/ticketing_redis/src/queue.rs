@@ -296,7 +296,8 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(millis(self.policy.active_ttl))
             .arg(self.idle_ms())
             .arg(self.bucket_ms())
-            .arg(self.policy.entry_rate_per_client.map_or(0, |r| r.get()));
+            .arg(self.policy.entry_rate_per_client.map_or(0, |r| r.get()))
+            .arg(self.policy.keep_alive_window());
         let (status, epoch, seq, number): (String, String, i64, i64) = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
@@ -335,7 +336,8 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(ticket.seq)
             .arg(self.idle_ms())
             .arg(self.bucket_ms())
-            .arg(if keep_alive { "1" } else { "0" });
+            .arg(if keep_alive { "1" } else { "0" })
+            .arg(self.policy.keep_alive_window());
         let (status, number): (String, i64) = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
@@ -351,7 +353,8 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(ticket.seq)
             .arg(ticket.user.map(|u| u.get().to_string()).unwrap_or_default())
             .arg(self.idle_ms())
-            .arg(self.bucket_ms());
+            .arg(self.bucket_ms())
+            .arg(self.policy.keep_alive_window());
         let was_live: i64 = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)

@@ -31,6 +31,14 @@ impl QueuePolicy {
         (self.waiting_idle_timeout.as_secs() / 3).clamp(1, 30)
     }
 
+    /// How many places behind the front keep-alives are tracked: what the front can reach
+    /// within two idle timeouts, at least 1,000. Further back a place's liveness does not matter
+    /// yet (the front skips it if its holder is gone when it gets there), so polls from there
+    /// cost the store nothing.
+    pub fn keep_alive_window(&self) -> u64 {
+        (2 * u64::from(self.admit_per_second.get()) * self.waiting_idle_timeout.as_secs()).max(1000)
+    }
+
     /// When a client told to wait `wait_seconds` should poll next: rarely when far back, every
     /// second near the front, so polls spread by position instead of arriving together.
     pub fn poll_after(&self, wait_seconds: u64) -> u64 {
@@ -59,6 +67,12 @@ mod tests {
         assert_eq!(policy(100, 60).wait_by_rate(100), 1);
         assert_eq!(policy(100, 60).wait_by_rate(101), 2);
         assert_eq!(policy(3, 60).wait_by_rate(7), 3);
+    }
+
+    #[test]
+    fn keep_alives_are_tracked_within_two_idle_timeouts_of_admissions() {
+        assert_eq!(policy(100, 60).keep_alive_window(), 12_000);
+        assert_eq!(policy(1, 1).keep_alive_window(), 1000);
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl QueueService {
             Judgement::Waiting { position }
                 if fresh && self.polled_within_idle(ticket.seq, now) =>
             {
-                self.polled(ticket.seq, now, true);
+                self.polled(ticket.seq, now, self.tracked(position));
                 return Ok(self.view(token.clone(), TicketState::Waiting { position }, now));
             }
             _ => {}
@@ -265,7 +265,7 @@ impl QueueService {
                     Ok(self.view(token.clone(), TicketState::Active { until }, now))
                 }
                 Judgement::Waiting { position } => {
-                    self.polled(ticket.seq, now, true);
+                    self.polled(ticket.seq, now, self.tracked(position));
                     Ok(self.view(token.clone(), TicketState::Waiting { position }, now))
                 }
                 Judgement::Dead => Err(QueueError::TokenInvalid),
@@ -433,6 +433,12 @@ impl QueueService {
             TicketState::Active { until } => self.line_mut().note_active(ticket, until, now),
             TicketState::Waiting { .. } => self.polled(ticket.seq, now, false),
         }
+    }
+
+    /// Whether a poll at `position` must reach the store: only near enough the front for its
+    /// liveness to matter (see [`QueuePolicy::keep_alive_window`]).
+    fn tracked(&self, position: u64) -> bool {
+        position <= self.settings().applied_to(&self.policy).keep_alive_window()
     }
 
     fn polled_within_idle(&self, seq: Seq, now: DateTime<Utc>) -> bool {

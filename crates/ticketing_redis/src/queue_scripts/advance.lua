@@ -34,24 +34,8 @@ local head, last = head_now(), last_now()
 
 -- A scheduled opening: until it, a pre-queue (nobody admitted); once it has passed, the places
 -- handed out until then wait for their draw, recorded by one instance; then the line opens.
-local opening_due = live.opens_at > 0 and now >= live.opens_at
-if opening_due then
-  local d = last_draw()
-  if not d or d.drawn then
-    redis.call('HSET', draw_key, 'after', head, 'through', last, 'drawn', '0')
-    draw = nil
-  end
-  local d = last_draw()
-  if d.through == d.after then
-    -- Nobody came before the opening: nothing to draw.
-    redis.call('HSET', draw_key, 'drawn', '1')
-    redis.call('HDEL', settings_key, 'opens_at')
-    draw = nil
-    opening_due = false
-    live.opens_at = 0
-    settings_reply[5] = 0
-  end
-end
+settle_opening(live)
+settings_reply[5] = live.opens_at
 local walking = live.opens_at == 0
 
 -- The second's budget is spread over the second (by its m-th millisecond, at most

@@ -75,6 +75,26 @@ local function last_draw()
   return draw
 end
 
+-- Once a scheduled opening's time has passed, the places handed out until then are fixed as
+-- its draw's range, once, by whichever script runs first: later entries queue behind them.
+-- An opening nobody came to opens at once.
+local function settle_opening(live)
+  if live.opens_at == 0 or now < live.opens_at then return end
+  local d = last_draw()
+  if not d or d.drawn then
+    redis.call('HSET', draw_key, 'after', head_now(), 'through', last_now(), 'drawn', '0')
+    draw = nil
+    d = last_draw()
+  end
+  if d.through == d.after then
+    redis.call('HSET', draw_key, 'drawn', '1')
+    redis.call('DEL', order_key, inverse_key)
+    redis.call('HDEL', settings_key, 'opens_at')
+    draw = nil
+    live.opens_at = 0
+  end
+end
+
 local function offset_at(key, index)
   local bytes = redis.call('GETRANGE', key, index * 4, index * 4 + 3)
   return struct.unpack('>I4', bytes)
@@ -97,8 +117,16 @@ local function seq_at(place)
   return place
 end
 
+-- How far from the front keep-alives are tracked: the places the front can reach within two
+-- idle timeouts at the live rate (at least `window`). Further back, liveness is not checked:
+-- a place is judged when it comes within reach, and the front skips it if its holder is gone.
+local function keep_alive_window(window, idle_ms)
+  local rate = tonumber(redis.call('HGET', settings_key, 'rate') or '0')
+  return math.max(window, 2 * rate * idle_ms / 1000)
+end
+
 -- 'ACTIVE', expiry_ms | 'WAITING', position | nil when dead (expired, ended, skipped, idle).
-local function state_of(seq, idle_ms, bucket_ms, keep_alive)
+local function state_of(seq, idle_ms, bucket_ms, keep_alive, window)
   local head = head_now()
   local place = place_of(seq)
   if place <= head then
@@ -106,9 +134,9 @@ local function state_of(seq, idle_ms, bucket_ms, keep_alive)
     if expiry and tonumber(expiry) > now then return 'ACTIVE', tonumber(expiry) end
     return nil
   end
-  if seq > last_now() or has_left(seq) or not seen_within(seq, idle_ms, bucket_ms) then
-    return nil
-  end
+  if seq > last_now() or has_left(seq) then return nil end
+  local tracked = place - head <= keep_alive_window(window, idle_ms)
+  if tracked and not seen_within(seq, idle_ms, bucket_ms) then return nil end
   if keep_alive then mark_seen({seq}, idle_ms, bucket_ms) end
   return 'WAITING', place - head
 end

@@ -1,13 +1,13 @@
 -- Enter the line. KEYS[14] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
--- bucket_ms, entries per second per client (0 = unlimited).
+-- bucket_ms, entries per second per client (0 = unlimited), keep-alive window.
 -- Returns {status, epoch, place, number}: number is the expiry (ACTIVE: a live place handed
 -- back; ADMITTED: admitted by this entry), the position (WAITING) or the milliseconds to wait
 -- (RATE_LIMITED).
 local candidate, user = ARGV[1], ARGV[2]
 local max_active, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local client_limit = tonumber(ARGV[8])
+local client_limit, window = tonumber(ARGV[8]), tonumber(ARGV[9])
 local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 
@@ -29,12 +29,13 @@ end
 if user ~= '' then
   local existing = redis.call('HGET', users, user)
   if existing then
-    local status, number = state_of(tonumber(existing), idle_ms, bucket_ms, true)
+    local status, number = state_of(tonumber(existing), idle_ms, bucket_ms, true, window)
     if status == 'WAITING' and live.opens_at > 0 then number = 0 end
     if status then return {status, epoch, tonumber(existing), number} end
   end
 end
 
+settle_opening(live)
 local seq = redis.call('INCR', seq_key)
 local head = head_now()
 if user ~= '' then redis.call('HSET', users, user, seq) end

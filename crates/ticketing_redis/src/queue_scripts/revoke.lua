@@ -1,8 +1,8 @@
 -- End a place, waiting or active, and tell every instance. ARGV: epoch, place, user or '',
--- idle_ms, bucket_ms. Returns 1 when it was live.
+-- idle_ms, bucket_ms, keep-alive window. Returns 1 when it was live.
 if redis.call('GET', epoch_key) ~= ARGV[1] then return 0 end
 local seq = tonumber(ARGV[2])
-local status = state_of(seq, tonumber(ARGV[4]), tonumber(ARGV[5]), false)
+local status = state_of(seq, tonumber(ARGV[4]), tonumber(ARGV[5]), false, tonumber(ARGV[6]))
 local place = place_of(seq)
 if place <= head_now() then
   redis.call('ZREM', active, seq)
