@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379
 # Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
 TICKETING ?= $(or $(CARGO_TARGET_DIR),target)/release/ticketing
 
-.PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz
+.PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
@@ -19,6 +19,12 @@ run: stack-up release
 test:
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test --workspace --all-targets
+	scripts/check-alerts.sh
+
+## screenshots: the browser tests in headless Chromium, saving the README's screenshots to docs/images
+screenshots:
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
+	BROWSER_TESTS=required BROWSER_SCREENSHOTS=$(CURDIR)/docs/images TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test -p ticketing_app --test browser
 
 ## lint: formatting and clippy, as CI would want them
 lint:

@@ -30,6 +30,7 @@ impl BackgroundJobs {
                 tokio::spawn(admit_from_the_queue(state.clone(), schedule.admission)),
                 tokio::spawn(release_lapsed_holds(state.clone(), schedule.hold_expiry)),
                 tokio::spawn(metrics_upkeep()),
+                tokio::spawn(probe_dependencies(state.clone())),
                 tokio::spawn(forget_old_outcomes(
                     state.clone(),
                     schedule.outcome_cleanup,
@@ -84,6 +85,24 @@ async fn metrics_upkeep() {
     }
 }
 
+/// Pings PostgreSQL and Redis every few seconds for the `dependency_up` gauges, so an alert
+/// fires on an unreachable store even while no request needs it.
+async fn probe_dependencies(state: AppState) {
+    const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+    let mut ticker = ticker(Duration::from_secs(5));
+    loop {
+        ticker.tick().await;
+        let postgres = tokio::time::timeout(
+            PROBE_TIMEOUT,
+            ticketing_postgres::pool::ping(&state.postgres),
+        );
+        let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
+        let (postgres, redis) = tokio::join!(postgres, redis);
+        crate::observability::dependency_up("postgres", matches!(postgres, Ok(Ok(()))));
+        crate::observability::dependency_up("redis", matches!(redis, Ok(Ok(()))));
+    }
+}
+
 /// Forgets `Idempotency-Key` outcomes past their retention.
 async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Duration) {
     let mut ticker = ticker(interval);
@@ -106,6 +125,7 @@ async fn admit_from_the_queue(state: AppState, interval: Duration) {
         match state.queue.advance().await {
             Ok(report) => {
                 crate::observability::admission_step(&report);
+                crate::observability::queue_settings(&state.queue.settings(), chrono::Utc::now());
                 if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
                     tracing::debug!(
                         admitted = report.admitted,

@@ -167,6 +167,26 @@ pub fn admission_step(report: &AdmissionReport) {
     gauge!("queue_active").set(report.active as f64);
 }
 
+/// The live settings this instance follows, as gauges: an operator sees a pause or a scheduled
+/// opening on the dashboard, and the stall alert does not fire for them.
+pub fn queue_settings(
+    settings: &ticketing_domain::queue::LineSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    gauge!("queue_paused").set(if settings.paused { 1.0 } else { 0.0 });
+    gauge!("queue_admit_per_second_setting").set(f64::from(settings.admit_per_second.get()));
+    gauge!("queue_max_active_setting").set(f64::from(settings.max_active.get()));
+    let until_opening = settings.opens_at.map_or(0.0, |at| {
+        (at - now).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    gauge!("queue_seconds_until_opening").set(until_opening);
+}
+
+/// Whether a dependency answered its last probe (1) or not (0).
+pub fn dependency_up(dependency: &'static str, up: bool) {
+    gauge!("dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
+}
+
 /// An entry admitted straight in: an admission like those of the steps.
 pub fn admitted_at_entry() {
     counter!("queue_admitted_total").increment(1);

@@ -235,3 +235,97 @@ async fn an_admission_at_entry_counts_as_an_admission() {
 
     assert!(metric(&app, "queue_admitted_total").await - before >= 1.0);
 }
+
+/// The metric names an expression of config/prometheus/alerts.yml reads.
+fn metrics_used_by_alerts() -> Vec<String> {
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/prometheus/alerts.yml"
+    ))
+    .unwrap();
+    let not_metrics = [
+        "sum",
+        "max",
+        "min",
+        "rate",
+        "increase",
+        "by",
+        "and",
+        "or",
+        "unless",
+        "le",
+        "histogram_quantile",
+        "on",
+        "ignoring",
+        "without",
+        "bool",
+        "count",
+        "avg",
+    ];
+    let mut names = Vec::new();
+    let mut in_expr = false;
+    for line in rules.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("expr:") {
+            in_expr = true;
+            collect_names(rest, &not_metrics, &mut names);
+        } else if in_expr && !trimmed.contains(':') && !trimmed.is_empty() {
+            collect_names(trimmed, &not_metrics, &mut names);
+        } else {
+            in_expr = false;
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn collect_names(expression: &str, not_metrics: &[&str], names: &mut Vec<String>) {
+    // Label matchers ({...}), grouping labels (by (...)) and range selectors ([...]) are not
+    // metric names.
+    let mut plain = String::new();
+    let mut depth = 0;
+    for c in expression.chars() {
+        match c {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth -= 1,
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    let plain = plain.replace("by (le)", " ").replace("by (pool)", " ");
+    for word in plain.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        let is_name = word.starts_with(|c: char| c.is_ascii_lowercase())
+            && word.contains('_')
+            && !not_metrics.contains(&word);
+        if is_name {
+            names.push(word.to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_metric_an_alert_uses_is_exported() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+    app.hold(&token, 7, 9).await;
+    app.hold(&token, 7, 9).await;
+    app.charge(7, 500_000, None).await;
+    let reservation = app.held(&token, 7, 10).await;
+    app.pay(&token, reservation, 7, None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let body = app.get("/metrics").await.text().await.unwrap();
+
+    let used = metrics_used_by_alerts();
+    assert!(used.len() >= 10, "{used:?}");
+    for name in used {
+        let exported = body.lines().any(|line| {
+            line.starts_with(&format!("{name} ")) || line.starts_with(&format!("{name}{{"))
+        });
+        assert!(
+            exported,
+            "the alerts use {name}, which /metrics does not export"
+        );
+    }
+}
