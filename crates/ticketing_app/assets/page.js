@@ -52,7 +52,8 @@
   }
 
   function clock(ms) {
-    const total = Math.max(0, Math.ceil(ms / 1000));
+    // Rounded down: never promise a second the hold may not have.
+    const total = Math.max(0, Math.floor(ms / 1000));
     const minutes = Math.floor(total / 60);
     const seconds = total % 60;
     return `${minutes}:${String(seconds).padStart(2, '0')}`;
@@ -114,7 +115,7 @@
     countdownTimer: null,
     warnedLastMinute: false,
     clockOffsetMs: 0,
-    lastReentry: 0,
+    lastAutoReentry: 0,
     paying: false,
   };
 
@@ -199,6 +200,8 @@
     const box = $('error');
     box.replaceChildren(...lines.filter(Boolean).map((line) => el('p', { text: line })));
     box.hidden = false;
+    // Seen even when the person had scrolled down to the seats (screen readers hear role=alert).
+    box.scrollIntoView({ block: 'nearest' });
   }
 
   function clearError() {
@@ -291,7 +294,6 @@
     $('queue-status-words').textContent = 'Getting you a place\u2026';
     try {
       const view = await api('POST', '/api/queue', { body: { userId: user }, token: false });
-      state.lastReentry = Date.now();
       await adoptView(view);
     } catch (failure) {
       if (failure.retryable) {
@@ -330,7 +332,7 @@
     state.status = null;
     showSteps([]);
     const why = message || 'Your turn in line ended: it expired or was withdrawn.';
-    if (Date.now() - state.lastReentry < REENTRY_GUARD_MS) {
+    if (Date.now() - state.lastAutoReentry < REENTRY_GUARD_MS) {
       renderLine(null);
       showError(why, 'Press \u201cJoin the line\u201d to get a new place.');
       $('join-button').hidden = false;
@@ -338,6 +340,7 @@
       return;
     }
     showError(why, 'We have put you back in the line; this page moves on by itself when it is your turn.');
+    state.lastAutoReentry = Date.now();
     await joinLine();
   }
 
@@ -747,6 +750,7 @@
         ? ' We let go of the other seats you picked, so nothing is held.' : '';
       switch (failure.code) {
         case 'SEAT_UNAVAILABLE':
+          state.picked.delete(failedSeat);
           showError(`Seat ${failedSeat} was just taken by someone else.${released}`,
             'Please pick another seat; the map now shows what is still free.');
           break;
@@ -1010,7 +1014,6 @@
           return;
         }
         rememberToken(view.token);
-        state.lastReentry = Date.now();
         if (view.status !== 'ACTIVE') {
           finish();
           stopCountdown();
@@ -1075,6 +1078,7 @@
   function showConfirmation() {
     stopCountdown();
     stopPolling();
+    notice('');
     const paid = state.holds.filter((hold) => hold.paid);
     const total = paid.reduce((sum, hold) => sum + hold.price, 0);
     const first = paid[0] || {};
