@@ -109,7 +109,12 @@ async fn run_admin_async(admin: &AdminCommand) -> anyhow::Result<()> {
 /// # Errors
 /// When migrating fails or the server cannot start.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Settings that cannot run are refused before anything is touched.
+    settings.token_keys()?;
+    settings.admin_token()?;
+    settings.trusted_proxies()?;
     migrate(&settings).await?;
+    check_stores(&settings).await?;
     let application = Application::build(&settings).await?;
     tracing::info!(
         host = %settings.server.host,
@@ -118,6 +123,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     application.run_until_stopped().await?;
     Ok(())
+}
+
+/// The start-up checks of [`crate::startup_checks`]: warnings, or a refusal in production.
+async fn check_stores(settings: &Settings) -> anyhow::Result<()> {
+    let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
+    let redis =
+        ticketing_redis::RedisPool::new(&settings.redis()).context("building the Redis pool")?;
+    let facts = crate::startup_checks::gather(&postgres, &redis).await;
+    crate::startup_checks::judge(&crate::startup_checks::findings(&facts, settings), settings)
 }
 
 /// Runs pending migrations.

@@ -9,6 +9,7 @@ mod observability;
 pub mod problem;
 mod routes;
 pub mod settings;
+pub mod startup_checks;
 mod state;
 pub mod telemetry;
 

@@ -65,6 +65,9 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// Comma-separated addresses whose `X-Forwarded-For` is believed (`APP__SERVER__TRUSTED_PROXIES`).
+    #[serde(default)]
+    pub trusted_proxies: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +244,26 @@ impl Settings {
             }
             token => Ok(Some(token.to_string())),
         }
+    }
+
+    /// The load balancers whose `X-Forwarded-For` names the client.
+    ///
+    /// # Errors
+    /// When an entry is not an IP address.
+    pub fn trusted_proxies(&self) -> Result<Vec<std::net::IpAddr>, config::ConfigError> {
+        self.server
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry.parse().map_err(|_| {
+                    config::ConfigError::Message(format!(
+                        "APP__SERVER__TRUSTED_PROXIES: {entry:?} is not an IP address"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// How long a seat hold lasts.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub operator: LineOperator,
     /// The operators' bearer token; `None` turns the admin API off.
     pub admin_token: Option<Arc<str>>,
+    /// Load balancers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
     pub reservations: ReservationService,
     pub wallet: WalletService,
     pub payments: PaymentService,
@@ -85,6 +87,7 @@ impl AppState {
             queue,
             operator,
             admin_token: settings.admin_token()?.map(Arc::from),
+            trusted_proxies: settings.trusted_proxies()?.into(),
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
                 hold_ttl,

@@ -399,3 +399,50 @@ async fn the_token_string_stays_the_same_from_entry_to_admission_on_every_instan
     assert_eq!(status_at(&app, &peer, token, "/api/concerts").await, 200);
     assert_eq!(app.concerts(token).await.status(), 200);
 }
+
+async fn enter_from(app: &TestApp, forwarded_for: &str) -> u16 {
+    app.client
+        .post(app.url("/api/queue"))
+        .header("X-Forwarded-For", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_entries_are_limited_per_forwarded_client() {
+    let app = TestApp::spawn_with(&[
+        ("APP__QUEUE__ENTRY_RATE_PER_CLIENT", "2"),
+        ("APP__SERVER__TRUSTED_PROXIES", "10.9.9.9, 127.0.0.1"),
+    ])
+    .await;
+
+    let first_client = [
+        enter_from(&app, "203.0.113.7").await,
+        enter_from(&app, "198.51.100.1, 203.0.113.7").await,
+        enter_from(&app, "203.0.113.7").await,
+    ];
+    let second_client = enter_from(&app, "203.0.113.8").await;
+
+    assert_eq!(
+        first_client,
+        [200, 200, 429],
+        "the forged first hop is not the client"
+    );
+    assert_eq!(second_client, 200);
+}
+
+#[tokio::test]
+async fn a_forwarded_for_header_from_an_untrusted_peer_is_ignored() {
+    let app = TestApp::spawn_with(&[("APP__QUEUE__ENTRY_RATE_PER_CLIENT", "2")]).await;
+
+    let statuses = [
+        enter_from(&app, "203.0.113.1").await,
+        enter_from(&app, "203.0.113.2").await,
+        enter_from(&app, "203.0.113.3").await,
+    ];
+
+    assert_eq!(statuses, [200, 200, 429], "one client, whatever it claims");
+}

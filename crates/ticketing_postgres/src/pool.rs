@@ -117,3 +117,26 @@ pub async fn ping(pool: &PgPool) -> Result<(), InfrastructureError> {
         .await
         .map_err(error::from_diesel)
 }
+
+/// The server's `max_connections`, for the start-up check that the pools fit in it.
+///
+/// # Errors
+/// [`InfrastructureError`] when PostgreSQL cannot be reached.
+pub async fn max_connections(pool: &PgPool) -> Result<i64, InfrastructureError> {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        setting: String,
+    }
+    let mut connection = checkout(pool).await?;
+    // A server setting, not a table: sql_query is the only way to read it.
+    let row: Setting = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT setting FROM pg_settings WHERE name = 'max_connections'"),
+        &mut connection,
+    )
+    .await
+    .map_err(error::from_diesel)?;
+    row.setting
+        .parse()
+        .map_err(|_| InfrastructureError::Unexpected(format!("max_connections {:?}", row.setting)))
+}

@@ -186,4 +186,26 @@ impl RedisPool {
         })
         .await
     }
+
+    /// The value of a server setting (`CONFIG GET`), or `None` when the server does not say
+    /// (managed services often disable `CONFIG`).
+    ///
+    /// # Errors
+    /// [`InfrastructureError::Unavailable`] when Redis cannot be reached.
+    pub async fn config_get(&self, name: &str) -> Result<Option<String>, InfrastructureError> {
+        let reply: Result<Vec<String>, InfrastructureError> = self
+            .run(async |connection| {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(name)
+                    .query_async(connection)
+                    .await
+            })
+            .await;
+        match reply {
+            Ok(pair) => Ok(pair.into_iter().nth(1)),
+            Err(InfrastructureError::Unexpected(_)) => Ok(None),
+            Err(unavailable) => Err(unavailable),
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! `POST`, `GET` and `DELETE /api/queue`: the waiting room.
 
+use std::net::IpAddr;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::UserId;
@@ -61,13 +63,29 @@ impl From<QueueView> for QueueBody {
     }
 }
 
-/// Entries are counted per network peer; behind a proxy that is the proxy.
-fn client_key(request: &HttpRequest) -> ClientKey {
-    ClientKey::new(
-        request
-            .peer_addr()
-            .map_or_else(|| "unknown".to_string(), |address| address.ip().to_string()),
-    )
+/// Who entries are counted for: the network peer, or, when the peer is a trusted proxy, the
+/// nearest address of its `X-Forwarded-For` that is not itself a trusted proxy (a client cannot
+/// forge the part the proxies appended). From anyone else the header is ignored.
+fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
+    let Some(peer) = request.peer_addr().map(|address| address.ip()) else {
+        return ClientKey::new("unknown");
+    };
+    if !trusted.contains(&peer) {
+        return ClientKey::new(peer.to_string());
+    }
+    let forwarded = request
+        .headers()
+        .get_all("X-Forwarded-For")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let client = forwarded
+        .iter()
+        .rev()
+        .map_while(|entry| entry.parse::<IpAddr>().ok())
+        .find(|address| !trusted.contains(address));
+    ClientKey::new(client.unwrap_or(peer).to_string())
 }
 
 /// Enter the queue; with a userId, entering again returns the same token and place.
@@ -87,7 +105,8 @@ pub(crate) async fn enter(
         .and_then(|body| body.user_id)
         .map(UserId::new)
         .transpose()?;
-    let view = state.queue.enter_queue(user, &client_key(&request)).await?;
+    let client = client_key(&request, &state.trusted_proxies);
+    let view = state.queue.enter_queue(user, &client).await?;
     if view.admitted_now {
         crate::observability::admitted_at_entry();
     }
