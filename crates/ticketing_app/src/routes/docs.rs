@@ -35,7 +35,10 @@ fn swagger_config() -> Arc<Config<'static>> {
         .clone()
 }
 
-async fn to_root() -> HttpResponse {
+/// Swagger UI for /api/openapi.json (served under /api/docs/).
+#[utoipa::path(get, path = "/api/docs", tag = "page", responses(
+    (status = 301, description = "To /api/docs/, where Swagger UI is served", headers(("Location" = String, description = "/api/docs/")))))]
+pub(crate) async fn to_root() -> HttpResponse {
     HttpResponse::MovedPermanently()
         .insert_header((header::LOCATION, DOCS_ROOT))
         .finish()

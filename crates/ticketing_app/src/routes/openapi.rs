@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, catalog, health, payments, queue, reservations, wallet};
+use super::{admin, catalog, docs, health, page, payments, queue, reservations, wallet};
 
 /// The `application/problem+json` body of every error.
 #[derive(Serialize, ToSchema)]
@@ -76,6 +76,8 @@ impl Modify for QueueTokenScheme {
         admin::status,
         admin::change,
         admin::revoke,
+        page::index,
+        docs::to_root,
     ),
     components(schemas(ProblemDoc)),
     modifiers(&QueueTokenScheme),
@@ -87,6 +89,7 @@ impl Modify for QueueTokenScheme {
         (name = "payments", description = "Paying for a hold (ACTIVE token)"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "admin", description = "Operators: live queue settings, scheduled opening, revocation (Bearer APP__ADMIN__TOKEN)"),
+        (name = "page", description = "For people: the waiting room and seat picker, and these docs in Swagger UI"),
     )
 )]
 struct ApiDoc;

@@ -34,7 +34,9 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// The waiting room and seat picker (HTML).
+/// The waiting room and seat picker for people (HTML; `?user=<id>` picks the demo user).
+#[utoipa::path(get, path = "/", tag = "page", responses(
+    (status = 200, description = "The page: HTML, with its CSS and JavaScript under /assets/", content_type = "text/html")))]
 pub(crate) async fn index() -> HttpResponse {
     let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
     let headers = response.headers_mut();
