@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379
 # Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
 TICKETING ?= $(or $(CARGO_TARGET_DIR),target)/release/ticketing
 
-.PHONY: run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots
+.PHONY: run-cluster run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
@@ -19,7 +19,14 @@ run: stack-up release
 test:
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test --workspace --all-targets
+	scripts/redis-cluster.sh up
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_CLUSTER_URLS=$$(scripts/redis-cluster.sh urls) $(CARGO) test -p ticketing_redis --test queue --test controls
 	scripts/check-alerts.sh
+
+## run-cluster: N instances on a local Redis Cluster behind HAProxy on 127.0.0.1:8080
+N ?= 3
+run-cluster:
+	scripts/run-cluster.sh $(N)
 
 ## screenshots: the browser tests in headless Chromium, saving the README's screenshots to docs/images
 screenshots:
@@ -39,6 +46,7 @@ release:
 
 stack-up:
 	scripts/stack.sh up
+	@if [ "$(REDIS)" = cluster ]; then scripts/redis-cluster.sh up; fi
 
 stack-down:
 	scripts/stack.sh down

@@ -113,6 +113,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.token_keys()?;
     settings.admin_token()?;
     settings.trusted_proxies()?;
+    ticketing_redis::RedisPool::new(&settings.redis())
+        .context("REDIS_URL or REDIS_CLUSTER_URLS")?;
     migrate(&settings).await?;
     check_stores(&settings).await?;
     let application = Application::build(&settings).await?;

@@ -82,6 +82,9 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisConfig {
     pub url: String,
+    /// `REDIS_CLUSTER_URLS`: comma-separated seed nodes; when set, Redis Cluster is used.
+    #[serde(default)]
+    pub cluster_urls: String,
     pub key_prefix: String,
     pub pool_max_size: usize,
     pub checkout_timeout_ms: u64,
@@ -165,6 +168,10 @@ impl Settings {
             )
             .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
             .set_override_option("redis.url", vars.get("REDIS_URL").cloned())?
+            .set_override_option(
+                "redis.cluster_urls",
+                vars.get("REDIS_CLUSTER_URLS").cloned(),
+            )?
             .set_override_option("environment", vars.get("APP_ENV").cloned())?
             .build()?
             .try_deserialize()
@@ -285,6 +292,13 @@ impl Settings {
         let redis = &self.redis;
         RedisSettings {
             url: redis.url.clone(),
+            cluster_urls: redis
+                .cluster_urls
+                .split(',')
+                .map(str::trim)
+                .filter(|seed| !seed.is_empty())
+                .map(str::to_string)
+                .collect(),
             max_size: redis.pool_max_size,
             checkout_timeout: Duration::from_millis(redis.checkout_timeout_ms),
             connect_timeout: Duration::from_millis(redis.connect_timeout_ms),

@@ -18,7 +18,7 @@ use ticketing_domain::queue::{
     LineStatus, LineStep, LineView, QueueControls, QueuePolicy, Seq, SettingsChange, SyncCursor,
     Ticket, TicketState, WaitingQueue,
 };
-use ticketing_redis::{RedisPool, RedisSettings, RedisWaitingQueue};
+use ticketing_redis::{RedisPool, RedisWaitingQueue};
 use ticketing_testkit::TestRedis;
 
 /// Life of an ACTIVE ticket in every test that does not say otherwise.
@@ -44,7 +44,7 @@ fn queue(redis: &TestRedis, policy: QueuePolicy) -> RedisWaitingQueue {
 
 /// The same line as seen by another app instance: a pool of its own, the same keys.
 fn another_instance(redis: &TestRedis, policy: QueuePolicy) -> RedisWaitingQueue {
-    let pool = RedisPool::new(&RedisSettings::new(redis.url())).unwrap();
+    let pool = RedisPool::new(&redis.settings()).unwrap();
     RedisWaitingQueue::new(pool, &redis.keys(), policy)
 }
 

@@ -45,7 +45,7 @@ fn queue(redis: &TestRedis, policy: QueuePolicy) -> RedisWaitingQueue {
 
 /// The same line as seen by another app instance: a pool of its own, the same keys.
 fn another_instance(redis: &TestRedis, policy: QueuePolicy) -> RedisWaitingQueue {
-    let pool = RedisPool::new(&RedisSettings::new(redis.url())).unwrap();
+    let pool = RedisPool::new(&redis.settings()).unwrap();
     RedisWaitingQueue::new(pool, &redis.keys(), policy)
 }
 

@@ -1,5 +1,7 @@
-//! A Redis key prefix per test.
+//! A Redis key prefix per test, on the single Redis of `TEST_REDIS_URL` or, with
+//! `TEST_REDIS_CLUSTER_URLS`, on a Redis Cluster.
 
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use ticketing_redis::{KeySpace, RedisPool, RedisSettings};
 
 use crate::unique_suffix;
@@ -10,6 +12,7 @@ const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
 #[derive(Debug)]
 pub struct TestRedis {
     url: String,
+    settings: RedisSettings,
     prefix: String,
     pool: RedisPool,
 }
@@ -19,8 +22,34 @@ impl TestRedis {
         let url =
             std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.to_string());
         let prefix = format!("test-{}", unique_suffix());
-        let pool = RedisPool::new(&RedisSettings::new(url.clone())).expect("a valid Redis URL");
-        Self { url, prefix, pool }
+        let cluster: Vec<String> = std::env::var("TEST_REDIS_CLUSTER_URLS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|seed| !seed.is_empty())
+            .map(str::to_string)
+            .collect();
+        let settings = if cluster.is_empty() {
+            RedisSettings::new(url.clone())
+        } else {
+            RedisSettings::cluster(cluster)
+        };
+        let pool = RedisPool::new(&settings).expect("valid Redis URLs");
+        Self {
+            url,
+            settings,
+            prefix,
+            pool,
+        }
+    }
+
+    /// How to reach this test's Redis (single or cluster), for a second pool: another instance.
+    pub fn settings(&self) -> RedisSettings {
+        self.settings.clone()
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        !self.settings.cluster_urls.is_empty()
     }
 
     pub fn url(&self) -> &str {
@@ -49,13 +78,39 @@ impl Default for TestRedis {
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
+        let pattern = self.keys().pattern();
+        if self.is_cluster() {
+            // Every key of the prefix shares its hash tag: one slot, one node.
+            let Ok(client) = redis::cluster::ClusterClient::new(self.settings.cluster_urls.clone())
+            else {
+                return;
+            };
+            let Ok(mut connection) = client.get_connection() else {
+                return;
+            };
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                ticketing_redis::pool::slot_of(&pattern),
+                SlotAddr::Master,
+            )));
+            let keys: Vec<String> = match connection
+                .route_command(redis::cmd("KEYS").arg(&pattern), routing)
+                .and_then(|reply| {
+                    redis::FromRedisValue::from_redis_value(reply).map_err(redis::RedisError::from)
+                }) {
+                Ok(keys) => keys,
+                Err(_) => return,
+            };
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
+            return;
+        }
         let Ok(client) = redis::Client::open(self.url.as_str()) else {
             return;
         };
         let Ok(mut connection) = client.get_connection() else {
             return;
         };
-        let pattern = self.keys().pattern();
         let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut connection) {
             Ok(keys) => keys,
             Err(_) => return,
