@@ -44,8 +44,10 @@ pub async fn run_pending(url: &str) -> Result<usize, MigrationError> {
     diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
         .execute(&mut connection)
         .await?;
-    if let Ok(count) = applied {
-        tracing::info!(applied = count, "database migrations are up to date");
+    match applied {
+        Ok(0) => tracing::info!("database schema is up to date; no migration to apply"),
+        Ok(count) => tracing::info!(applied = count, "applied database migrations"),
+        Err(_) => {}
     }
     applied
 }
