@@ -358,3 +358,96 @@ async fn a_withdrawn_turn_sends_the_person_back_to_the_line_with_a_message() {
     assert_ne!(after, before, "a new place, under a new token");
     person.close().await;
 }
+
+#[tokio::test]
+async fn a_hold_that_runs_out_is_said_and_the_seat_is_free_again() {
+    let Some(driver) = Driver::start("a_hold_that_runs_out").await else {
+        return;
+    };
+    let app = TestApp::spawn_with(&[("APP__RESERVATION__HOLD_TTL_SECONDS", "3")]).await;
+    let person = driver.browser(&app.address, 8).await;
+    person.open_seat_map(CONCERT, PERFORMANCE).await;
+    person.seat(80).await.click().await.unwrap();
+    person.click("hold-button").await;
+    person.shown("hold-countdown").await;
+
+    let told = person
+        .wait_for("the hold to run out", || async { person.error().await })
+        .await;
+
+    assert!(told.contains("ran out before payment"), "{told}");
+    assert!(told.contains("nothing was charged"), "{told}");
+    assert!(!person.visible("hold-countdown").await);
+    // Back on the seat map; once the server has let the hold go, the seat is free again.
+    person
+        .wait_for("seat 80 free again", || async {
+            if person.seat_status(80).await == "AVAILABLE" {
+                return Some(());
+            }
+            let refresh = person.find("#refresh-seats").await?;
+            let _ = refresh.click().await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            None
+        })
+        .await;
+    person.close().await;
+}
+
+#[tokio::test]
+async fn a_busy_service_is_said_in_plain_words_and_tried_again() {
+    let Some(driver) = Driver::start("a_busy_service_is_said_in_plain_words").await else {
+        return;
+    };
+    // Nothing listens on port 1: entering the line fails closed with 503 and Retry-After.
+    let app = TestApp::spawn_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let person = driver.browser(&app.address, 9).await;
+
+    let told = person
+        .wait_for("an error", || async { person.error().await })
+        .await;
+
+    assert!(told.contains("very busy"), "{told}");
+    assert!(told.contains("try again by ourselves"), "{told}");
+    assert!(
+        !told.contains('{') && !told.contains("UNAVAILABLE"),
+        "plain words, not the problem document: {told}"
+    );
+    assert!(!person.visible("concert").await);
+    person.close().await;
+}
+
+#[tokio::test]
+async fn before_the_sale_opens_the_page_says_when() {
+    let Some(driver) = Driver::start("before_the_sale_opens").await else {
+        return;
+    };
+    let admin_token = "an-operator-token-for-the-browser-tests";
+    let app = TestApp::spawn_with(&[("APP__ADMIN__TOKEN", admin_token)]).await;
+    let opens_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled = app
+        .client
+        .patch(app.url("/api/admin/queue"))
+        .bearer_auth(admin_token)
+        .json(&serde_json::json!({ "opensAt": opens_at }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scheduled.status(), 200);
+
+    let person = driver.browser(&app.address, 10).await;
+
+    person.wait_for_status("WAITING").await;
+    let opens = person
+        .wait_for("the opening time", || async {
+            let element = person.find("#opens-at").await?;
+            let text = element.text().await.ok()?;
+            (!text.is_empty()).then_some(text)
+        })
+        .await;
+    assert!(opens.starts_with("The sale opens at"), "{opens}");
+    assert!(opens.contains("fair draw"), "{opens}");
+    assert_eq!(person.text("queue-position").await, "0");
+    assert_eq!(person.error().await, None);
+    person.screenshot("before-opening").await;
+    person.close().await;
+}
