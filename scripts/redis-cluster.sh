@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A local Redis Cluster of three masters from the installed redis-server, under .stack/:
 #   scripts/redis-cluster.sh up | down | status | urls
-# Ports REDIS_CLUSTER_PORTS (default "7001 7002 7003"), each with an append-only file. `up` is
+# Ports REDIS_CLUSTER_PORTS (default "7001 7002 7003"), each with an append-only file, under
+# REDIS_CLUSTER_DIR (default .stack/redis-cluster). `up` is
 # idempotent: a cluster that already answers "cluster_state:ok" is left as it is. `urls` prints
 # the value for REDIS_CLUSTER_URLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir="$(pwd)/.stack/redis-cluster"
+dir="${REDIS_CLUSTER_DIR:-$(pwd)/.stack/redis-cluster}"
 read -r -a ports <<< "${REDIS_CLUSTER_PORTS:-7001 7002 7003}"
 
 need() {

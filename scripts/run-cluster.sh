@@ -45,11 +45,16 @@ export APP__SERVER__TRUSTED_PROXIES=127.0.0.1
 "$binary" seed
 
 backends=""
+backups=""
 for i in $(seq 1 "$n"); do
   port=$((8080 + i))
   APP__SERVER__PORT=$port "$binary" serve > "$stack/app-$i.log" 2>&1 &
   echo $! > "$stack/app-$i.pid"
   backends+="    server app$i 127.0.0.1:$port check inter 1s fall 2 rise 1"$'\n'
+  # The same instance, unchecked, as a backup: when every instance fails /readyz (Redis down
+  # for all of them) traffic still reaches them, and they answer what they can from memory
+  # (fail static) and 503 with Retry-After for the rest, instead of the balancer's own 503.
+  backups+="    server app$i-direct 127.0.0.1:$port backup"$'\n'
 done
 
 cat > "$stack/haproxy.cfg" <<CFG
@@ -70,7 +75,8 @@ backend instances
     balance roundrobin
     option httpchk GET /readyz
     http-check expect status 200
-$backends
+    option allbackups
+$backends$backups
 CFG
 haproxy -f "$stack/haproxy.cfg" -p "$stack/haproxy.pid" -D
 trap 'stop_all; echo "run-cluster: stopped"; exit 0' INT TERM

@@ -13,7 +13,7 @@ pub use local_redis::LocalRedis;
 pub use redis_space::TestRedis;
 
 /// A short random name part, unique enough for parallel tests.
-fn unique_suffix() -> String {
+pub fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
 }
 
