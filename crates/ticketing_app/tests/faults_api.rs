@@ -246,3 +246,48 @@ async fn a_statement_stuck_past_the_statement_timeout_is_a_503_and_changes_nothi
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_busy_with_a_runaway_script_answers_503_not_500_and_recovers() {
+    let redis = LocalRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut control = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("100")
+        .query(&mut control)
+        .unwrap();
+    // A script that never ends on its own: Redis answers BUSY to everyone else meanwhile.
+    let runaway = std::thread::spawn({
+        let client = client.clone();
+        move || {
+            let mut connection = client.get_connection().unwrap();
+            let _: Result<(), _> = redis::cmd("EVAL")
+                .arg("while true do end")
+                .arg(0)
+                .query(&mut connection);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let busy = app.enter_queue(None).await;
+
+    assert!(busy.headers().contains_key("retry-after"));
+    assert_problem(busy, 503, "UNAVAILABLE").await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query(&mut control)
+        .unwrap();
+    runaway.join().unwrap();
+    let started = Instant::now();
+    while app.enter_queue(None).await.status() != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "recovers by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
