@@ -120,12 +120,16 @@ async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Dur
 /// to the active set within the shared budget, and refreshes this instance's view of the line.
 async fn admit_from_the_queue(state: AppState, interval: Duration) {
     let mut ticker = ticker(interval);
+    let mut lines_lost_reported = 0;
     loop {
         ticker.tick().await;
         match state.queue.advance().await {
             Ok(report) => {
                 crate::observability::admission_step(&report);
                 crate::observability::queue_settings(&state.queue.settings(), chrono::Utc::now());
+                let lost = state.queue.lines_lost();
+                crate::observability::lines_lost(lost.saturating_sub(lines_lost_reported));
+                lines_lost_reported = lost;
                 if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
                     tracing::debug!(
                         admitted = report.admitted,

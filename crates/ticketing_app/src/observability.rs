@@ -182,6 +182,12 @@ pub fn queue_settings(
     gauge!("queue_seconds_until_opening").set(until_opening);
 }
 
+/// Times this instance found the line gone from Redis (flushed, or a Redis without its data):
+/// every token of the old line is dead, people must enter again.
+pub fn lines_lost(newly: u64) {
+    counter!("queue_line_lost_total").increment(newly);
+}
+
 /// Whether a dependency answered its last probe (1) or not (0).
 pub fn dependency_up(dependency: &'static str, up: bool) {
     gauge!("dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });

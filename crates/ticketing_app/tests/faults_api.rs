@@ -291,3 +291,49 @@ async fn a_redis_busy_with_a_runaway_script_answers_503_not_500_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_redis_loses_the_line_old_tokens_are_refused_newcomers_start_a_new_one_and_it_is_counted(
+) {
+    let redis = LocalRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    let token = app.active_token(Some(7)).await;
+    assert_eq!(app.concerts(&token).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut connection).unwrap();
+
+    let flushed = Instant::now();
+    while app.concerts(&token).await.status() == 200 {
+        assert!(
+            flushed.elapsed() < Duration::from_secs(2),
+            "a token of the lost line still admitted after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_problem(app.concerts(&token).await, 401, "TOKEN_INVALID").await;
+    assert_problem(app.hold(&token, 7, 3).await, 401, "TOKEN_INVALID").await;
+    let fresh = app.active_token(Some(7)).await;
+    assert_ne!(fresh, token, "a new line, a new token");
+    assert_eq!(app.concerts(&fresh).await.status(), 200);
+    let started = Instant::now();
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let lost = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("queue_line_lost_total "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if lost >= 1.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the loss is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -128,6 +128,11 @@ struct NotedHere {
 }
 
 impl LineView {
+    /// The line this view follows, once known.
+    pub fn epoch(&self) -> Option<u32> {
+        self.epoch
+    }
+
     /// Where the next sync continues.
     pub fn cursor(&self) -> SyncCursor {
         self.cursor.clone()

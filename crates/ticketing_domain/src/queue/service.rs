@@ -110,6 +110,8 @@ pub struct QueueService {
     keep_alive: Arc<Mutex<KeepAlive>>,
     /// The settings in force, as the last step reported them.
     settings: Arc<RwLock<LineSettings>>,
+    /// Times a step found the line this instance followed gone or replaced (its store lost it).
+    lines_lost: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for QueueService {
@@ -189,6 +191,7 @@ impl QueueService {
             line: Arc::default(),
             keep_alive: Arc::default(),
             settings: Arc::new(RwLock::new(LineSettings::from_policy(&policy))),
+            lines_lost: Arc::default(),
         }
     }
 
@@ -368,6 +371,12 @@ impl QueueService {
                     .settings
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = step.settings;
+                let followed = self.line().epoch();
+                if followed.is_some() && step.sync.epoch != followed {
+                    // Every token of the old line is dead: the store was emptied or replaced.
+                    self.lines_lost
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.line_mut().apply(step.sync, now);
                 if let Some(range) = step.draw_due {
                     // Every instance may try; the store keeps the first order recorded.
@@ -395,6 +404,11 @@ impl QueueService {
                 Err(error)
             }
         }
+    }
+
+    /// How many times this instance found the line it followed gone from the store.
+    pub fn lines_lost(&self) -> u64 {
+        self.lines_lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many places are undecided and how many are ACTIVE, as this instance last saw.
