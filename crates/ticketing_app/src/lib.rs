@@ -87,7 +87,9 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        let server = server.listen(listener)?.run();
+        // Stop signals are handled in `run_until_stopped`, so the background jobs stop before
+        // the workers (whose runtimes drive some pooled Redis connections) go away.
+        let server = server.listen(listener)?.disable_signals().run();
         Ok(Self {
             port,
             server,
@@ -107,14 +109,50 @@ impl Application {
     }
 
     /// Serves, and runs the background jobs, until the process is told to stop (SIGINT or
-    /// SIGTERM: in-flight requests finish, then the jobs stop).
+    /// SIGTERM): the jobs stop first, then the server stops accepting and finishes the requests
+    /// in flight.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let mut jobs = BackgroundJobs::start(&self.state, self.schedule);
-        let outcome = self.server.await;
-        jobs.stop();
-        outcome
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            outcome = &mut server => {
+                jobs.stop();
+                outcome
+            }
+            () = stop_requested() => {
+                jobs.stop();
+                // The server future carries out the stop, so it is polled alongside.
+                let ((), outcome) = tokio::join!(handle.stop(true), server);
+                outcome
+            }
+        }
+    }
+}
+
+/// Resolves at SIGINT or SIGTERM (or never, where they cannot be listened to).
+async fn stop_requested() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            () = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

@@ -30,7 +30,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         .env("APP__QUEUE__ENTRY_RATE_PER_CLIENT", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -108,4 +108,13 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status}");
+    let mut log = String::new();
+    if let Some(mut stderr) = server.stderr.take() {
+        use std::io::Read;
+        stderr.read_to_string(&mut log).unwrap();
+    }
+    assert!(
+        !log.contains("step failed"),
+        "a clean stop logs no failed background step:\n{log}"
+    );
 }
