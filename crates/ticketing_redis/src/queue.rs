@@ -151,6 +151,14 @@ fn parse_seq(text: &str) -> Result<Seq, QueueError> {
         .map_err(|_| unexpected(format!("the place {text:?}")))
 }
 
+/// A time the script wrote as whole milliseconds.
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, QueueError> {
+    let millis: i64 = text
+        .parse()
+        .map_err(|_| unexpected(format!("the time {text:?}")))?;
+    instant(millis)
+}
+
 /// A cursor is `epoch:log id`, so a cursor of a line that was recreated is never continued.
 fn cursor_parts(cursor: &SyncCursor) -> (&str, &str) {
     cursor.as_str().split_once(':').unwrap_or(("", ""))
@@ -165,12 +173,7 @@ fn changes(mode: &str, flat: &[String]) -> Result<LineChanges, QueueError> {
             let mut left = Vec::new();
             for triple in triples {
                 match triple[0].as_str() {
-                    "a" => {
-                        let expiry: i64 = triple[2]
-                            .parse()
-                            .map_err(|_| unexpected(format!("the expiry {:?}", triple[2])))?;
-                        active.push((parse_seq(&triple[1])?, instant(expiry)?));
-                    }
+                    "a" => active.push((parse_seq(&triple[1])?, parse_instant(&triple[2])?)),
                     "l" => left.push(parse_seq(&triple[1])?),
                     other => return Err(unexpected(format!("the snapshot entry {other}"))),
                 }
@@ -181,19 +184,13 @@ fn changes(mode: &str, flat: &[String]) -> Result<LineChanges, QueueError> {
             let mut events = Vec::new();
             for triple in triples {
                 match triple[0].as_str() {
-                    "a" => {
-                        let expiry: i64 = triple[2]
-                            .parse()
-                            .map_err(|_| unexpected(format!("the expiry {:?}", triple[2])))?;
-                        let seqs = triple[1]
+                    "a" => events.push(LineEvent::Admitted {
+                        seqs: triple[1]
                             .split(',')
                             .map(parse_seq)
-                            .collect::<Result<Vec<_>, _>>()?;
-                        events.push(LineEvent::Admitted {
-                            seqs,
-                            until: instant(expiry)?,
-                        });
-                    }
+                            .collect::<Result<Vec<_>, _>>()?,
+                        until: parse_instant(&triple[2])?,
+                    }),
                     "r" => events.push(LineEvent::Revoked {
                         seq: parse_seq(&triple[1])?,
                     }),

@@ -7,53 +7,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{
-    ClientKey, ControlError, DrawRange, Entered, Judgement, LineChanges, LineEvent, LineSettings,
-    LineStatus, LineStep, LineView, QueueControls, QueuePolicy, Seq, SettingsChange, SyncCursor,
-    Ticket, TicketState, WaitingQueue,
+    ControlError, DrawRange, Entered, Judgement, LineChanges, LineEvent, LineSettings, LineStatus,
+    LineStep, LineView, QueueControls, QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket,
+    TicketState, WaitingQueue,
 };
-use ticketing_redis::{RedisPool, RedisWaitingQueue};
+use ticketing_redis::RedisWaitingQueue;
 use ticketing_testkit::TestRedis;
 
-/// Life of an ACTIVE ticket in every test that does not say otherwise.
-const TTL: Duration = Duration::from_secs(600);
-/// An admission rate that never limits a test not about the rate.
-const UNLIMITED: u32 = 1_000_000;
+use support::{another_instance, client, policy_idling_after, queue, user, TTL, UNLIMITED};
 
 fn policy(max_active: u32, admit_per_second: u32) -> QueuePolicy {
-    QueuePolicy {
-        max_active: NonZeroU32::new(max_active).unwrap(),
-        admit_per_second: NonZeroU32::new(admit_per_second).unwrap(),
-        active_ttl: TTL,
-        // Long enough that nobody in a pre-queue is dropped for idling during a test.
-        waiting_idle_timeout: Duration::from_secs(600),
-        entry_rate_per_client: None,
-    }
-}
-
-/// The line under this test's prefix, on the test's pool.
-fn queue(redis: &TestRedis, policy: QueuePolicy) -> RedisWaitingQueue {
-    RedisWaitingQueue::new(redis.pool().clone(), &redis.keys(), policy)
-}
-
-/// The same line as seen by another app instance: a pool of its own, the same keys.
-fn another_instance(redis: &TestRedis, policy: QueuePolicy) -> RedisWaitingQueue {
-    let pool = RedisPool::new(&redis.settings()).unwrap();
-    RedisWaitingQueue::new(pool, &redis.keys(), policy)
-}
-
-fn client() -> ClientKey {
-    ClientKey::new("127.0.0.1")
-}
-
-fn user(id: i64) -> UserId {
-    UserId::new(id).unwrap()
+    // Long enough that nobody in a pre-queue is dropped for idling during a test.
+    policy_idling_after(max_active, admit_per_second, Duration::from_secs(600))
 }
 
 fn non_zero(value: u32) -> NonZeroU32 {

@@ -100,22 +100,19 @@ local function offset_at(key, index)
   return struct.unpack('>I4', bytes)
 end
 
--- The place of an arrival number, and the arrival number at a place.
-local function place_of(seq)
+-- Through the draw in force, `n`'s counterpart by `key`: the order (place -> arrival number)
+-- or its inverse (arrival number -> place); outside the draw, `n` itself.
+local function through_draw(key, n)
   local d = last_draw()
-  if d and d.drawn and seq > d.after and seq <= d.through then
-    return d.after + 1 + offset_at(inverse_key, seq - d.after - 1)
+  if d and d.drawn and n > d.after and n <= d.through then
+    return d.after + 1 + offset_at(key, n - d.after - 1)
   end
-  return seq
+  return n
 end
 
-local function seq_at(place)
-  local d = last_draw()
-  if d and d.drawn and place > d.after and place <= d.through then
-    return d.after + 1 + offset_at(order_key, place - d.after - 1)
-  end
-  return place
-end
+-- The place of an arrival number, and the arrival number at a place.
+local function place_of(seq) return through_draw(inverse_key, seq) end
+local function seq_at(place) return through_draw(order_key, place) end
 
 -- How far from the front keep-alives are tracked: the places the front can reach within two
 -- idle timeouts at the live rate (at least `window`). Further back, liveness is not checked:
