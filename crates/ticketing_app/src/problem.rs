@@ -37,8 +37,13 @@ pub enum ApiError {
     TokenUserMismatch,
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    SeatUnavailable(String),
+    /// `seats`: the taken seats of a several-seat hold (`unavailableSeatIds`); `None` keeps the
+    /// one-seat answer of v1.
+    #[error("{detail}")]
+    SeatUnavailable {
+        detail: String,
+        seats: Option<Vec<i32>>,
+    },
     #[error("{0}")]
     ReservationNotPayable(String),
     #[error("{0}")]
@@ -65,6 +70,8 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'static str,
+    #[serde(rename = "unavailableSeatIds", skip_serializing_if = "Option::is_none")]
+    unavailable_seat_ids: Option<&'a [i32]>,
 }
 
 impl ApiError {
@@ -77,7 +84,7 @@ impl ApiError {
             ApiError::TokenNotActive => "TOKEN_NOT_ACTIVE",
             ApiError::TokenUserMismatch => "TOKEN_USER_MISMATCH",
             ApiError::NotFound(_) => "NOT_FOUND",
-            ApiError::SeatUnavailable(_) => "SEAT_UNAVAILABLE",
+            ApiError::SeatUnavailable { .. } => "SEAT_UNAVAILABLE",
             ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
             ApiError::ReservationConfirmed(_) => "RESERVATION_CONFIRMED",
             ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
@@ -121,7 +128,7 @@ impl ResponseError for ApiError {
             }
             ApiError::TokenNotActive | ApiError::TokenUserMismatch => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::SeatUnavailable(_)
+            ApiError::SeatUnavailable { .. }
             | ApiError::ReservationNotPayable(_)
             | ApiError::ReservationConfirmed(_)
             | ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
@@ -145,6 +152,12 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.public_detail(),
             code: self.code(),
+            unavailable_seat_ids: match self {
+                ApiError::SeatUnavailable {
+                    seats: Some(seats), ..
+                } => Some(seats.as_slice()),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = HttpResponse::build(status);
@@ -236,7 +249,11 @@ impl From<HoldError> for ApiError {
             HoldError::SeatNotFound { .. } | HoldError::UserNotFound(_) => {
                 ApiError::NotFound(error.to_string())
             }
-            HoldError::SeatUnavailable { .. } => ApiError::SeatUnavailable(error.to_string()),
+            HoldError::SeatUnavailable { ref seats, .. } => ApiError::SeatUnavailable {
+                seats: Some(seats.iter().map(|seat| seat.get()).collect()),
+                detail: error.to_string(),
+            },
+            HoldError::InvalidSelection(invalid) => ApiError::InvalidRequest(invalid.to_string()),
             HoldError::Infrastructure(cause) => cause.into(),
         }
     }
@@ -303,6 +320,18 @@ impl From<PaymentError> for ApiError {
 }
 
 impl ApiError {
+    /// The answer of the one-seat form of `POST /api/reservations`, as in v1: a 409 without the
+    /// list of taken seats.
+    pub fn without_seat_list(self) -> Self {
+        match self {
+            ApiError::SeatUnavailable { detail, .. } => ApiError::SeatUnavailable {
+                detail,
+                seats: None,
+            },
+            other => other,
+        }
+    }
+
     /// The problem for an error answer that some layer below the handlers produced without a
     /// body of the contract's shape (an oversized body, a route matched without its method).
     pub fn for_bare_status(status: StatusCode) -> Self {

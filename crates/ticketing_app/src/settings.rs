@@ -8,7 +8,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use ticketing_domain::queue::{QueuePolicy, SigningKey, TokenKeys};
-use ticketing_domain::reservation::HoldTtl;
+use ticketing_domain::reservation::{HoldTtl, SeatsPerHold};
 use ticketing_postgres::PgPoolSettings;
 use ticketing_redis::RedisSettings;
 
@@ -116,6 +116,8 @@ pub struct CatalogSettings {
 pub struct ReservationSettings {
     pub hold_ttl_seconds: u64,
     pub expiry_sweep_interval_ms: u64,
+    /// Most seats one `POST /api/reservations` may hold (`seatIds`); at least 1.
+    pub max_seats_per_hold: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,6 +285,20 @@ impl Settings {
         })
     }
 
+    /// Most seats one hold may take.
+    ///
+    /// # Errors
+    /// When `reservation.max_seats_per_hold` is 0.
+    pub fn seats_per_hold(&self) -> Result<SeatsPerHold, config::ConfigError> {
+        NonZeroU32::new(self.reservation.max_seats_per_hold)
+            .map(SeatsPerHold::new)
+            .ok_or_else(|| {
+                config::ConfigError::Message(
+                    "reservation.max_seats_per_hold must be at least 1".into(),
+                )
+            })
+    }
+
     /// How long outcomes of keyed requests are kept: never less than the contract's 24 hours.
     pub fn idempotency_retention(&self) -> Duration {
         Duration::from_secs(self.idempotency.retention_hours.max(24) * 3600)
@@ -336,6 +352,17 @@ mod tests {
         assert_eq!(settings.queue.waiting_idle_timeout_seconds, 60);
         assert_eq!(settings.queue.entry_rate_per_client, 20);
         assert_eq!(settings.reservation.hold_ttl_seconds, 300);
+        assert_eq!(settings.reservation.max_seats_per_hold, 4);
+    }
+
+    #[test]
+    fn a_hold_of_no_seat_at_most_is_refused() {
+        let settings = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__RESERVATION__MAX_SEATS_PER_HOLD", "0"),
+        ]))
+        .expect("loads");
+        assert!(settings.seats_per_hold().is_err());
     }
 
     #[test]

@@ -91,6 +91,7 @@ impl AppState {
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
                 hold_ttl,
+                settings.seats_per_hold()?,
             ),
             postgres,
             redis,

@@ -426,3 +426,182 @@ async fn a_body_of_the_wrong_content_type_is_400_not_a_crash() {
     }
     assert_eq!(app.seat_status(&token, 1).await, "AVAILABLE");
 }
+
+#[tokio::test]
+async fn several_seats_are_held_at_once_and_answered_in_the_order_asked() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+
+    let response = app.hold_seats(&token, 7, &[13, 12, 800]).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let reservations = body["reservations"].as_array().unwrap();
+    let seats: Vec<i64> = reservations
+        .iter()
+        .map(|r| r["seatId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seats, [13, 12, 800]);
+    for reservation in reservations {
+        assert_eq!(reservation["status"], "HELD");
+        assert_eq!(reservation["userId"], 7);
+        let shown: Value = app
+            .reservation(&token, reservation["reservationId"].as_i64().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(&shown, reservation);
+    }
+    assert_eq!(reservations[2]["price"], 90000);
+    for seat in [12, 13, 800] {
+        assert_eq!(app.seat_status(&token, seat).await, "HELD");
+    }
+}
+
+#[tokio::test]
+async fn one_taken_seat_holds_none_and_names_every_taken_seat() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    app.hold_seats(&token, 8, &[14, 12]).await;
+
+    let body = assert_problem(
+        app.hold_seats(&token, 7, &[12, 13, 14]).await,
+        409,
+        "SEAT_UNAVAILABLE",
+    )
+    .await;
+
+    assert_eq!(body["unavailableSeatIds"], serde_json::json!([12, 14]));
+    assert_eq!(app.seat_status(&token, 13).await, "AVAILABLE");
+    assert_eq!(
+        app.db
+            .query_i64("SELECT count(*) FROM reservations WHERE user_id = 7")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_one_seat_form_keeps_its_v1_refusal() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    app.hold(&token, 8, 42).await;
+
+    let body = assert_problem(app.hold(&token, 7, 42).await, 409, "SEAT_UNAVAILABLE").await;
+
+    assert!(body.get("unavailableSeatIds").is_none(), "{body}");
+    assert_eq!(
+        body["detail"],
+        "seat 42 of performance 119 is held by someone else or sold"
+    );
+}
+
+#[tokio::test]
+async fn bad_seat_lists_are_400_and_hold_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    let post = |body: &'static str| app.post_raw("/api/reservations", Some(&token), body);
+
+    for body in [
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatId": 1, "seatIds": [2]}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": []}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": [3, 4, 3]}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": [1, 2, 3, 4, 5]}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": [1, 0]}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": [1, -2]}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": [1, "2"]}"#,
+        r#"{"userId": 7, "concertId": 1, "performanceId": 119, "seatIds": 1}"#,
+    ] {
+        assert_problem(post(body).await, 400, "INVALID_REQUEST").await;
+    }
+    assert_eq!(
+        app.db
+            .query_i64("SELECT count(*) FROM seats WHERE status <> 'AVAILABLE'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_most_seats_per_hold_is_a_setting() {
+    let app = TestApp::spawn_with(&[("APP__RESERVATION__MAX_SEATS_PER_HOLD", "2")]).await;
+    let token = app.active_token(None).await;
+
+    assert_problem(
+        app.hold_seats(&token, 7, &[1, 2, 3]).await,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(app.hold_seats(&token, 7, &[1, 2]).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_missing_seat_in_a_list_is_404_and_holds_none() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    assert_problem(
+        app.hold_seats(&token, 7, &[1, 1001]).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_eq!(app.seat_status(&token, 1).await, "AVAILABLE");
+}
+
+/// Many people at once, each asking for 2 to 4 seats over the same 40: each seat is held at
+/// most once and every hold is whole or nothing.
+#[tokio::test]
+async fn racing_several_seat_holds_over_overlapping_seats_never_hold_part() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+
+    let outcomes: Vec<(u16, Vec<i64>, Value)> = stream::iter(0..600i64)
+        .map(|i| {
+            let (app, token) = (&app, &token);
+            let start = (i * 13) % 37 + 1;
+            let len = 2 + i % 3;
+            let mut seats: Vec<i64> = (start..start + len).collect();
+            if i % 2 == 1 {
+                seats.reverse();
+            }
+            async move {
+                let response = app.hold_seats(token, 1 + i, &seats).await;
+                let status = response.status().as_u16();
+                (status, seats, response.json().await.unwrap_or(Value::Null))
+            }
+        })
+        .buffer_unordered(100)
+        .collect()
+        .await;
+
+    let mut won = Vec::new();
+    for (status, asked, body) in &outcomes {
+        match status {
+            200 => {
+                let held: Vec<i64> = body["reservations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["seatId"].as_i64().unwrap())
+                    .collect();
+                assert_eq!(&held, asked, "whole, in the order asked");
+                won.extend(held);
+            }
+            409 => assert!(!body["unavailableSeatIds"].as_array().unwrap().is_empty()),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    let distinct: HashSet<i64> = won.iter().copied().collect();
+    assert_eq!(won.len(), distinct.len(), "no seat held twice");
+    assert_eq!(
+        app.db
+            .query_i64("SELECT count(*) FROM reservations WHERE status = 'HELD'")
+            .await as usize,
+        won.len(),
+        "nothing held beyond the whole holds answered 200"
+    );
+}

@@ -1,6 +1,8 @@
 //! Seat holds: a reservation takes a seat for a few minutes, until it is paid, cancelled or
 //! lapses.
 
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,13 +65,154 @@ pub struct Reservation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A request to hold one seat for one user.
+/// The most seats one hold may take (`reservation.max_seats_per_hold`): at least one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatsPerHold(NonZeroU32);
+
+impl SeatsPerHold {
+    pub fn new(max: NonZeroU32) -> Self {
+        Self(max)
+    }
+
+    pub fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+/// Why a list of seats cannot be held at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSeatSelection {
+    #[error("seatIds must name at least one seat")]
+    Empty,
+    #[error("seatIds may name at most {max} seats, got {asked}")]
+    TooMany { max: u32, asked: usize },
+    #[error("seatIds names seat {0} more than once")]
+    Duplicate(SeatNo),
+}
+
+/// The seats of one hold: 1 to [`SeatsPerHold`] distinct seats, in the order asked (the order
+/// of the answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatSelection(Vec<SeatNo>);
+
+impl SeatSelection {
+    /// Validates a list of seats asked for at once.
+    ///
+    /// # Errors
+    /// [`InvalidSeatSelection`] for an empty list, more seats than `max` or a seat named twice.
+    pub fn new(seats: Vec<SeatNo>, max: SeatsPerHold) -> Result<Self, InvalidSeatSelection> {
+        if seats.is_empty() {
+            return Err(InvalidSeatSelection::Empty);
+        }
+        if seats.len() > max.get() as usize {
+            return Err(InvalidSeatSelection::TooMany {
+                max: max.get(),
+                asked: seats.len(),
+            });
+        }
+        let mut seen = HashSet::with_capacity(seats.len());
+        if let Some(twice) = seats.iter().find(|seat| !seen.insert(**seat)) {
+            return Err(InvalidSeatSelection::Duplicate(*twice));
+        }
+        Ok(Self(seats))
+    }
+
+    /// One seat: always a valid selection.
+    pub fn one(seat: SeatNo) -> Self {
+        Self(vec![seat])
+    }
+
+    /// The seats, in the order asked.
+    pub fn seats(&self) -> &[SeatNo] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// All or nothing: given the seats that exist (of the asked performance of the asked
+    /// concert) and whether each is free now, decides whether the whole selection can be held.
+    /// Every seat must exist; then every seat must be free.
+    ///
+    /// # Errors
+    /// [`SeatRefusal::NotFound`] with the first asked seat that does not exist;
+    /// [`SeatRefusal::Unavailable`] with every asked seat that is taken, in the order asked.
+    pub fn judge(&self, found: &[(SeatNo, bool)]) -> Result<(), SeatRefusal> {
+        let free: HashMap<SeatNo, bool> = found.iter().copied().collect();
+        if let Some(missing) = self.0.iter().find(|seat| !free.contains_key(seat)) {
+            return Err(SeatRefusal::NotFound(*missing));
+        }
+        let taken: Vec<SeatNo> = self
+            .0
+            .iter()
+            .copied()
+            .filter(|seat| free.get(seat) != Some(&true))
+            .collect();
+        if taken.is_empty() {
+            Ok(())
+        } else {
+            Err(SeatRefusal::Unavailable(taken))
+        }
+    }
+
+    /// `reservations` (one per seat, in any order) in the order the seats were asked.
+    pub fn in_asked_order(&self, mut reservations: Vec<Reservation>) -> Vec<Reservation> {
+        let rank: HashMap<SeatNo, usize> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, seat)| (*seat, i))
+            .collect();
+        reservations.sort_by_key(|r| rank.get(&r.seat).copied().unwrap_or(usize::MAX));
+        reservations
+    }
+}
+
+/// Why a selection cannot be held, as [`SeatSelection::judge`] decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatRefusal {
+    NotFound(SeatNo),
+    Unavailable(Vec<SeatNo>),
+}
+
+/// A request to hold one or several seats of one performance for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRequest {
     pub user: UserId,
     pub concert: ConcertId,
     pub performance: PerformanceId,
-    pub seat: SeatNo,
+    pub seats: SeatSelection,
+}
+
+impl HoldRequest {
+    /// The error for `refusal` of this request's seats.
+    pub fn refused(&self, refusal: SeatRefusal) -> HoldError {
+        match refusal {
+            SeatRefusal::NotFound(seat) => HoldError::SeatNotFound {
+                concert: self.concert,
+                performance: self.performance,
+                seat,
+            },
+            SeatRefusal::Unavailable(seats) => HoldError::SeatUnavailable {
+                performance: self.performance,
+                seats,
+            },
+        }
+    }
+}
+
+/// What a client asks to hold, before validation: the seats as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldOrder {
+    pub user: UserId,
+    pub concert: ConcertId,
+    pub performance: PerformanceId,
+    pub seats: Vec<SeatNo>,
 }
 
 /// How long a hold lasts: at least one second.
@@ -100,13 +243,31 @@ pub enum HoldError {
     },
     #[error("user {0} does not exist")]
     UserNotFound(UserId),
-    #[error("seat {seat} of performance {performance} is held by someone else or sold")]
+    #[error("{}", unavailable_message(*performance, seats))]
     SeatUnavailable {
         performance: PerformanceId,
-        seat: SeatNo,
+        /// Every asked seat that is taken, in the order asked.
+        seats: Vec<SeatNo>,
     },
     #[error(transparent)]
+    InvalidSelection(#[from] InvalidSeatSelection),
+    #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
+}
+
+fn unavailable_message(performance: PerformanceId, seats: &[SeatNo]) -> String {
+    match seats {
+        [seat] => {
+            format!("seat {seat} of performance {performance} is held by someone else or sold")
+        }
+        several => {
+            let list: Vec<String> = several.iter().map(ToString::to_string).collect();
+            format!(
+                "seats {} of performance {performance} are held by someone else or sold",
+                list.join(", ")
+            )
+        }
+    }
 }
 
 /// Why a reservation could not be shown or cancelled.
@@ -140,15 +301,19 @@ pub enum CancelOutcome {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SeatInventory: Send + Sync {
-    /// Takes the seat for `ttl` in one atomic step, if it is free or its hold has lapsed, and
-    /// records a HELD reservation for the user.
+    /// Takes every seat of the request for `ttl`, if each is free or its hold has lapsed, and
+    /// records a HELD reservation per seat for the user: all of them in one atomic step, or
+    /// none (whatever runs concurrently, no partial hold is ever visible or kept). The seats are
+    /// judged by [`SeatSelection::judge`] on their state under lock. The reservations come back
+    /// in the order the seats were asked.
     ///
     /// # Errors
-    /// [`HoldError::SeatUnavailable`] when the seat is held by a live hold or sold;
-    /// [`HoldError::SeatNotFound`] when the seat, the performance or the concert does not exist
-    /// or the performance belongs to another concert; [`HoldError::UserNotFound`] for an
-    /// unknown user; [`HoldError::Infrastructure`] when the store cannot answer.
-    async fn hold(&self, request: HoldRequest, ttl: HoldTtl) -> Result<Reservation, HoldError>;
+    /// [`HoldError::SeatNotFound`] when a seat, the performance or the concert does not exist
+    /// or the performance belongs to another concert; [`HoldError::SeatUnavailable`] with every
+    /// asked seat held by a live hold or sold; [`HoldError::UserNotFound`] for an unknown user;
+    /// [`HoldError::Infrastructure`] when the store cannot answer. Nothing is held on any error.
+    async fn hold(&self, request: HoldRequest, ttl: HoldTtl)
+        -> Result<Vec<Reservation>, HoldError>;
 
     /// The reservation, or `None` when there is none with this id.
     ///
@@ -175,12 +340,14 @@ pub trait SeatInventory: Send + Sync {
 pub struct ReservationService {
     inventory: Arc<dyn SeatInventory>,
     hold_ttl: HoldTtl,
+    max_per_hold: SeatsPerHold,
 }
 
 impl std::fmt::Debug for ReservationService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReservationService")
             .field("hold_ttl", &self.hold_ttl)
+            .field("max_per_hold", &self.max_per_hold)
             .finish_non_exhaustive()
     }
 }
@@ -189,24 +356,38 @@ impl std::fmt::Debug for ReservationService {
 const RELEASE_BATCH: u32 = 500;
 
 impl ReservationService {
-    pub fn new(inventory: Arc<dyn SeatInventory>, hold_ttl: HoldTtl) -> Self {
+    pub fn new(
+        inventory: Arc<dyn SeatInventory>,
+        hold_ttl: HoldTtl,
+        max_per_hold: SeatsPerHold,
+    ) -> Self {
         Self {
             inventory,
             hold_ttl,
+            max_per_hold,
         }
     }
 
-    /// Holds a seat for the token's user.
+    /// Holds every seat of the order for the token's user, all or none; the reservations come
+    /// back in the order the seats were asked.
     ///
     /// # Errors
-    /// [`HoldError::Access`] when the token is bound to another user; otherwise see
-    /// [`SeatInventory::hold`].
-    pub async fn hold_seat(
+    /// [`HoldError::InvalidSelection`] for no seat, a seat named twice or more seats than
+    /// `max_per_hold` (nothing is asked of the store); [`HoldError::Access`] when the token is
+    /// bound to another user; otherwise see [`SeatInventory::hold`].
+    pub async fn hold_seats(
         &self,
         token: &ActiveToken,
-        request: HoldRequest,
-    ) -> Result<Reservation, HoldError> {
-        token.act_for(request.user)?;
+        order: HoldOrder,
+    ) -> Result<Vec<Reservation>, HoldError> {
+        let seats = SeatSelection::new(order.seats, self.max_per_hold)?;
+        token.act_for(order.user)?;
+        let request = HoldRequest {
+            user: order.user,
+            concert: order.concert,
+            performance: order.performance,
+            seats,
+        };
         self.inventory.hold(request, self.hold_ttl).await
     }
 
@@ -265,31 +446,57 @@ mod tests {
         ActiveToken::for_tests(user.map(|u| UserId::new(u).expect("valid")))
     }
 
-    fn request(user: i64) -> HoldRequest {
-        HoldRequest {
+    fn seat(n: i64) -> SeatNo {
+        SeatNo::new(n).expect("valid")
+    }
+
+    fn order_of(user: i64, seats: &[i64]) -> HoldOrder {
+        HoldOrder {
             user: UserId::new(user).expect("valid"),
             concert: ConcertId::new(1).expect("valid"),
             performance: PerformanceId::new(119).expect("valid"),
-            seat: SeatNo::new(42).expect("valid"),
+            seats: seats.iter().map(|n| seat(*n)).collect(),
         }
     }
 
-    fn reservation(user: i64, status: ReservationStatus) -> Reservation {
-        let r = request(user);
+    fn request(user: i64) -> HoldOrder {
+        order_of(user, &[42])
+    }
+
+    fn reservation_of(user: i64, seat_no: i64, status: ReservationStatus) -> Reservation {
         Reservation {
-            id: ReservationId::new(9001).expect("valid"),
-            user: r.user,
-            concert: r.concert,
-            performance: r.performance,
-            seat: r.seat,
+            id: ReservationId::new(9000 + seat_no).expect("valid"),
+            user: UserId::new(user).expect("valid"),
+            concert: ConcertId::new(1).expect("valid"),
+            performance: PerformanceId::new(119).expect("valid"),
+            seat: seat(seat_no),
             price: Won::new(150_000).expect("valid"),
             status,
             expires_at: DateTime::<Utc>::from_timestamp(2_000_000_000, 0).expect("valid"),
         }
     }
 
+    fn reservation(user: i64, status: ReservationStatus) -> Reservation {
+        Reservation {
+            id: ReservationId::new(9001).expect("valid"),
+            ..reservation_of(user, 42, status)
+        }
+    }
+
     fn ttl() -> HoldTtl {
         HoldTtl::new(Duration::from_secs(300)).expect("valid")
+    }
+
+    fn four() -> SeatsPerHold {
+        SeatsPerHold::new(NonZeroU32::new(4).expect("non-zero"))
+    }
+
+    fn service(inventory: MockSeatInventory) -> ReservationService {
+        ReservationService::new(Arc::new(inventory), ttl(), four())
+    }
+
+    fn selection(seats: &[i64]) -> SeatSelection {
+        SeatSelection::new(seats.iter().map(|n| seat(*n)).collect(), four()).expect("valid")
     }
 
     fn id() -> ReservationId {
@@ -309,21 +516,24 @@ mod tests {
             .expect_hold()
             .withf(|_, ttl| ttl.get() == Duration::from_secs(300))
             .times(1)
-            .returning(|_, _| Ok(reservation(7, ReservationStatus::Held)));
-        let service = ReservationService::new(Arc::new(inventory), ttl());
+            .returning(|_, _| Ok(vec![reservation(7, ReservationStatus::Held)]));
+        let service = service(inventory);
 
-        let held = service.hold_seat(&token_for(Some(7)), request(7)).await;
+        let held = service.hold_seats(&token_for(Some(7)), request(7)).await;
 
-        assert_eq!(held.map(|r| r.status), Ok(ReservationStatus::Held));
+        assert_eq!(
+            held.map(|r| r.into_iter().map(|r| r.status).collect::<Vec<_>>()),
+            Ok(vec![ReservationStatus::Held])
+        );
     }
 
     #[tokio::test]
     async fn a_token_of_another_user_cannot_hold_and_the_seat_is_not_touched() {
         let mut inventory = MockSeatInventory::new();
         inventory.expect_hold().never();
-        let service = ReservationService::new(Arc::new(inventory), ttl());
+        let service = service(inventory);
 
-        let result = service.hold_seat(&token_for(Some(8)), request(7)).await;
+        let result = service.hold_seats(&token_for(Some(8)), request(7)).await;
 
         assert_eq!(
             result,
@@ -337,7 +547,7 @@ mod tests {
         inventory
             .expect_find()
             .returning(|_| Ok(Some(reservation(7, ReservationStatus::Held))));
-        let service = ReservationService::new(Arc::new(inventory), ttl());
+        let service = service(inventory);
 
         let result = service.reservation(&token_for(Some(8)), id()).await;
 
@@ -351,7 +561,7 @@ mod tests {
     async fn an_unknown_reservation_is_not_found() {
         let mut inventory = MockSeatInventory::new();
         inventory.expect_find().returning(|_| Ok(None));
-        let service = ReservationService::new(Arc::new(inventory), ttl());
+        let service = service(inventory);
 
         let result = service.cancel(&token_for(None), id()).await;
 
@@ -367,7 +577,7 @@ mod tests {
         inventory
             .expect_cancel()
             .returning(|_| Ok(CancelOutcome::Confirmed));
-        let service = ReservationService::new(Arc::new(inventory), ttl());
+        let service = service(inventory);
 
         let result = service.cancel(&token_for(Some(7)), id()).await;
 
@@ -383,9 +593,124 @@ mod tests {
         inventory
             .expect_cancel()
             .returning(|_| Ok(CancelOutcome::AlreadyReleased));
-        let service = ReservationService::new(Arc::new(inventory), ttl());
+        let service = service(inventory);
 
         assert!(service.cancel(&token_for(None), id()).await.is_ok());
+    }
+
+    #[test]
+    fn a_selection_is_one_to_the_maximum_of_distinct_seats() {
+        assert!(SeatSelection::new(vec![seat(1)], four()).is_ok());
+        assert!(SeatSelection::new((1..=4).map(seat).collect(), four()).is_ok());
+        assert_eq!(
+            SeatSelection::new(vec![], four()),
+            Err(InvalidSeatSelection::Empty)
+        );
+        assert_eq!(
+            SeatSelection::new((1..=5).map(seat).collect(), four()),
+            Err(InvalidSeatSelection::TooMany { max: 4, asked: 5 })
+        );
+        assert_eq!(
+            SeatSelection::new(vec![seat(3), seat(4), seat(3)], four()),
+            Err(InvalidSeatSelection::Duplicate(seat(3)))
+        );
+    }
+
+    #[test]
+    fn a_selection_is_held_only_when_every_seat_exists_and_is_free() {
+        let asked = selection(&[13, 12, 14]);
+
+        assert_eq!(
+            asked.judge(&[(seat(12), true), (seat(13), true), (seat(14), true)]),
+            Ok(())
+        );
+        assert_eq!(
+            asked.judge(&[(seat(12), false), (seat(13), true), (seat(14), false)]),
+            Err(SeatRefusal::Unavailable(vec![seat(12), seat(14)])),
+            "every taken seat is named, in the order asked"
+        );
+        assert_eq!(
+            asked.judge(&[(seat(12), false), (seat(13), true)]),
+            Err(SeatRefusal::NotFound(seat(14))),
+            "a seat that does not exist is a 404 before any 409"
+        );
+    }
+
+    #[test]
+    fn reservations_come_back_in_the_order_the_seats_were_asked() {
+        let asked = selection(&[13, 12]);
+        let stored = vec![
+            reservation_of(7, 12, ReservationStatus::Held),
+            reservation_of(7, 13, ReservationStatus::Held),
+        ];
+
+        let seats: Vec<SeatNo> = asked
+            .in_asked_order(stored)
+            .into_iter()
+            .map(|r| r.seat)
+            .collect();
+
+        assert_eq!(seats, vec![seat(13), seat(12)]);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_selection_never_reaches_the_store() {
+        let mut inventory = MockSeatInventory::new();
+        inventory.expect_hold().never();
+        let service = service(inventory);
+
+        for seats in [vec![], vec![1, 2, 3, 4, 5], vec![8, 8]] {
+            let result = service
+                .hold_seats(&token_for(None), order_of(7, &seats))
+                .await;
+            assert!(
+                matches!(result, Err(HoldError::InvalidSelection(_))),
+                "{seats:?}: {result:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn several_seats_are_asked_of_the_store_in_one_hold() {
+        let mut inventory = MockSeatInventory::new();
+        inventory
+            .expect_hold()
+            .withf(|request, _| request.seats == selection(&[13, 12]))
+            .times(1)
+            .returning(|_, _| {
+                Ok(vec![
+                    reservation_of(7, 13, ReservationStatus::Held),
+                    reservation_of(7, 12, ReservationStatus::Held),
+                ])
+            });
+
+        let held = service(inventory)
+            .hold_seats(&token_for(Some(7)), order_of(7, &[13, 12]))
+            .await
+            .expect("held");
+
+        assert_eq!(held.len(), 2);
+    }
+
+    #[test]
+    fn a_refusal_names_one_seat_or_several() {
+        let one = HoldError::SeatUnavailable {
+            performance: PerformanceId::new(119).expect("valid"),
+            seats: vec![seat(42)],
+        };
+        let several = HoldError::SeatUnavailable {
+            performance: PerformanceId::new(119).expect("valid"),
+            seats: vec![seat(12), seat(13)],
+        };
+
+        assert_eq!(
+            one.to_string(),
+            "seat 42 of performance 119 is held by someone else or sold"
+        );
+        assert_eq!(
+            several.to_string(),
+            "seats 12, 13 of performance 119 are held by someone else or sold"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticketing_domain::ids::{ConcertId, PerformanceId, SeatNo, UserId};
-use ticketing_domain::reservation::{HoldError, HoldRequest, HoldTtl, SeatInventory};
+use ticketing_domain::reservation::{
+    HoldError, HoldRequest, HoldTtl, SeatInventory, SeatSelection,
+};
 use ticketing_postgres::inventory::HOLD_SEAT;
 use ticketing_postgres::pool::build_pool;
 use ticketing_postgres::{PgPoolSettings, PgSeatInventory};
@@ -96,7 +98,7 @@ async fn main() {
                         user: UserId::new(user).unwrap(),
                         concert: ConcertId::new(1).unwrap(),
                         performance: PerformanceId::new(1).unwrap(),
-                        seat: SeatNo::new(seat).unwrap(),
+                        seats: SeatSelection::one(SeatNo::new(seat).unwrap()),
                     };
                     match inventory.hold(request, ttl).await {
                         Ok(_) => {

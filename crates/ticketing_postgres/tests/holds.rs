@@ -2,23 +2,47 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::reservation::{
-    CancelOutcome, HoldError, HoldRequest, HoldTtl, ReservationStatus, SeatInventory,
+    CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationStatus, SeatInventory,
+    SeatSelection, SeatsPerHold,
 };
 use ticketing_domain::InfrastructureError;
 use ticketing_postgres::PgSeatInventory;
 use ticketing_testkit::TestDatabase;
 
 fn request(user: i64, concert: i64, performance: i64, seat: i64) -> HoldRequest {
+    several(user, concert, performance, &[seat])
+}
+
+fn several(user: i64, concert: i64, performance: i64, seats: &[i64]) -> HoldRequest {
     HoldRequest {
         user: UserId::new(user).unwrap(),
         concert: ConcertId::new(concert).unwrap(),
         performance: PerformanceId::new(performance).unwrap(),
-        seat: SeatNo::new(seat).unwrap(),
+        seats: SeatSelection::new(
+            seats.iter().map(|s| SeatNo::new(*s).unwrap()).collect(),
+            SeatsPerHold::new(NonZeroU32::new(10).unwrap()),
+        )
+        .unwrap(),
+    }
+}
+
+/// A hold of one seat, answered as that one reservation.
+trait HoldOne {
+    async fn hold_one(&self, request: HoldRequest, ttl: HoldTtl) -> Result<Reservation, HoldError>;
+}
+
+impl HoldOne for PgSeatInventory {
+    async fn hold_one(&self, request: HoldRequest, ttl: HoldTtl) -> Result<Reservation, HoldError> {
+        let mut held = self.hold(request, ttl).await?;
+        assert_eq!(held.len(), 1, "one seat asked, one held");
+        Ok(held.remove(0))
     }
 }
 
@@ -40,7 +64,7 @@ async fn a_free_seat_is_held_at_its_price_for_the_ttl() {
     let inventory = PgSeatInventory::new(db.pool().clone());
 
     let held = inventory
-        .hold(request(7, 1, 119, 42), ttl(300))
+        .hold_one(request(7, 1, 119, 42), ttl(300))
         .await
         .unwrap();
 
@@ -64,12 +88,12 @@ async fn a_held_seat_is_unavailable_to_anyone_else() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
     inventory
-        .hold(request(7, 1, 119, 42), ttl(300))
+        .hold_one(request(7, 1, 119, 42), ttl(300))
         .await
         .unwrap();
 
-    let second = inventory.hold(request(8, 1, 119, 42), ttl(300)).await;
-    let same_user_again = inventory.hold(request(7, 1, 119, 42), ttl(300)).await;
+    let second = inventory.hold_one(request(8, 1, 119, 42), ttl(300)).await;
+    let same_user_again = inventory.hold_one(request(7, 1, 119, 42), ttl(300)).await;
 
     assert!(matches!(second, Err(HoldError::SeatUnavailable { .. })));
     assert!(matches!(
@@ -83,10 +107,12 @@ async fn unknown_seats_performances_and_users_are_not_found() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
 
-    let no_seat = inventory.hold(request(7, 1, 119, 1001), ttl(300)).await;
-    let no_performance = inventory.hold(request(7, 1, 999, 1), ttl(300)).await;
-    let other_concert = inventory.hold(request(7, 2, 119, 1), ttl(300)).await;
-    let no_user = inventory.hold(request(99_999, 1, 119, 1), ttl(300)).await;
+    let no_seat = inventory.hold_one(request(7, 1, 119, 1001), ttl(300)).await;
+    let no_performance = inventory.hold_one(request(7, 1, 999, 1), ttl(300)).await;
+    let other_concert = inventory.hold_one(request(7, 2, 119, 1), ttl(300)).await;
+    let no_user = inventory
+        .hold_one(request(99_999, 1, 119, 1), ttl(300))
+        .await;
 
     assert!(matches!(no_seat, Err(HoldError::SeatNotFound { .. })));
     assert!(matches!(
@@ -108,7 +134,7 @@ async fn a_lapsed_hold_is_free_at_once_and_its_reservation_expires() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
     let first = inventory
-        .hold(request(7, 1, 119, 42), ttl(1))
+        .hold_one(request(7, 1, 119, 42), ttl(1))
         .await
         .unwrap();
 
@@ -119,7 +145,7 @@ async fn a_lapsed_hold_is_free_at_once_and_its_reservation_expires() {
         "reported EXPIRED before any clean-up ran"
     );
     let second = inventory
-        .hold(request(8, 1, 119, 42), ttl(300))
+        .hold_one(request(8, 1, 119, 42), ttl(300))
         .await
         .unwrap();
 
@@ -140,7 +166,7 @@ async fn cancelling_frees_the_seat_at_once() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
     let held = inventory
-        .hold(request(7, 1, 119, 42), ttl(300))
+        .hold_one(request(7, 1, 119, 42), ttl(300))
         .await
         .unwrap();
 
@@ -154,7 +180,7 @@ async fn cancelling_frees_the_seat_at_once() {
         ReservationStatus::Cancelled
     );
     assert!(inventory
-        .hold(request(8, 1, 119, 42), ttl(300))
+        .hold_one(request(8, 1, 119, 42), ttl(300))
         .await
         .is_ok());
     assert_eq!(
@@ -173,7 +199,7 @@ async fn a_paid_or_unknown_reservation_is_not_cancelled() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
     let held = inventory
-        .hold(request(7, 1, 119, 42), ttl(300))
+        .hold_one(request(7, 1, 119, 42), ttl(300))
         .await
         .unwrap();
     db.execute(&format!(
@@ -205,9 +231,12 @@ async fn a_paid_or_unknown_reservation_is_not_cancelled() {
 async fn the_clean_up_releases_lapsed_holds_only() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
-    let lapsing = inventory.hold(request(7, 1, 119, 1), ttl(1)).await.unwrap();
+    let lapsing = inventory
+        .hold_one(request(7, 1, 119, 1), ttl(1))
+        .await
+        .unwrap();
     let live = inventory
-        .hold(request(7, 1, 119, 2), ttl(300))
+        .hold_one(request(7, 1, 119, 2), ttl(300))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -243,7 +272,7 @@ async fn a_thousand_racing_holds_on_one_seat_have_exactly_one_winner() {
             let inventory = inventory.clone();
             tokio::spawn(async move {
                 inventory
-                    .hold(request(1 + i % 1000, 1, 119, 500), ttl(300))
+                    .hold_one(request(1 + i % 1000, 1, 119, 500), ttl(300))
                     .await
             })
         })
@@ -271,7 +300,7 @@ async fn a_database_that_does_not_answer_is_unavailable() {
     let pool = ticketing_postgres::pool::build_pool(&settings).unwrap();
     let inventory = PgSeatInventory::new(pool);
 
-    let result = inventory.hold(request(1, 1, 119, 1), ttl(300)).await;
+    let result = inventory.hold_one(request(1, 1, 119, 1), ttl(300)).await;
 
     assert!(matches!(
         result,
@@ -286,7 +315,7 @@ async fn racing_holds_on_a_lapsed_seat_have_exactly_one_winner() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = Arc::new(PgSeatInventory::new(db.pool().clone()));
     inventory
-        .hold(request(1, 1, 119, 77), ttl(1))
+        .hold_one(request(1, 1, 119, 77), ttl(1))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -294,7 +323,11 @@ async fn racing_holds_on_a_lapsed_seat_have_exactly_one_winner() {
     let attempts: Vec<_> = (0..200)
         .map(|i| {
             let inventory = inventory.clone();
-            tokio::spawn(async move { inventory.hold(request(2 + i, 1, 119, 77), ttl(300)).await })
+            tokio::spawn(async move {
+                inventory
+                    .hold_one(request(2 + i, 1, 119, 77), ttl(300))
+                    .await
+            })
         })
         .collect();
     let mut winners = 0;
@@ -313,4 +346,173 @@ async fn racing_holds_on_a_lapsed_seat_have_exactly_one_winner() {
             .await,
         1
     );
+}
+
+#[tokio::test]
+async fn several_seats_are_held_at_once_in_the_order_asked() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+
+    let held = inventory
+        .hold(several(7, 1, 119, &[13, 12, 800]), ttl(300))
+        .await
+        .unwrap();
+
+    let seats: Vec<i32> = held.iter().map(|r| r.seat.get()).collect();
+    assert_eq!(seats, [13, 12, 800]);
+    assert_eq!(
+        held.iter().map(|r| r.price.get()).collect::<Vec<_>>(),
+        [150_000, 150_000, 90_000]
+    );
+    let ids: HashSet<i64> = held.iter().map(|r| r.id.get()).collect();
+    assert_eq!(ids.len(), 3);
+    for reservation in &held {
+        assert_eq!(
+            inventory.find(reservation.id).await.unwrap().as_ref(),
+            Some(reservation)
+        );
+    }
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status = 'HELD'")
+            .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn one_taken_seat_holds_none_and_every_taken_seat_is_named() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    inventory
+        .hold(several(8, 1, 119, &[14, 12]), ttl(300))
+        .await
+        .unwrap();
+
+    let refused = inventory
+        .hold(several(7, 1, 119, &[12, 13, 14]), ttl(300))
+        .await;
+
+    match refused {
+        Err(HoldError::SeatUnavailable { seats, .. }) => {
+            assert_eq!(seats.iter().map(|s| s.get()).collect::<Vec<_>>(), [12, 14])
+        }
+        other => panic!("expected SeatUnavailable, got {other:?}"),
+    }
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM reservations WHERE user_id = 7")
+            .await,
+        0,
+        "nothing held for the refused request"
+    );
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM seats WHERE performance_id = 119 AND seat_no = 13 AND status = 'AVAILABLE'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_missing_seat_in_a_selection_is_not_found_and_holds_none() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+
+    let refused = inventory
+        .hold(several(7, 1, 119, &[1, 1001]), ttl(300))
+        .await;
+    let foreign_user = inventory
+        .hold(several(99_999, 1, 119, &[1, 2]), ttl(300))
+        .await;
+
+    assert!(matches!(
+        refused,
+        Err(HoldError::SeatNotFound { seat, .. }) if seat.get() == 1001
+    ));
+    assert!(matches!(foreign_user, Err(HoldError::UserNotFound(_))));
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status <> 'AVAILABLE'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_selection_retires_the_lapsed_holds_on_its_seats() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let lapsing = inventory
+        .hold_one(request(8, 1, 119, 21), ttl(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let held = inventory
+        .hold(several(7, 1, 119, &[20, 21]), ttl(300))
+        .await
+        .unwrap();
+
+    assert_eq!(held.len(), 2);
+    assert_eq!(
+        inventory.find(lapsing.id).await.unwrap().unwrap().status,
+        ReservationStatus::Expired
+    );
+    assert_eq!(live_reservations_per_seat_max(&db).await, 1);
+}
+
+/// Many concurrent holds of 2 to 4 seats over a small, overlapping range: every seat is held at
+/// most once, every hold is whole or absent, and no hold deadlocks or fails otherwise.
+#[tokio::test]
+async fn racing_holds_of_overlapping_seats_are_all_or_nothing() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = Arc::new(PgSeatInventory::new(db.pool().clone()));
+
+    let attempts: Vec<_> = (0..400u64)
+        .map(|i| {
+            let inventory = inventory.clone();
+            // Seats from 1..=30, 2 to 4 of them, in scrambled orders.
+            let start = (i * 7) % 28 + 1;
+            let len = 2 + i % 3;
+            let mut seats: Vec<i64> = (start..start + len).map(|s| s as i64).collect();
+            if i % 2 == 0 {
+                seats.reverse();
+            }
+            seats.retain(|s| *s <= 30);
+            tokio::spawn(async move {
+                let asked = seats.clone();
+                (
+                    asked,
+                    inventory
+                        .hold(several(1 + i as i64, 1, 119, &seats), ttl(300))
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut won: Vec<i64> = Vec::new();
+    for attempt in attempts {
+        let (asked, outcome) = attempt.await.unwrap();
+        match outcome {
+            Ok(held) => {
+                assert_eq!(held.len(), asked.len(), "a hold is whole");
+                won.extend(held.iter().map(|r| i64::from(r.seat.get())));
+            }
+            Err(HoldError::SeatUnavailable { seats, .. }) => assert!(!seats.is_empty()),
+            Err(other) => panic!("a racing hold failed otherwise: {other:?}"),
+        }
+    }
+
+    let distinct: HashSet<i64> = won.iter().copied().collect();
+    assert_eq!(won.len(), distinct.len(), "no seat held twice");
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM reservations").await as usize,
+        won.len(),
+        "no reservation beyond the whole holds"
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status = 'HELD'")
+            .await as usize,
+        won.len()
+    );
+    assert_eq!(live_reservations_per_seat_max(&db).await, 1);
 }

@@ -32,7 +32,7 @@ use ticketing_domain::idempotency::{IdempotencyConflict, IdempotencyKey, Idempot
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::money::ChargeAmount;
 use ticketing_domain::payment::{LedgerError, PaymentLedger, PaymentRefusal, PaymentRequest};
-use ticketing_domain::reservation::{HoldRequest, HoldTtl, SeatInventory};
+use ticketing_domain::reservation::{HoldRequest, HoldTtl, SeatInventory, SeatSelection};
 use ticketing_domain::wallet::{Wallet, WalletError};
 use ticketing_postgres::{PgPaymentLedger, PgSeatInventory, PgWallet};
 use ticketing_testkit::TestDatabase;
@@ -59,12 +59,12 @@ async fn hold(db: &TestDatabase, user_id: i64, seat: i64, ttl_seconds: u64) -> R
                 user: user(user_id),
                 concert: ConcertId::new(1).unwrap(),
                 performance: PerformanceId::new(119).unwrap(),
-                seat: SeatNo::new(seat).unwrap(),
+                seats: SeatSelection::one(SeatNo::new(seat).unwrap()),
             },
             HoldTtl::new(Duration::from_secs(ttl_seconds)).unwrap(),
         )
         .await
-        .unwrap()
+        .unwrap()[0]
         .id
 }
 

@@ -24,6 +24,9 @@ pub(crate) struct ProblemDoc {
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, IDEMPOTENCY_CONFLICT,
     /// INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED, UNAVAILABLE.
     code: String,
+    /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
+    #[serde(rename = "unavailableSeatIds")]
+    unavailable_seat_ids: Option<Vec<i32>>,
 }
 
 struct QueueTokenScheme;

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::queue::ActiveToken;
-use ticketing_domain::reservation::{HoldRequest, Reservation};
+use ticketing_domain::reservation::{HoldOrder, Reservation};
 use utoipa::ToSchema;
 
 use super::access::require_active_token;
@@ -25,25 +25,59 @@ pub fn configure(config: &mut web::ServiceConfig) {
     );
 }
 
+/// Exactly one of `seatId` and `seatIds`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HoldBody {
     user_id: i64,
     concert_id: i64,
     performance_id: i64,
-    seat_id: i64,
+    /// One seat; the answer is its reservation.
+    #[schema(example = 42)]
+    seat_id: Option<i64>,
+    /// 1 to `APP__RESERVATION__MAX_SEATS_PER_HOLD` (4) distinct seats, all held or none; the
+    /// answer is `{"reservations": [...]}` in this order.
+    #[schema(example = json!([12, 13]))]
+    seat_ids: Option<Vec<i64>>,
 }
 
-impl TryFrom<HoldBody> for HoldRequest {
-    type Error = ApiError;
-    fn try_from(body: HoldBody) -> Result<Self, ApiError> {
-        Ok(HoldRequest {
+/// Which form of hold a body asks for: the answers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    One,
+    Several,
+}
+
+fn hold_order(body: HoldBody) -> Result<(Form, HoldOrder), ApiError> {
+    let (form, seats) = match (body.seat_id, body.seat_ids) {
+        (Some(seat), None) => (Form::One, vec![SeatNo::new(seat)?]),
+        (None, Some(seats)) => (
+            Form::Several,
+            seats
+                .into_iter()
+                .map(SeatNo::new)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "send either seatId or seatIds, not both".to_string(),
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "missing field `seatId` (or `seatIds`)".to_string(),
+            ))
+        }
+    };
+    Ok((
+        form,
+        HoldOrder {
             user: UserId::new(body.user_id)?,
             concert: ConcertId::new(body.concert_id)?,
             performance: PerformanceId::new(body.performance_id)?,
-            seat: SeatNo::new(body.seat_id)?,
-        })
-    }
+            seats,
+        },
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -76,38 +110,67 @@ impl From<Reservation> for ReservationBody {
     }
 }
 
-/// Hold a seat for `reservation.hold_ttl` (5 minutes by default).
+/// The answer to a hold of `seatIds`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HeldSeatsBody {
+    /// One per seat, in the order of `seatIds`.
+    reservations: Vec<ReservationBody>,
+}
+
+/// `seatId` is answered with its reservation, `seatIds` with `{"reservations": [...]}`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum HoldAnswer {
+    One(ReservationBody),
+    Several(HeldSeatsBody),
+}
+
+/// Hold a seat, or several at once (all or none), for `reservation.hold_ttl` (5 minutes by
+/// default).
 #[utoipa::path(post, path = "/api/reservations", tag = "reservations", security(("queue_token" = [])),
     request_body = HoldBody,
     responses(
-        (status = 200, description = "Held", body = ReservationBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 200, description = "Held: the reservation for `seatId`, `{\"reservations\": [...]}` for `seatIds`", body = HoldAnswer),
+        (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = ProblemDoc),
         (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
         (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
         (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "SEAT_UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`, nothing held)", content_type = "application/problem+json", body = ProblemDoc),
         (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
 pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
     body: web::Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = HoldRequest::try_from(body.into_inner())?;
-    let reservation = state
+    let (form, order) = hold_order(body.into_inner())?;
+    let (concert, performance) = (order.concert, order.performance);
+    let held = state
         .reservations
-        .hold_seat(&token, request)
+        .hold_seats(&token, order)
         .await
         .map_err(|error| {
             let problem = ApiError::from(error);
             observability::hold_attempt(problem.code());
-            problem
+            match form {
+                Form::One => problem.without_seat_list(),
+                Form::Several => problem,
+            }
         })?;
     observability::hold_attempt("held");
-    state
-        .catalog_cache
-        .seat_changed(reservation.concert, reservation.performance)
-        .await;
-    Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
+    state.catalog_cache.seat_changed(concert, performance).await;
+    let mut bodies = held.into_iter().map(ReservationBody::from);
+    let answer = match (form, bodies.next()) {
+        (Form::One, Some(one)) => HoldAnswer::One(one),
+        (Form::Several, Some(first)) => HoldAnswer::Several(HeldSeatsBody {
+            reservations: std::iter::once(first).chain(bodies).collect(),
+        }),
+        (_, None) => {
+            return Err(ApiError::Internal(
+                "a hold answered no reservation".to_string(),
+            ))
+        }
+    };
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// A reservation.

@@ -156,6 +156,22 @@ impl TestApp {
             .expect("POST /api/reservations")
     }
 
+    /// `POST /api/reservations` of several seats (`seatIds`) of concert 1, performance 119.
+    pub async fn hold_seats(&self, token: &str, user: i64, seats: &[i64]) -> Response {
+        self.client
+            .post(self.url("/api/reservations"))
+            .header(TOKEN_HEADER, token)
+            .json(&serde_json::json!({
+                "userId": user,
+                "concertId": 1,
+                "performanceId": 119,
+                "seatIds": seats,
+            }))
+            .send()
+            .await
+            .expect("POST /api/reservations")
+    }
+
     /// `POST /api/reservations` for concert 1, performance 119.
     pub async fn hold(&self, token: &str, user: i64, seat: i64) -> Response {
         self.hold_at(&self.address, token, user, 1, 119, seat).await
