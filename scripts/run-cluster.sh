@@ -59,7 +59,7 @@ done
 
 cat > "$stack/haproxy.cfg" <<CFG
 global
-    maxconn 20000
+    maxconn 8000
 defaults
     mode http
     timeout connect 2s

@@ -418,3 +418,18 @@ async fn the_admin_subcommands_drive_the_server_and_say_why_when_refused() {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert_eq!(state(&app, &app.address).await["paused"], false);
 }
+
+#[tokio::test]
+async fn an_admin_token_shorter_than_32_characters_leaves_the_admin_api_off() {
+    let app = TestApp::spawn_with(&[("APP__ADMIN__TOKEN", "short-token")]).await;
+
+    let response = app
+        .client
+        .get(app.url("/api/admin/queue"))
+        .bearer_auth("short-token")
+        .send()
+        .await
+        .unwrap();
+
+    assert_problem(response, 404, "NOT_FOUND").await;
+}
