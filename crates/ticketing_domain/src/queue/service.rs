@@ -112,6 +112,8 @@ pub struct QueueService {
     settings: Arc<RwLock<LineSettings>>,
     /// Times a step found the line this instance followed gone or replaced (its store lost it).
     lines_lost: Arc<std::sync::atomic::AtomicU64>,
+    /// Bumped by every settings change made here, so a step read before it does not undo it.
+    settings_changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for QueueService {
@@ -163,6 +165,9 @@ impl LineOperator {
             .settings
             .write()
             .unwrap_or_else(PoisonError::into_inner) = after;
+        self.queue
+            .settings_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok((before, after))
     }
 
@@ -192,6 +197,7 @@ impl QueueService {
             keep_alive: Arc::default(),
             settings: Arc::new(RwLock::new(LineSettings::from_policy(&policy))),
             lines_lost: Arc::default(),
+            settings_changes: Arc::default(),
         }
     }
 
@@ -364,13 +370,22 @@ impl QueueService {
     pub async fn advance(&self) -> Result<AdmissionReport, QueueError> {
         let seen: Vec<Seq> = self.keep_alive().unreported.drain().collect();
         let cursor = self.line().cursor();
+        let changes_before = self
+            .settings_changes
+            .load(std::sync::atomic::Ordering::Acquire);
         match self.queue.advance(&seen, &cursor).await {
             Ok(step) => {
                 let now = self.clock.now();
-                *self
-                    .settings
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = step.settings;
+                let changed_meanwhile = self
+                    .settings_changes
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    != changes_before;
+                if !changed_meanwhile {
+                    *self
+                        .settings
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner) = step.settings;
+                }
                 let followed = self.line().epoch();
                 if followed.is_some() && step.sync.epoch != followed {
                     // Every token of the old line is dead: the store was emptied or replaced.
