@@ -45,6 +45,8 @@ pub enum ApiError {
         seats: Option<Vec<i32>>,
     },
     #[error("{0}")]
+    SeatLimitReached(String),
+    #[error("{0}")]
     ReservationNotPayable(String),
     #[error("{0}")]
     ReservationConfirmed(String),
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::TokenUserMismatch => "TOKEN_USER_MISMATCH",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::SeatUnavailable { .. } => "SEAT_UNAVAILABLE",
+            ApiError::SeatLimitReached(_) => "SEAT_LIMIT_REACHED",
             ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
             ApiError::ReservationConfirmed(_) => "RESERVATION_CONFIRMED",
             ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
@@ -129,6 +132,7 @@ impl ResponseError for ApiError {
             ApiError::TokenNotActive | ApiError::TokenUserMismatch => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::SeatUnavailable { .. }
+            | ApiError::SeatLimitReached(_)
             | ApiError::ReservationNotPayable(_)
             | ApiError::ReservationConfirmed(_)
             | ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
@@ -254,6 +258,7 @@ impl From<HoldError> for ApiError {
                 detail: error.to_string(),
             },
             HoldError::InvalidSelection(invalid) => ApiError::InvalidRequest(invalid.to_string()),
+            HoldError::SeatLimitReached { .. } => ApiError::SeatLimitReached(error.to_string()),
             HoldError::Infrastructure(cause) => cause.into(),
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use ticketing_domain::queue::{QueuePolicy, SigningKey, TokenKeys};
-use ticketing_domain::reservation::{HoldTtl, SeatsPerHold};
+use ticketing_domain::reservation::{HoldRules, HoldTtl, SeatLimit, SeatsPerHold};
 use ticketing_postgres::PgPoolSettings;
 use ticketing_redis::RedisSettings;
 
@@ -118,6 +118,8 @@ pub struct ReservationSettings {
     pub expiry_sweep_interval_ms: u64,
     /// Most seats one `POST /api/reservations` may hold (`seatIds`); at least 1.
     pub max_seats_per_hold: u32,
+    /// Most HELD or CONFIRMED seats per user and performance; 0 is no limit.
+    pub max_seats_per_user: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -303,6 +305,18 @@ impl Settings {
             })
     }
 
+    /// How holds are taken: their life, seats per hold and seats per user and performance.
+    ///
+    /// # Errors
+    /// When the hold's life or the seats per hold is 0.
+    pub fn hold_rules(&self) -> Result<HoldRules, config::ConfigError> {
+        Ok(HoldRules {
+            ttl: self.hold_ttl()?,
+            max_per_hold: self.seats_per_hold()?,
+            per_user: SeatLimit::new(self.reservation.max_seats_per_user),
+        })
+    }
+
     /// How long outcomes of keyed requests are kept: never less than the contract's 24 hours.
     pub fn idempotency_retention(&self) -> Duration {
         Duration::from_secs(self.idempotency.retention_hours.max(24) * 3600)
@@ -357,6 +371,11 @@ mod tests {
         assert_eq!(settings.queue.entry_rate_per_client, 20);
         assert_eq!(settings.reservation.hold_ttl_seconds, 300);
         assert_eq!(settings.reservation.max_seats_per_hold, 4);
+        assert_eq!(settings.reservation.max_seats_per_user, 4);
+        assert_eq!(
+            settings.hold_rules().expect("valid").per_user,
+            SeatLimit::new(4)
+        );
     }
 
     #[test]

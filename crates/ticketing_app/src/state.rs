@@ -7,7 +7,7 @@ use ticketing_domain::clock::Clock;
 use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
-use ticketing_domain::reservation::{HoldTtl, ReservationService};
+use ticketing_domain::reservation::{HoldRules, ReservationService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
     PgConcertCatalog, PgOutcomeRetention, PgPaymentLedger, PgPool, PgSeatInventory, PgWallet,
@@ -64,7 +64,7 @@ impl AppState {
     ) -> Result<Self, config::ConfigError> {
         let keys = KeySpace::new(&settings.redis.key_prefix);
         let policy: QueuePolicy = settings.queue_policy()?;
-        let hold_ttl: HoldTtl = settings.hold_ttl()?;
+        let hold_rules: HoldRules = settings.hold_rules()?;
         let line = Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy));
         let queue = QueueService::new(
             line.clone(),
@@ -90,8 +90,7 @@ impl AppState {
             trusted_proxies: settings.trusted_proxies()?.into(),
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
-                hold_ttl,
-                settings.seats_per_hold()?,
+                hold_rules,
             ),
             postgres,
             redis,

@@ -350,7 +350,16 @@ async fn five_thousand_holds_through_two_instances_never_double_book() {
         .map(|(_, seat)| *seat)
         .collect();
     let refused = outcomes.iter().filter(|(s, _)| *s == 409).count();
-    assert_eq!(won.len() + refused, 5000, "only 200 and 409 answers");
+    let others: Vec<u16> = outcomes
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| *s != 200 && *s != 409)
+        .collect();
+    assert_eq!(
+        won.len() + refused,
+        5000,
+        "only 200 and 409 answers: {others:?}"
+    );
     let distinct: HashSet<i64> = won.iter().copied().collect();
     assert_eq!(won.len(), distinct.len(), "each won seat was won once");
     let held_in_db = app
@@ -603,5 +612,78 @@ async fn racing_several_seat_holds_over_overlapping_seats_never_hold_part() {
             .await as usize,
         won.len(),
         "nothing held beyond the whole holds answered 200"
+    );
+}
+
+#[tokio::test]
+async fn a_hold_past_the_users_limit_per_performance_is_409_and_takes_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    assert_eq!(app.hold_seats(&token, 7, &[1, 2, 3]).await.status(), 200);
+
+    let body = assert_problem(
+        app.hold_seats(&token, 7, &[4, 5]).await,
+        409,
+        "SEAT_LIMIT_REACHED",
+    )
+    .await;
+
+    assert_eq!(
+        body["detail"],
+        "user 7 may hold or own at most 4 seats of performance 119"
+    );
+    assert_eq!(app.seat_status(&token, 4).await, "AVAILABLE");
+    assert_eq!(
+        app.hold(&token, 7, 4).await.status(),
+        200,
+        "up to the limit"
+    );
+    assert_problem(app.hold(&token, 7, 5).await, 409, "SEAT_LIMIT_REACHED").await;
+    assert_eq!(app.hold(&token, 8, 5).await.status(), 200, "per user");
+}
+
+#[tokio::test]
+async fn a_zero_limit_per_user_is_no_limit() {
+    let app = TestApp::spawn_with(&[("APP__RESERVATION__MAX_SEATS_PER_USER", "0")]).await;
+    let token = app.active_token(None).await;
+
+    for first in [1, 5, 9] {
+        let seats: Vec<i64> = (first..first + 4).collect();
+        assert_eq!(app.hold_seats(&token, 7, &seats).await.status(), 200);
+    }
+}
+
+/// Thirty concurrent requests of one user for two distinct free seats each, limit 4: exactly
+/// two are held, the others are 409 SEAT_LIMIT_REACHED.
+#[tokio::test]
+async fn concurrent_holds_of_one_user_never_pass_the_limit_together() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+
+    let statuses: Vec<u16> = stream::iter(0..30i64)
+        .map(|i| {
+            let (app, token) = (&app, &token);
+            async move {
+                let seats = [200 + 2 * i, 201 + 2 * i];
+                let response = app.hold_seats(token, 7, &seats).await;
+                let status = response.status().as_u16();
+                if status == 409 {
+                    let body: Value = response.json().await.unwrap();
+                    assert_eq!(body["code"], "SEAT_LIMIT_REACHED");
+                }
+                status
+            }
+        })
+        .buffer_unordered(30)
+        .collect()
+        .await;
+
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2);
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 28);
+    assert_eq!(
+        app.db
+            .query_i64("SELECT count(*) FROM reservations WHERE user_id = 7")
+            .await,
+        4
     );
 }

@@ -79,6 +79,45 @@ impl SeatsPerHold {
     }
 }
 
+/// The most HELD or CONFIRMED seats one user may have of one performance
+/// (`reservation.max_seats_per_user`), against scalpers; `0` in the settings is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatLimit(Option<NonZeroU32>);
+
+impl SeatLimit {
+    /// At most `max` seats; `0` is no limit.
+    pub fn new(max: u32) -> Self {
+        Self(NonZeroU32::new(max))
+    }
+
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self(None)
+    }
+
+    /// The limit, if there is one.
+    pub fn get(self) -> Option<NonZeroU32> {
+        self.0
+    }
+
+    /// Whether a user who already holds or owns `owned` seats of a performance may hold
+    /// `asked` more of it.
+    pub fn admits(self, owned: u64, asked: usize) -> bool {
+        match self.0 {
+            None => true,
+            Some(max) => owned.saturating_add(asked as u64) <= u64::from(max.get()),
+        }
+    }
+}
+
+/// How holds are taken: for how long, how many seats at once, how many per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldRules {
+    pub ttl: HoldTtl,
+    pub max_per_hold: SeatsPerHold,
+    pub per_user: SeatLimit,
+}
+
 /// Why a list of seats cannot be held at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSeatSelection {
@@ -251,6 +290,12 @@ pub enum HoldError {
     },
     #[error(transparent)]
     InvalidSelection(#[from] InvalidSeatSelection),
+    #[error("user {user} may hold or own at most {limit} seats of performance {performance}")]
+    SeatLimitReached {
+        user: UserId,
+        performance: PerformanceId,
+        limit: u32,
+    },
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -310,10 +355,17 @@ pub trait SeatInventory: Send + Sync {
     /// # Errors
     /// [`HoldError::SeatNotFound`] when a seat, the performance or the concert does not exist
     /// or the performance belongs to another concert; [`HoldError::SeatUnavailable`] with every
-    /// asked seat held by a live hold or sold; [`HoldError::UserNotFound`] for an unknown user;
+    /// asked seat held by a live hold or sold; then [`HoldError::SeatLimitReached`] when the
+    /// user's live holds and confirmed reservations of the performance plus the asked seats
+    /// would pass `limit` ([`SeatLimit::admits`]), counted and taken so that concurrent holds of
+    /// one user never pass it together; [`HoldError::UserNotFound`] for an unknown user;
     /// [`HoldError::Infrastructure`] when the store cannot answer. Nothing is held on any error.
-    async fn hold(&self, request: HoldRequest, ttl: HoldTtl)
-        -> Result<Vec<Reservation>, HoldError>;
+    async fn hold(
+        &self,
+        request: HoldRequest,
+        ttl: HoldTtl,
+        limit: SeatLimit,
+    ) -> Result<Vec<Reservation>, HoldError>;
 
     /// The reservation, or `None` when there is none with this id.
     ///
@@ -339,15 +391,13 @@ pub trait SeatInventory: Send + Sync {
 #[derive(Clone)]
 pub struct ReservationService {
     inventory: Arc<dyn SeatInventory>,
-    hold_ttl: HoldTtl,
-    max_per_hold: SeatsPerHold,
+    rules: HoldRules,
 }
 
 impl std::fmt::Debug for ReservationService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReservationService")
-            .field("hold_ttl", &self.hold_ttl)
-            .field("max_per_hold", &self.max_per_hold)
+            .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
 }
@@ -356,20 +406,12 @@ impl std::fmt::Debug for ReservationService {
 const RELEASE_BATCH: u32 = 500;
 
 impl ReservationService {
-    pub fn new(
-        inventory: Arc<dyn SeatInventory>,
-        hold_ttl: HoldTtl,
-        max_per_hold: SeatsPerHold,
-    ) -> Self {
-        Self {
-            inventory,
-            hold_ttl,
-            max_per_hold,
-        }
+    pub fn new(inventory: Arc<dyn SeatInventory>, rules: HoldRules) -> Self {
+        Self { inventory, rules }
     }
 
-    /// Holds every seat of the order for the token's user, all or none; the reservations come
-    /// back in the order the seats were asked.
+    /// Holds every seat of the order for the token's user, all or none, within the user's
+    /// limit per performance; the reservations come back in the order the seats were asked.
     ///
     /// # Errors
     /// [`HoldError::InvalidSelection`] for no seat, a seat named twice or more seats than
@@ -380,7 +422,7 @@ impl ReservationService {
         token: &ActiveToken,
         order: HoldOrder,
     ) -> Result<Vec<Reservation>, HoldError> {
-        let seats = SeatSelection::new(order.seats, self.max_per_hold)?;
+        let seats = SeatSelection::new(order.seats, self.rules.max_per_hold)?;
         token.act_for(order.user)?;
         let request = HoldRequest {
             user: order.user,
@@ -388,7 +430,9 @@ impl ReservationService {
             performance: order.performance,
             seats,
         };
-        self.inventory.hold(request, self.hold_ttl).await
+        self.inventory
+            .hold(request, self.rules.ttl, self.rules.per_user)
+            .await
     }
 
     /// A reservation of the token's user.
@@ -491,8 +535,16 @@ mod tests {
         SeatsPerHold::new(NonZeroU32::new(4).expect("non-zero"))
     }
 
+    fn rules() -> HoldRules {
+        HoldRules {
+            ttl: ttl(),
+            max_per_hold: four(),
+            per_user: SeatLimit::new(4),
+        }
+    }
+
     fn service(inventory: MockSeatInventory) -> ReservationService {
-        ReservationService::new(Arc::new(inventory), ttl(), four())
+        ReservationService::new(Arc::new(inventory), rules())
     }
 
     fn selection(seats: &[i64]) -> SeatSelection {
@@ -514,9 +566,11 @@ mod tests {
         let mut inventory = MockSeatInventory::new();
         inventory
             .expect_hold()
-            .withf(|_, ttl| ttl.get() == Duration::from_secs(300))
+            .withf(|_, ttl, limit| {
+                ttl.get() == Duration::from_secs(300) && *limit == SeatLimit::new(4)
+            })
             .times(1)
-            .returning(|_, _| Ok(vec![reservation(7, ReservationStatus::Held)]));
+            .returning(|_, _, _| Ok(vec![reservation(7, ReservationStatus::Held)]));
         let service = service(inventory);
 
         let held = service.hold_seats(&token_for(Some(7)), request(7)).await;
@@ -675,9 +729,9 @@ mod tests {
         let mut inventory = MockSeatInventory::new();
         inventory
             .expect_hold()
-            .withf(|request, _| request.seats == selection(&[13, 12]))
+            .withf(|request, _, _| request.seats == selection(&[13, 12]))
             .times(1)
-            .returning(|_, _| {
+            .returning(|_, _, _| {
                 Ok(vec![
                     reservation_of(7, 13, ReservationStatus::Held),
                     reservation_of(7, 12, ReservationStatus::Held),
@@ -690,6 +744,47 @@ mod tests {
             .expect("held");
 
         assert_eq!(held.len(), 2);
+    }
+
+    #[test]
+    fn a_user_may_hold_up_to_the_limit_per_performance_and_no_more() {
+        let four = SeatLimit::new(4);
+
+        assert!(four.admits(0, 4));
+        assert!(four.admits(3, 1));
+        assert!(
+            !four.admits(3, 2),
+            "a hold that would pass the limit is refused whole"
+        );
+        assert!(!four.admits(4, 1));
+        assert!(!four.admits(u64::MAX, 1), "no overflow");
+    }
+
+    #[test]
+    fn a_zero_limit_is_no_limit() {
+        assert_eq!(SeatLimit::new(0), SeatLimit::unlimited());
+        assert!(SeatLimit::new(0).admits(1_000_000, 4));
+    }
+
+    #[tokio::test]
+    async fn the_store_refusing_past_the_limit_is_answered_as_is() {
+        let mut inventory = MockSeatInventory::new();
+        inventory.expect_hold().returning(|request, _, limit| {
+            Err(HoldError::SeatLimitReached {
+                user: request.user,
+                performance: request.performance,
+                limit: limit.get().map_or(0, NonZeroU32::get),
+            })
+        });
+
+        let result = service(inventory)
+            .hold_seats(&token_for(None), order_of(7, &[1, 2]))
+            .await;
+
+        assert_eq!(
+            result.map_err(|e| e.to_string()),
+            Err("user 7 may hold or own at most 4 seats of performance 119".to_string())
+        );
     }
 
     #[test]

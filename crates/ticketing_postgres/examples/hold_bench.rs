@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use ticketing_domain::ids::{ConcertId, PerformanceId, SeatNo, UserId};
 use ticketing_domain::reservation::{
-    HoldError, HoldRequest, HoldTtl, SeatInventory, SeatSelection,
+    HoldError, HoldRequest, HoldTtl, SeatInventory, SeatLimit, SeatSelection,
 };
 use ticketing_postgres::inventory::HOLD_SEAT;
 use ticketing_postgres::pool::build_pool;
@@ -100,7 +100,8 @@ async fn main() {
                         performance: PerformanceId::new(1).unwrap(),
                         seats: SeatSelection::one(SeatNo::new(seat).unwrap()),
                     };
-                    match inventory.hold(request, ttl).await {
+                    // 1,000 users take 20 holds each: no per-user limit here.
+                    match inventory.hold(request, ttl, SeatLimit::unlimited()).await {
                         Ok(_) => {
                             taken.fetch_add(1, Ordering::Relaxed);
                         }

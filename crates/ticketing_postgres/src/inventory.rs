@@ -1,7 +1,9 @@
-//! [`SeatInventory`] on PostgreSQL: a hold is one transaction that locks the asked seats in
-//! seat order, lets the domain judge them (all or nothing) and then takes every one of them,
-//! retiring lapsed holds and recording the reservations in one statement, judged by the
-//! database's clock.
+//! [`SeatInventory`] on PostgreSQL. A hold is judged first on a plain read (a taken seat is
+//! refused there, in one statement); then one transaction takes the user's lock on the
+//! performance and, in one statement, locks the asked seats in seat order, takes the free ones,
+//! retires lapsed holds on them, records the reservations and counts what the user had (both
+//! pipelined: one round trip). The domain judges the outcome (all or nothing, the limit) and a
+//! refusal rolls it all back. Every freedom and expiry is judged by the database's clock.
 //!
 //! Every statement that touches both locks the seat row before the reservation row, and several
 //! seats are locked in (performance, seat) order, so holds, cancellations, payments and the
@@ -12,13 +14,14 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{exists, now};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Array, BigInt, Double, Integer, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::money::Won;
 use ticketing_domain::reservation::{
     CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationStatus, SeatInventory,
+    SeatLimit,
 };
 use ticketing_domain::InfrastructureError;
 
@@ -78,21 +81,38 @@ SELECT held.id, held.price, held.expires_at,
                 WHERE s.performance_id = $2 AND s.seat_no = $3 AND p.concert_id = $1) AS seat_exists
   FROM (SELECT 1) AS one LEFT JOIN held ON true";
 
-/// Takes seats that this transaction has locked and found free (`$1` performance, `$2` the
-/// seats, `$3` hold seconds, `$4` user), retires the lapsed holds on them and records one HELD
-/// reservation per seat. The insert waits for `lapsed` so the partial unique index never sees
-/// two HELD reservations for a seat. The freedom test is repeated as a guard: the caller checks
-/// that every seat was taken.
+/// Takes the asked seats that are free (`$1` performance, `$2` the seats, `$3` hold seconds, `$4`
+/// user), retires the lapsed holds on them and records one HELD reservation per seat taken.
+/// The seat rows are locked first, in seat order (`locked`), so holds of overlapping seats queue
+/// instead of deadlocking; a seat another transaction took meanwhile is re-checked on its new
+/// version and not taken. `owned` is what the user held (live) or owned of the performance before
+/// this statement, seen after the user's lock was taken by the previous statement. The insert
+/// waits for `lapsed` so the partial unique index never sees two HELD reservations for a seat.
+/// One row per reservation, or one row without a reservation when nothing was taken: the caller
+/// lets the domain judge what was taken and `owned`, and rolls everything back on a refusal.
 ///
-/// `sql_query`: one statement chaining three writes through CTEs (the seats' new reservation
-/// ids drawn while taking them) has no query-builder form; measured in docs/holds-benchmark.md.
+/// `sql_query`: one statement chaining an ordered lock, three writes (the seats' reservation ids
+/// drawn while taking them) and the count through CTEs has no query-builder form; it is the one
+/// statement of a hold, whose round trips are counted in docs/holds-benchmark.md.
 const HOLD_SEATS: &str = "
-WITH taken AS (
+WITH locked AS (
+    SELECT s.performance_id, s.seat_no
+      FROM seats s
+     WHERE s.performance_id = $1 AND s.seat_no = ANY($2)
+     ORDER BY s.seat_no
+       FOR UPDATE
+), owned AS (
+    SELECT count(*) AS owned
+      FROM reservations r
+     WHERE r.user_id = $4 AND r.performance_id = $1
+       AND (r.status = 'CONFIRMED' OR (r.status = 'HELD' AND r.expires_at >= now()))
+), taken AS (
     UPDATE seats s
        SET status = 'HELD',
            hold_expires_at = now() + make_interval(secs => $3),
            reservation_id = nextval(pg_get_serial_sequence('reservations', 'id'))
-     WHERE s.performance_id = $1 AND s.seat_no = ANY($2)
+      FROM locked
+     WHERE s.performance_id = locked.performance_id AND s.seat_no = locked.seat_no
        AND (s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.hold_expires_at < now()))
  RETURNING s.reservation_id AS id, s.performance_id, s.seat_no, s.price, s.hold_expires_at
 ), lapsed AS (
@@ -102,12 +122,15 @@ WITH taken AS (
      WHERE r.performance_id = taken.performance_id AND r.seat_no = taken.seat_no
        AND r.status = 'HELD'
  RETURNING r.id
+), held AS (
+    INSERT INTO reservations (id, user_id, performance_id, seat_no, price, status, expires_at)
+    SELECT taken.id, $4, taken.performance_id, taken.seat_no, taken.price, 'HELD', taken.hold_expires_at
+      FROM taken
+     WHERE (SELECT count(*) FROM lapsed) >= 0
+ RETURNING id, seat_no, price, expires_at
 )
-INSERT INTO reservations (id, user_id, performance_id, seat_no, price, status, expires_at)
-SELECT taken.id, $4, taken.performance_id, taken.seat_no, taken.price, 'HELD', taken.hold_expires_at
-  FROM taken
- WHERE (SELECT count(*) FROM lapsed) >= 0
-RETURNING id, seat_no, price, expires_at";
+SELECT held.id, held.seat_no, held.price, held.expires_at, owned.owned
+  FROM owned LEFT JOIN held ON true";
 
 const FIND_RESERVATION: &str = "
 SELECT r.id, r.user_id, p.concert_id, r.performance_id, r.seat_no, r.price,
@@ -164,14 +187,16 @@ SELECT count(*) AS released FROM released";
 
 #[derive(QueryableByName)]
 struct HeldRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    seat_no: Option<i32>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    price: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    expires_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Integer)]
-    seat_no: i32,
-    #[diesel(sql_type = BigInt)]
-    price: i64,
-    #[diesel(sql_type = Timestamptz)]
-    expires_at: DateTime<Utc>,
+    owned: i64,
 }
 
 /// Why a hold transaction stopped: a refusal to answer (everything rolled back), or a failure.
@@ -193,10 +218,9 @@ impl From<InfrastructureError> for HoldFailure {
     }
 }
 
-/// Locks the asked seats of the performance, if it is the concert's, in seat order (so that
-/// holds of overlapping seats queue instead of deadlocking), and tells which are free now by
-/// the database's clock. Seats that do not exist are simply absent.
-async fn lock_seats(
+/// The asked seats of the performance, if it is the concert's, and whether each is free now by
+/// the database's clock; seats that do not exist are simply absent. A plain read, no lock.
+async fn seat_states(
     connection: &mut AsyncPgConnection,
     request: &HoldRequest,
 ) -> Result<Vec<(SeatNo, bool)>, HoldFailure> {
@@ -213,9 +237,7 @@ async fn lock_seats(
                 .filter(performances::id.eq(request.performance.get()))
                 .filter(performances::concert_id.eq(request.concert.get())),
         ))
-        .order(seats::seat_no)
         .select((seats::seat_no, free))
-        .for_update()
         .load(connection)
         .await?;
     rows.into_iter()
@@ -227,51 +249,90 @@ async fn lock_seats(
         .collect()
 }
 
-/// Takes the locked, free seats and records their reservations, in the order asked.
+/// Serialises the holds of one user on one performance until this transaction ends, so that
+/// the count of [`HOLD_SEATS`], the next statement, cannot change under it: two concurrent holds
+/// of one user take turns, and the second counts the first's seats. Holds take it before any
+/// seat lock and nothing else takes it, so it cannot deadlock with seat locks. The schema is
+/// part of the key: advisory locks are per database, and stacks (and parallel tests) may share
+/// one.
+const LOCK_USER_ON_PERFORMANCE: &str = "
+SELECT pg_advisory_xact_lock(hashtextextended(
+           current_schema() || chr(31) || 'seats-of-user' || chr(31) || $1 || chr(31) || $2, 0))";
+
+/// What [`HOLD_SEATS`] did: the reservations it recorded and what the user had before.
+struct Taken {
+    held: Vec<Reservation>,
+    owned: u64,
+}
+
+/// Runs [`HOLD_SEATS`], after the user's lock when there is a limit: both statements are
+/// pipelined (one round trip); the server runs them in order, and in READ COMMITTED the second
+/// sees every hold of the user committed before the lock was granted.
 async fn take_seats(
-    connection: &mut AsyncPgConnection,
+    connection: &AsyncPgConnection,
     request: &HoldRequest,
     ttl: HoldTtl,
-) -> Result<Vec<Reservation>, HoldFailure> {
+    limit: SeatLimit,
+) -> Result<Taken, HoldFailure> {
     let asked: Vec<i32> = request.seats.seats().iter().map(|s| s.get()).collect();
-    let rows = diesel::sql_query(HOLD_SEATS)
-        .bind::<BigInt, _>(request.performance.get())
-        .bind::<Array<Integer>, _>(&asked)
-        .bind::<Double, _>(ttl.get().as_secs_f64())
-        .bind::<BigInt, _>(request.user.get())
-        .load::<HeldRow>(connection)
-        .await
-        .map_err(|error| match error {
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                HoldFailure::Refused(HoldError::UserNotFound(request.user))
-            }
-            other => HoldFailure::Database(other),
-        })?;
-    if rows.len() != asked.len() {
-        // The seats are locked and were free: only a bug can get here.
-        return Err(InfrastructureError::Unexpected(format!(
-            "took {} of {} locked free seats",
-            rows.len(),
-            asked.len()
-        ))
-        .into());
-    }
+    let mut take_on = connection;
+    let take = async {
+        diesel::sql_query(HOLD_SEATS)
+            .bind::<BigInt, _>(request.performance.get())
+            .bind::<Array<Integer>, _>(&asked)
+            .bind::<Double, _>(ttl.get().as_secs_f64())
+            .bind::<BigInt, _>(request.user.get())
+            .load::<HeldRow>(&mut take_on)
+            .await
+            .map_err(|error| match error {
+                DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                    HoldFailure::Refused(HoldError::UserNotFound(request.user))
+                }
+                other => HoldFailure::Database(other),
+            })
+    };
+    let rows = if limit.get().is_some() {
+        let mut lock_on = connection;
+        let lock = async {
+            diesel::sql_query(LOCK_USER_ON_PERFORMANCE)
+                .bind::<Text, _>(request.user.get().to_string())
+                .bind::<Text, _>(request.performance.get().to_string())
+                .execute(&mut lock_on)
+                .await
+                .map_err(HoldFailure::from)
+        };
+        tokio::try_join!(lock, take)?.1
+    } else {
+        take.await?
+    };
+    let owned = rows.as_slice().first().map_or(0, |row| row.owned);
     let held = rows
         .into_iter()
-        .map(|row| {
+        .filter_map(
+            |row| match (row.id, row.seat_no, row.price, row.expires_at) {
+                (Some(id), Some(seat), Some(price), Some(expires_at)) => {
+                    Some((id, seat, price, expires_at))
+                }
+                _ => None,
+            },
+        )
+        .map(|(id, seat, price, expires_at)| {
             Ok(Reservation {
-                id: ReservationId::new(row.id).map_err(corrupt)?,
+                id: ReservationId::new(id).map_err(corrupt)?,
                 user: request.user,
                 concert: request.concert,
                 performance: request.performance,
-                seat: SeatNo::new(row.seat_no.into()).map_err(corrupt)?,
-                price: Won::new(row.price).map_err(corrupt)?,
+                seat: SeatNo::new(seat.into()).map_err(corrupt)?,
+                price: Won::new(price).map_err(corrupt)?,
                 status: ReservationStatus::Held,
-                expires_at: row.expires_at,
+                expires_at,
             })
         })
         .collect::<Result<Vec<_>, InfrastructureError>>()?;
-    Ok(request.seats.in_asked_order(held))
+    Ok(Taken {
+        held,
+        owned: u64::try_from(owned).unwrap_or(u64::MAX),
+    })
 }
 
 #[derive(QueryableByName)]
@@ -340,22 +401,51 @@ impl SeatInventory for PgSeatInventory {
         &self,
         request: HoldRequest,
         ttl: HoldTtl,
+        limit: SeatLimit,
     ) -> Result<Vec<Reservation>, HoldError> {
         let mut connection = checkout(&self.pool).await?;
-        let held = connection
+        let refused = |failure: HoldFailure| match failure {
+            HoldFailure::Refused(error) => error,
+            HoldFailure::Database(error) => HoldError::Infrastructure(from_diesel(error)),
+        };
+        // Most attempts in a rush ask for a taken seat: they are refused here, by one plain
+        // read, without a transaction or a lock. A seat taken in that statement's snapshot was
+        // taken when it ran, so the "no" is as true as one given under lock; only a "yes" needs
+        // the transaction. A missing seat stays missing (seats are never deleted).
+        let seen = seat_states(&mut connection, &request)
+            .await
+            .map_err(refused)?;
+        request
+            .seats
+            .judge(&seen)
+            .map_err(|refusal| request.refused(refusal))?;
+        connection
             .transaction::<_, HoldFailure, _>(async |tx| {
-                let found = lock_seats(tx, &request).await?;
+                let taken = take_seats(tx, &request, ttl, limit).await?;
+                // All or nothing, then the limit: a refusal rolls back what was taken.
+                let found: Vec<(SeatNo, bool)> = request
+                    .seats
+                    .seats()
+                    .iter()
+                    .map(|seat| (*seat, taken.held.iter().any(|r| r.seat == *seat)))
+                    .collect();
                 request
                     .seats
                     .judge(&found)
                     .map_err(|refusal| HoldFailure::Refused(request.refused(refusal)))?;
-                take_seats(tx, &request, ttl).await
+                if let Some(max) = limit.get() {
+                    if !limit.admits(taken.owned, request.seats.len()) {
+                        return Err(HoldFailure::Refused(HoldError::SeatLimitReached {
+                            user: request.user,
+                            performance: request.performance,
+                            limit: max.get(),
+                        }));
+                    }
+                }
+                Ok(request.seats.in_asked_order(taken.held))
             })
-            .await;
-        held.map_err(|failure| match failure {
-            HoldFailure::Refused(error) => error,
-            HoldFailure::Database(error) => HoldError::Infrastructure(from_diesel(error)),
-        })
+            .await
+            .map_err(refused)
     }
 
     async fn find(&self, id: ReservationId) -> Result<Option<Reservation>, InfrastructureError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::reservation::{
     CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationStatus, SeatInventory,
-    SeatSelection, SeatsPerHold,
+    SeatLimit, SeatSelection, SeatsPerHold,
 };
 use ticketing_domain::InfrastructureError;
 use ticketing_postgres::PgSeatInventory;
@@ -40,7 +40,7 @@ trait HoldOne {
 
 impl HoldOne for PgSeatInventory {
     async fn hold_one(&self, request: HoldRequest, ttl: HoldTtl) -> Result<Reservation, HoldError> {
-        let mut held = self.hold(request, ttl).await?;
+        let mut held = self.hold(request, ttl, SeatLimit::unlimited()).await?;
         assert_eq!(held.len(), 1, "one seat asked, one held");
         Ok(held.remove(0))
     }
@@ -354,7 +354,11 @@ async fn several_seats_are_held_at_once_in_the_order_asked() {
     let inventory = PgSeatInventory::new(db.pool().clone());
 
     let held = inventory
-        .hold(several(7, 1, 119, &[13, 12, 800]), ttl(300))
+        .hold(
+            several(7, 1, 119, &[13, 12, 800]),
+            ttl(300),
+            SeatLimit::unlimited(),
+        )
         .await
         .unwrap();
 
@@ -384,12 +388,20 @@ async fn one_taken_seat_holds_none_and_every_taken_seat_is_named() {
     let db = TestDatabase::with_demo_data().await;
     let inventory = PgSeatInventory::new(db.pool().clone());
     inventory
-        .hold(several(8, 1, 119, &[14, 12]), ttl(300))
+        .hold(
+            several(8, 1, 119, &[14, 12]),
+            ttl(300),
+            SeatLimit::unlimited(),
+        )
         .await
         .unwrap();
 
     let refused = inventory
-        .hold(several(7, 1, 119, &[12, 13, 14]), ttl(300))
+        .hold(
+            several(7, 1, 119, &[12, 13, 14]),
+            ttl(300),
+            SeatLimit::unlimited(),
+        )
         .await;
 
     match refused {
@@ -419,10 +431,18 @@ async fn a_missing_seat_in_a_selection_is_not_found_and_holds_none() {
     let inventory = PgSeatInventory::new(db.pool().clone());
 
     let refused = inventory
-        .hold(several(7, 1, 119, &[1, 1001]), ttl(300))
+        .hold(
+            several(7, 1, 119, &[1, 1001]),
+            ttl(300),
+            SeatLimit::unlimited(),
+        )
         .await;
     let foreign_user = inventory
-        .hold(several(99_999, 1, 119, &[1, 2]), ttl(300))
+        .hold(
+            several(99_999, 1, 119, &[1, 2]),
+            ttl(300),
+            SeatLimit::unlimited(),
+        )
         .await;
 
     assert!(matches!(
@@ -448,7 +468,11 @@ async fn a_selection_retires_the_lapsed_holds_on_its_seats() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
 
     let held = inventory
-        .hold(several(7, 1, 119, &[20, 21]), ttl(300))
+        .hold(
+            several(7, 1, 119, &[20, 21]),
+            ttl(300),
+            SeatLimit::unlimited(),
+        )
         .await
         .unwrap();
 
@@ -483,7 +507,11 @@ async fn racing_holds_of_overlapping_seats_are_all_or_nothing() {
                 (
                     asked,
                     inventory
-                        .hold(several(1 + i as i64, 1, 119, &seats), ttl(300))
+                        .hold(
+                            several(1 + i as i64, 1, 119, &seats),
+                            ttl(300),
+                            SeatLimit::unlimited(),
+                        )
                         .await,
                 )
             })
@@ -515,4 +543,134 @@ async fn racing_holds_of_overlapping_seats_are_all_or_nothing() {
         won.len()
     );
     assert_eq!(live_reservations_per_seat_max(&db).await, 1);
+}
+
+#[tokio::test]
+async fn a_user_holds_up_to_the_limit_per_performance_and_a_hold_past_it_takes_nothing() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let four = SeatLimit::new(4);
+    inventory
+        .hold(several(7, 1, 119, &[1, 2, 3]), ttl(300), four)
+        .await
+        .unwrap();
+
+    let past = inventory
+        .hold(several(7, 1, 119, &[4, 5]), ttl(300), four)
+        .await;
+    let other_performance = inventory
+        .hold(several(7, 1, 120, &[4, 5]), ttl(300), four)
+        .await;
+    let other_user = inventory
+        .hold(several(8, 1, 119, &[4, 5]), ttl(300), four)
+        .await;
+    let up_to = inventory
+        .hold(several(7, 1, 119, &[6]), ttl(300), four)
+        .await;
+
+    assert!(matches!(
+        past,
+        Err(HoldError::SeatLimitReached { limit: 4, .. })
+    ));
+    assert!(other_performance.is_ok(), "the limit is per performance");
+    assert!(other_user.is_ok());
+    assert!(up_to.is_ok());
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM reservations WHERE user_id = 7 AND performance_id = 119"
+        )
+        .await,
+        4
+    );
+}
+
+#[tokio::test]
+async fn paid_seats_count_against_the_limit_and_lapsed_or_cancelled_ones_do_not() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let two = SeatLimit::new(2);
+    let paid = inventory
+        .hold_one(request(7, 1, 119, 1), ttl(300))
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE seats SET status = 'SOLD', hold_expires_at = NULL WHERE reservation_id = {id};
+         UPDATE reservations SET status = 'CONFIRMED' WHERE id = {id};",
+        id = paid.id
+    ))
+    .await;
+    inventory
+        .hold_one(request(7, 1, 119, 2), ttl(1))
+        .await
+        .unwrap();
+    let cancelled = inventory
+        .hold_one(request(7, 1, 119, 3), ttl(300))
+        .await
+        .unwrap();
+    inventory.cancel(cancelled.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let one_more = inventory
+        .hold(several(7, 1, 119, &[4]), ttl(300), two)
+        .await;
+    let past = inventory
+        .hold(several(7, 1, 119, &[5]), ttl(300), two)
+        .await;
+
+    assert!(one_more.is_ok(), "{one_more:?}");
+    assert!(matches!(past, Err(HoldError::SeatLimitReached { .. })));
+}
+
+#[tokio::test]
+async fn a_taken_seat_is_answered_before_the_limit() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    inventory
+        .hold_one(request(8, 1, 119, 9), ttl(300))
+        .await
+        .unwrap();
+
+    let refused = inventory
+        .hold(several(7, 1, 119, &[8, 9]), ttl(300), SeatLimit::new(1))
+        .await;
+
+    assert!(matches!(refused, Err(HoldError::SeatUnavailable { .. })));
+}
+
+/// Twenty concurrent two-seat holds of one user over distinct free seats, with a limit of 4:
+/// exactly two of them win, whatever the interleaving.
+#[tokio::test]
+async fn concurrent_holds_of_one_user_never_pass_the_limit_together() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = Arc::new(PgSeatInventory::new(db.pool().clone()));
+
+    let attempts: Vec<_> = (0..20i64)
+        .map(|i| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move {
+                inventory
+                    .hold(
+                        several(7, 1, 119, &[100 + 2 * i, 101 + 2 * i]),
+                        ttl(300),
+                        SeatLimit::new(4),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(held) => won += held.len(),
+            Err(HoldError::SeatLimitReached { .. }) => {}
+            Err(other) => panic!("a racing hold failed otherwise: {other:?}"),
+        }
+    }
+
+    assert_eq!(won, 4);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM reservations WHERE user_id = 7")
+            .await,
+        4
+    );
 }

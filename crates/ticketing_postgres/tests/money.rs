@@ -32,7 +32,9 @@ use ticketing_domain::idempotency::{IdempotencyConflict, IdempotencyKey, Idempot
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::money::ChargeAmount;
 use ticketing_domain::payment::{LedgerError, PaymentLedger, PaymentRefusal, PaymentRequest};
-use ticketing_domain::reservation::{HoldRequest, HoldTtl, SeatInventory, SeatSelection};
+use ticketing_domain::reservation::{
+    HoldRequest, HoldTtl, SeatInventory, SeatLimit, SeatSelection,
+};
 use ticketing_domain::wallet::{Wallet, WalletError};
 use ticketing_postgres::{PgPaymentLedger, PgSeatInventory, PgWallet};
 use ticketing_testkit::TestDatabase;
@@ -62,6 +64,7 @@ async fn hold(db: &TestDatabase, user_id: i64, seat: i64, ttl_seconds: u64) -> R
                 seats: SeatSelection::one(SeatNo::new(seat).unwrap()),
             },
             HoldTtl::new(Duration::from_secs(ttl_seconds)).unwrap(),
+            SeatLimit::unlimited(),
         )
         .await
         .unwrap()[0]

@@ -135,7 +135,7 @@ pub(crate) enum HoldAnswer {
         (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
         (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
         (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`, nothing held)", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = ProblemDoc),
         (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
 pub(crate) async fn hold(
     state: web::Data<AppState>,
