@@ -365,19 +365,37 @@ async fn three_instances_on_a_cluster_behind_a_balancer_share_one_line_and_survi
             }
         })
     };
-    tokio::time::sleep(Duration::from_secs(10).saturating_sub(resumed.elapsed())).await;
-    let after: Value = json(
-        admin(client.get(balancer.url("/api/admin/queue")))
-            .await
-            .unwrap(),
-    )
-    .await;
-    let admitted = after["active"].as_u64().unwrap() - before["active"].as_u64().unwrap();
-    let expected = RATE * 10;
+    // A 10 s window in the steady state: the first moments after resuming may catch up on the
+    // current second's budget (at most one second's worth), which is not what is measured.
+    let active_at = |at: Duration| {
+        let client = client.clone();
+        let url = balancer.url("/api/admin/queue");
+        async move {
+            tokio::time::sleep(at.saturating_sub(resumed.elapsed())).await;
+            let sent = resumed.elapsed();
+            let body: Value = client
+                .get(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let midpoint = (sent + resumed.elapsed()) / 2;
+            (body["active"].as_u64().unwrap(), midpoint)
+        }
+    };
+    let (active_from, from) = active_at(Duration::from_secs(2)).await;
+    let (active_to, to) = active_at(Duration::from_secs(12)).await;
+    let admitted = active_to - active_from;
+    let expected = RATE as f64 * (to - from).as_secs_f64();
     assert!(
-        admitted.abs_diff(expected) * 100 <= expected * 5,
-        "admitted {admitted} in 10 s, configured {expected}"
+        (admitted as f64 - expected).abs() <= expected * 0.05 + 1.0,
+        "admitted {admitted} in {:?}, {expected:.0} at the configured rate",
+        to - from
     );
+    let _ = before;
     poller.await.unwrap();
 
     // Racing holds through the balancer: no seat held twice.
@@ -394,7 +412,9 @@ async fn three_instances_on_a_cluster_behind_a_balancer_share_one_line_and_survi
     for response in futures::future::join_all(holds).await {
         match response.unwrap().status().as_u16() {
             200 => held += 1,
-            409 | 403 => {}
+            // Taken, or not yet admitted; 503 is the fast refusal of an instance whose database
+            // pool is saturated by the race (shed, nothing changed).
+            409 | 403 | 503 => {}
             other => panic!("a hold answered {other}"),
         }
     }
