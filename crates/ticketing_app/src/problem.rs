@@ -9,7 +9,7 @@ use ticketing_domain::catalog::CatalogError;
 use ticketing_domain::idempotency::{IdempotencyConflict, InvalidIdempotencyKey};
 use ticketing_domain::ids::InvalidId;
 use ticketing_domain::money::ChargeAmountOutOfRange;
-use ticketing_domain::payment::{PaymentError, PaymentRefusal};
+use ticketing_domain::payment::{InvalidReservationSelection, PaymentError, PaymentRefusal};
 use ticketing_domain::queue::{
     AccessError, ControlError, InvalidSetting, MalformedToken, QueueError,
 };
@@ -279,6 +279,12 @@ impl From<ReservationError> for ApiError {
 
 impl From<InvalidIdempotencyKey> for ApiError {
     fn from(error: InvalidIdempotencyKey) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<InvalidReservationSelection> for ApiError {
+    fn from(error: InvalidReservationSelection) -> Self {
         ApiError::InvalidRequest(error.to_string())
     }
 }

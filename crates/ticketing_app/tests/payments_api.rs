@@ -41,6 +41,10 @@ async fn the_whole_flow_from_the_queue_to_a_sold_seat() {
     assert_eq!(paid["amount"], 150000);
     assert_eq!(paid["status"], "PAID");
     assert!(chrono::DateTime::parse_from_rfc3339(paid["paidAt"].as_str().unwrap()).is_ok());
+    assert!(
+        paid.get("reservationIds").is_none(),
+        "the one-reservation form answers as in v1: {paid}"
+    );
     assert_problem(app.concerts(&token).await, 401, "TOKEN_INVALID").await;
     assert_problem(app.poll_queue(&token).await, 401, "TOKEN_INVALID").await;
     let fresh = app.active_token(Some(7)).await;
@@ -290,6 +294,12 @@ async fn malformed_payment_requests_are_400() {
         r#"{"reservationId": 1}"#,
         r#"{"reservationId": "1", "userId": 7}"#,
         r#"{"reservationId": 0, "userId": 7}"#,
+        r#"{"reservationId": 1, "reservationIds": [2], "userId": 7}"#,
+        r#"{"reservationIds": [], "userId": 7}"#,
+        r#"{"reservationIds": [1, 2, 1], "userId": 7}"#,
+        r#"{"reservationIds": [1, 0], "userId": 7}"#,
+        r#"{"reservationIds": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21], "userId": 7}"#,
+        r#"{"userId": 7}"#,
     ] {
         assert_problem(post(body).await, 400, "INVALID_REQUEST").await;
     }
@@ -421,4 +431,112 @@ async fn two_concurrent_payments_covered_once_make_one_sale_and_no_debt() {
         app.db.query_i64("SELECT min(balance) FROM wallets").await,
         0
     );
+}
+
+#[tokio::test]
+async fn several_reservations_are_paid_at_once_with_one_debit_of_their_sum() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+    let held = json(app.hold_seats(&token, 7, &[42, 800]).await).await;
+    let ids: Vec<i64> = held["reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reservationId"].as_i64().unwrap())
+        .collect();
+    app.charge(7, 300_000, None).await;
+
+    let response = app.pay_several(&token, &[ids[1], ids[0]], 7, None).await;
+
+    assert_eq!(response.status(), 200);
+    let paid = json(response).await;
+    assert_eq!(paid["reservationId"], ids[1], "the first asked");
+    assert_eq!(paid["reservationIds"], serde_json::json!([ids[1], ids[0]]));
+    assert_eq!(paid["amount"], 240000);
+    assert_eq!(paid["status"], "PAID");
+    assert_eq!(json(app.balance(7).await).await["balance"], 60000);
+    let fresh = app.active_token(Some(7)).await;
+    for id in &ids {
+        assert_eq!(
+            json(app.reservation(&fresh, *id).await).await["status"],
+            "CONFIRMED"
+        );
+    }
+    assert_eq!(app.seat_status(&fresh, 42).await, "SOLD");
+    assert_eq!(app.seat_status(&fresh, 800).await, "SOLD");
+    assert_eq!(
+        app.db
+            .query_i64("SELECT count(*) FROM wallet_entries WHERE reason = 'PAYMENT'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_payment_of_several_is_whole_or_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(None).await;
+    let mine = app.held(&token, 7, 1).await;
+    let also_mine = app.held(&token, 7, 2).await;
+    let foreign = app.held(&token, 8, 3).await;
+    app.charge(7, 200_000, None).await;
+
+    assert_problem(
+        app.pay_several(&token, &[mine, foreign], 7, None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        app.pay_several(&token, &[mine, 987_654], 7, None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        app.pay_several(&token, &[mine, also_mine], 7, None).await,
+        422,
+        "INSUFFICIENT_BALANCE",
+    )
+    .await;
+    app.cancel_reservation(&token, also_mine).await;
+    assert_problem(
+        app.pay_several(&token, &[mine, also_mine], 7, None).await,
+        409,
+        "RESERVATION_NOT_PAYABLE",
+    )
+    .await;
+
+    assert_eq!(json(app.balance(7).await).await["balance"], 200000);
+    assert_eq!(app.seat_status(&token, 1).await, "HELD");
+    assert_eq!(app.db.query_i64("SELECT count(*) FROM payments").await, 0);
+}
+
+#[tokio::test]
+async fn a_keyed_payment_of_several_is_replayed_and_the_other_form_conflicts() {
+    let app = TestApp::spawn().await;
+    let token = app.active_token(Some(7)).await;
+    let first = app.held(&token, 7, 1).await;
+    let second = app.held(&token, 7, 2).await;
+    app.charge(7, 1_000_000, None).await;
+
+    let paid = json(
+        app.pay_several(&token, &[first, second], 7, Some("both"))
+            .await,
+    )
+    .await;
+    let again = app
+        .pay_several(&token, &[first, second], 7, Some("both"))
+        .await;
+
+    assert_eq!(again.status(), 200, "told again after the token ended");
+    assert_eq!(json(again).await, paid);
+    assert_eq!(json(app.balance(7).await).await["balance"], 700000);
+    let fresh = app.active_token(Some(7)).await;
+    assert_problem(
+        app.pay(&fresh, first, 7, Some("both")).await,
+        409,
+        "IDEMPOTENCY_CONFLICT",
+    )
+    .await;
 }

@@ -31,6 +31,11 @@ impl Won {
     pub fn get(self) -> i64 {
         self.0
     }
+
+    /// The sum, or the largest amount when it would not fit (no balance covers that).
+    pub fn saturating_add(self, other: Won) -> Won {
+        Won(self.0.saturating_add(other.0))
+    }
 }
 
 impl fmt::Display for Won {

@@ -1,6 +1,7 @@
 //! Payment: the hold is checked, the balance debited, the reservation confirmed and the seat
 //! sold, all at once or not at all; then the buyer's queue session ends.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,29 +13,165 @@ use crate::money::Won;
 use crate::queue::{AccessError, QueueService, QueueToken};
 use crate::InfrastructureError;
 
-/// A request to pay for a held reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PaymentRequest {
-    pub reservation: ReservationId,
-    pub user: UserId,
+/// The most reservations one payment may pay.
+pub const MAX_RESERVATIONS_PER_PAYMENT: usize = 20;
+
+/// Why a list of reservations cannot be paid at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidReservationSelection {
+    #[error("reservationIds must name at least one reservation")]
+    Empty,
+    #[error(
+        "reservationIds may name at most {MAX_RESERVATIONS_PER_PAYMENT} reservations, got {0}"
+    )]
+    TooMany(usize),
+    #[error("reservationIds names reservation {0} more than once")]
+    Duplicate(ReservationId),
 }
 
-impl PaymentRequest {
-    /// What identifies this request under an `Idempotency-Key`.
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "payment;reservation={};user={}",
-            self.reservation, self.user
-        )
+/// The reservations one payment pays: 1 to [`MAX_RESERVATIONS_PER_PAYMENT`] distinct ones, in
+/// the order asked (the first is the payment's `reservationId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationSelection {
+    first: ReservationId,
+    ids: Vec<ReservationId>,
+}
+
+impl ReservationSelection {
+    /// Validates a list of reservations to pay at once.
+    ///
+    /// # Errors
+    /// [`InvalidReservationSelection`] for an empty list, too many, or one named twice.
+    pub fn new(reservations: Vec<ReservationId>) -> Result<Self, InvalidReservationSelection> {
+        let Some(first) = reservations.first().copied() else {
+            return Err(InvalidReservationSelection::Empty);
+        };
+        if reservations.len() > MAX_RESERVATIONS_PER_PAYMENT {
+            return Err(InvalidReservationSelection::TooMany(reservations.len()));
+        }
+        let mut seen = HashSet::with_capacity(reservations.len());
+        if let Some(twice) = reservations.iter().find(|id| !seen.insert(**id)) {
+            return Err(InvalidReservationSelection::Duplicate(*twice));
+        }
+        Ok(Self {
+            first,
+            ids: reservations,
+        })
+    }
+
+    /// One reservation.
+    pub fn one(reservation: ReservationId) -> Self {
+        Self {
+            first: reservation,
+            ids: vec![reservation],
+        }
+    }
+
+    /// The reservations, in the order asked.
+    pub fn ids(&self) -> &[ReservationId] {
+        &self.ids
+    }
+
+    /// The first reservation asked.
+    pub fn first_id(&self) -> ReservationId {
+        self.first
     }
 }
 
-/// A recorded payment.
+/// Which form of payment a client sent: `reservationId` or `reservationIds`. The answers differ,
+/// so the same key with the other form is another request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentForm {
+    One,
+    Several,
+}
+
+/// A request to pay for held reservations of one user, with one debit of their sum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    pub reservations: ReservationSelection,
+    pub user: UserId,
+    pub form: PaymentForm,
+}
+
+impl PaymentRequest {
+    /// A payment of one reservation (`reservationId`).
+    pub fn one(reservation: ReservationId, user: UserId) -> Self {
+        Self {
+            reservations: ReservationSelection::one(reservation),
+            user,
+            form: PaymentForm::One,
+        }
+    }
+
+    /// What identifies this request under an `Idempotency-Key` (the one-reservation form keeps
+    /// the fingerprint of v1, so keys recorded before still replay).
+    pub fn fingerprint(&self) -> String {
+        match self.form {
+            PaymentForm::One => format!(
+                "payment;reservation={};user={}",
+                self.reservations.first_id(),
+                self.user
+            ),
+            PaymentForm::Several => {
+                let ids: Vec<String> = self
+                    .reservations
+                    .ids()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                format!("payment;reservations={};user={}", ids.join(","), self.user)
+            }
+        }
+    }
+
+    /// All or nothing: given the asked reservations found under lock, decides what to debit.
+    /// Every one must exist and be the user's (a foreign one is not found, as an unknown one
+    /// is), then every one must be payable (HELD, its hold live); the debit is the sum of the
+    /// prices.
+    ///
+    /// # Errors
+    /// [`PaymentRefusal::ReservationNotFound`] or [`PaymentRefusal::NotPayable`] with the first
+    /// such reservation in the order asked.
+    pub fn judge(&self, found: &[HoldToPay]) -> Result<Won, PaymentRefusal> {
+        let by_id: HashMap<ReservationId, &HoldToPay> =
+            found.iter().map(|hold| (hold.reservation, hold)).collect();
+        let mut holds = Vec::with_capacity(self.reservations.ids().len());
+        for id in self.reservations.ids() {
+            match by_id.get(id) {
+                Some(hold) if hold.user == self.user => holds.push(*hold),
+                _ => return Err(PaymentRefusal::ReservationNotFound(*id)),
+            }
+        }
+        if let Some(unpayable) = holds.iter().find(|hold| !hold.payable) {
+            return Err(PaymentRefusal::NotPayable(unpayable.reservation));
+        }
+        Ok(holds
+            .iter()
+            .fold(Won::ZERO, |sum, hold| sum.saturating_add(hold.price)))
+    }
+}
+
+/// A reservation to pay, as found under lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldToPay {
+    pub reservation: ReservationId,
+    pub user: UserId,
+    pub price: Won,
+    /// HELD and its hold live, by the store's clock.
+    pub payable: bool,
+}
+
+/// A recorded payment: one debit for one or several reservations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
     pub id: PaymentId,
+    /// The first reservation paid.
     pub reservation: ReservationId,
+    /// Every reservation paid, in the order asked.
+    pub reservations: Vec<ReservationId>,
     pub user: UserId,
+    /// The sum of their prices.
     pub amount: Won,
     pub paid_at: DateTime<Utc>,
 }
@@ -103,9 +240,10 @@ impl From<LedgerError> for PaymentError {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait PaymentLedger: Send + Sync {
-    /// In one transaction: checks that the reservation is the user's and its hold is live (by
-    /// the store's clock), debits the price only if the balance covers it, confirms the
-    /// reservation, sells the seat and records the payment. A refusal changes nothing.
+    /// In one transaction: locks the reservations' seats, lets [`PaymentRequest::judge`] decide
+    /// on what it found (each the user's and its hold live by the store's clock), debits the
+    /// sum only if the balance covers it, confirms every reservation, sells every seat and
+    /// records one payment. A refusal changes nothing.
     /// With `idempotency`, the outcome (payment or refusal) is recorded under the key in the
     /// same transaction, and an outcome already recorded is returned instead of paying again.
     ///
@@ -214,9 +352,31 @@ mod tests {
     }
 
     fn request() -> PaymentRequest {
+        PaymentRequest::one(
+            ReservationId::new(9001).expect("valid"),
+            UserId::new(7).expect("valid"),
+        )
+    }
+
+    fn id(n: i64) -> ReservationId {
+        ReservationId::new(n).expect("valid")
+    }
+
+    fn several(ids: &[i64]) -> PaymentRequest {
         PaymentRequest {
-            reservation: ReservationId::new(9001).expect("valid"),
+            reservations: ReservationSelection::new(ids.iter().map(|n| id(*n)).collect())
+                .expect("valid"),
             user: UserId::new(7).expect("valid"),
+            form: PaymentForm::Several,
+        }
+    }
+
+    fn hold(n: i64, user: i64, price: i64, payable: bool) -> HoldToPay {
+        HoldToPay {
+            reservation: id(n),
+            user: UserId::new(user).expect("valid"),
+            price: Won::new(price).expect("valid"),
+            payable,
         }
     }
 
@@ -224,6 +384,7 @@ mod tests {
         Payment {
             id: PaymentId::new(555).expect("valid"),
             reservation: ReservationId::new(9001).expect("valid"),
+            reservations: vec![ReservationId::new(9001).expect("valid")],
             user: UserId::new(7).expect("valid"),
             amount: Won::new(150_000).expect("valid"),
             paid_at: DateTime::<Utc>::from_timestamp(2_000_000_000, 0).expect("valid"),
@@ -304,7 +465,7 @@ mod tests {
         let mut ledger = MockPaymentLedger::new();
         ledger.expect_pay().returning(|request, _| {
             Ok(LedgerAnswer {
-                outcome: Err(PaymentRefusal::NotPayable(request.reservation)),
+                outcome: Err(PaymentRefusal::NotPayable(request.reservations.first_id())),
                 replayed: false,
             })
         });
@@ -376,5 +537,81 @@ mod tests {
         let result = service(ledger, queue).pay(token(), request(), None).await;
 
         assert_eq!(result, Err(PaymentError::Access(AccessError::TokenInvalid)));
+    }
+
+    #[test]
+    fn a_list_of_reservations_is_one_to_twenty_distinct_ones() {
+        assert!(ReservationSelection::new(vec![id(1)]).is_ok());
+        assert!(ReservationSelection::new((1..=20).map(id).collect()).is_ok());
+        assert_eq!(
+            ReservationSelection::new(vec![]),
+            Err(InvalidReservationSelection::Empty)
+        );
+        assert_eq!(
+            ReservationSelection::new((1..=21).map(id).collect()),
+            Err(InvalidReservationSelection::TooMany(21))
+        );
+        assert_eq!(
+            ReservationSelection::new(vec![id(1), id(2), id(1)]),
+            Err(InvalidReservationSelection::Duplicate(id(1)))
+        );
+    }
+
+    #[test]
+    fn the_one_reservation_form_keeps_its_v1_fingerprint_and_the_list_has_its_own() {
+        assert_eq!(request().fingerprint(), "payment;reservation=9001;user=7");
+        assert_eq!(
+            several(&[9001, 9002]).fingerprint(),
+            "payment;reservations=9001,9002;user=7"
+        );
+        assert_ne!(several(&[9001]).fingerprint(), request().fingerprint());
+    }
+
+    #[test]
+    fn several_payable_holds_of_the_user_are_paid_with_the_sum_of_their_prices() {
+        let total = several(&[1, 2]).judge(&[hold(2, 7, 90_000, true), hold(1, 7, 150_000, true)]);
+
+        assert_eq!(total, Ok(Won::new(240_000).expect("valid")));
+    }
+
+    #[test]
+    fn a_foreign_or_missing_reservation_makes_the_whole_payment_not_found() {
+        let request = several(&[1, 2, 3]);
+
+        assert_eq!(
+            request.judge(&[
+                hold(1, 7, 1, true),
+                hold(2, 8, 1, true),
+                hold(3, 7, 1, true)
+            ]),
+            Err(PaymentRefusal::ReservationNotFound(id(2))),
+            "someone else's reservation is not found, as an unknown one"
+        );
+        assert_eq!(
+            request.judge(&[hold(1, 7, 1, true), hold(2, 7, 1, true)]),
+            Err(PaymentRefusal::ReservationNotFound(id(3)))
+        );
+    }
+
+    #[test]
+    fn one_unpayable_reservation_makes_the_whole_payment_not_payable() {
+        let request = several(&[1, 2, 3]);
+
+        assert_eq!(
+            request.judge(&[
+                hold(1, 7, 1, true),
+                hold(2, 7, 1, false),
+                hold(3, 7, 1, false)
+            ]),
+            Err(PaymentRefusal::NotPayable(id(2)))
+        );
+    }
+
+    #[test]
+    fn not_found_is_answered_before_not_payable() {
+        assert_eq!(
+            several(&[1, 2]).judge(&[hold(1, 7, 1, false)]),
+            Err(PaymentRefusal::ReservationNotFound(id(2)))
+        );
     }
 }

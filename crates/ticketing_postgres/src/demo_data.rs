@@ -53,7 +53,7 @@ SELECT setval(pg_get_serial_sequence('performances', 'id'), (SELECT max(id) FROM
 /// ledger entries or recorded outcomes, every seat free, every balance zero. For load tests;
 /// it destroys sales data.
 const RESET_SALES: &str = r#"
-TRUNCATE payments, wallet_entries, idempotency_keys, reservations;
+TRUNCATE payment_reservations, payments, wallet_entries, idempotency_keys, reservations;
 UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
  WHERE status <> 'AVAILABLE';
 UPDATE wallets SET balance = 0, updated_at = now() WHERE balance <> 0;

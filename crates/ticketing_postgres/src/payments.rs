@@ -1,5 +1,5 @@
-//! [`PaymentLedger`] on PostgreSQL: one transaction checks the hold, debits the balance,
-//! confirms the reservation, sells the seat, records the payment and, with a key, its outcome.
+//! [`PaymentLedger`] on PostgreSQL: one transaction checks the holds, debits their sum once,
+//! confirms the reservations, sells the seats, records the payment and, with a key, its outcome.
 //!
 //! Locks are taken seat first, then wallet, then reservation: the same seat-before-reservation
 //! order as holds, cancellations and the clean-up job, so none of them can deadlock.
@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::result::Error as DieselError;
-use diesel::sql_types::{BigInt, Bool, Integer, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use ticketing_domain::idempotency::{IdempotencyConflict, IdempotentRequest};
 use ticketing_domain::ids::{PaymentId, ReservationId, UserId};
 use ticketing_domain::money::Won;
 use ticketing_domain::payment::{
-    LedgerAnswer, LedgerError, Payment, PaymentLedger, PaymentOutcome, PaymentRefusal,
+    HoldToPay, LedgerAnswer, LedgerError, Payment, PaymentLedger, PaymentOutcome, PaymentRefusal,
     PaymentRequest,
 };
 use ticketing_domain::InfrastructureError;
@@ -26,15 +26,20 @@ use crate::pool::{checkout, PgPool};
 
 const SCOPE: &str = "payment";
 
-/// `$1` reservation: the hold and its seat, the seat row locked. `payable` is judged by the
-/// database's clock on both rows.
-const CHECK_HOLD: &str = "
-SELECT r.user_id, r.price, r.performance_id, r.seat_no,
+/// `$1` the reservations: each hold and its seat, the seat rows locked in (performance, seat)
+/// order, the order holds lock seats in, so payments of several reservations cannot deadlock
+/// with holds or with each other. `payable` is judged by the database's clock on both rows.
+///
+/// `sql_query`: `FOR UPDATE OF s` locks only the seats; the query builder's `for_update` would
+/// lock the joined reservations too.
+const CHECK_HOLDS: &str = "
+SELECT r.id, r.user_id, r.price,
        (r.status = 'HELD' AND r.expires_at >= now()
         AND s.status = 'HELD' AND s.reservation_id = r.id AND s.hold_expires_at >= now()) AS payable
   FROM reservations r
   JOIN seats s ON s.performance_id = r.performance_id AND s.seat_no = r.seat_no
- WHERE r.id = $1
+ WHERE r.id = ANY($1)
+ ORDER BY s.performance_id, s.seat_no
    FOR UPDATE OF s";
 
 /// `$1` user, `$2` price: debits only if the balance covers it; no row otherwise.
@@ -49,17 +54,27 @@ WITH debited AS (
 )
 SELECT balance FROM debited";
 
-/// `$1` reservation, `$2` user, `$3` performance, `$4` seat, `$5` amount.
+/// `$1` the reservations (locked, judged payable), `$2` the first of them, `$3` user, `$4` the
+/// sum: sells the seats, confirms the reservations, records one payment and what it paid.
+///
+/// `sql_query`: four writes chained through CTEs in one round trip.
 const CONFIRM: &str = "
 WITH sold AS (
-    UPDATE seats SET status = 'SOLD', hold_expires_at = NULL
-     WHERE performance_id = $3 AND seat_no = $4 AND reservation_id = $1
+    UPDATE seats s SET status = 'SOLD', hold_expires_at = NULL
+      FROM reservations r
+     WHERE r.id = ANY($1) AND s.performance_id = r.performance_id AND s.seat_no = r.seat_no
+       AND s.reservation_id = r.id
 ), confirmed AS (
-    UPDATE reservations SET status = 'CONFIRMED', updated_at = now() WHERE id = $1
+    UPDATE reservations SET status = 'CONFIRMED', updated_at = now() WHERE id = ANY($1)
+), paid AS (
+    INSERT INTO payments (reservation_id, user_id, amount)
+    VALUES ($2, $3, $4)
+    RETURNING id, paid_at
+), items AS (
+    INSERT INTO payment_reservations (payment_id, reservation_id, amount)
+    SELECT paid.id, r.id, r.price FROM paid, reservations r WHERE r.id = ANY($1)
 )
-INSERT INTO payments (reservation_id, user_id, amount)
-VALUES ($1, $2, $5)
-RETURNING id, paid_at";
+SELECT id, paid_at FROM paid";
 
 /// The payments stored in PostgreSQL.
 #[derive(Clone)]
@@ -82,13 +97,11 @@ impl PgPaymentLedger {
 #[derive(QueryableByName)]
 struct HoldRow {
     #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
     user_id: i64,
     #[diesel(sql_type = BigInt)]
     price: i64,
-    #[diesel(sql_type = BigInt)]
-    performance_id: i64,
-    #[diesel(sql_type = Integer)]
-    seat_no: i32,
     #[diesel(sql_type = Bool)]
     payable: bool,
 }
@@ -115,6 +128,9 @@ enum RecordedOutcome {
     Paid {
         payment_id: i64,
         reservation_id: i64,
+        /// Every reservation paid; absent in outcomes recorded before payments of several.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reservation_ids: Vec<i64>,
         user_id: i64,
         amount: i64,
         paid_at: DateTime<Utc>,
@@ -173,6 +189,7 @@ fn encode(outcome: &PaymentOutcome) -> Result<StoredOutcome, Failure> {
         Ok(payment) => RecordedOutcome::Paid {
             payment_id: payment.id.get(),
             reservation_id: payment.reservation.get(),
+            reservation_ids: payment.reservations.iter().map(|id| id.get()).collect(),
             user_id: payment.user.get(),
             amount: payment.amount.get(),
             paid_at: payment.paid_at,
@@ -205,12 +222,21 @@ fn decode(stored: &StoredOutcome) -> Result<PaymentOutcome, Failure> {
         RecordedOutcome::Paid {
             payment_id,
             reservation_id,
+            reservation_ids,
             user_id,
             amount,
             paid_at,
         } => Ok(Payment {
             id: PaymentId::new(payment_id).map_err(corrupt)?,
             reservation: ReservationId::new(reservation_id).map_err(corrupt)?,
+            reservations: if reservation_ids.is_empty() {
+                vec![ReservationId::new(reservation_id).map_err(corrupt)?]
+            } else {
+                reservation_ids
+                    .into_iter()
+                    .map(|id| ReservationId::new(id).map_err(corrupt))
+                    .collect::<Result<_, _>>()?
+            },
             user: UserId::new(user_id).map_err(corrupt)?,
             amount: Won::new(amount).map_err(corrupt)?,
             paid_at,
@@ -234,50 +260,57 @@ fn decode(stored: &StoredOutcome) -> Result<PaymentOutcome, Failure> {
 /// Every check before any write: a refusal leaves everything as it was.
 async fn attempt(
     connection: &mut AsyncPgConnection,
-    request: PaymentRequest,
+    request: &PaymentRequest,
 ) -> Result<PaymentOutcome, Failure> {
-    let hold = diesel::sql_query(CHECK_HOLD)
-        .bind::<BigInt, _>(request.reservation.get())
-        .get_result::<HoldRow>(connection)
-        .await;
-    let hold = match hold {
-        Ok(hold) if hold.user_id == request.user.get() => hold,
-        Ok(_) | Err(DieselError::NotFound) => {
-            return Ok(Err(PaymentRefusal::ReservationNotFound(
-                request.reservation,
-            )))
-        }
-        Err(error) => return Err(error.into()),
+    let ids: Vec<i64> = request
+        .reservations
+        .ids()
+        .iter()
+        .map(|id| id.get())
+        .collect();
+    let found = diesel::sql_query(CHECK_HOLDS)
+        .bind::<Array<BigInt>, _>(&ids)
+        .load::<HoldRow>(connection)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(HoldToPay {
+                reservation: ReservationId::new(row.id).map_err(corrupt)?,
+                user: UserId::new(row.user_id).map_err(corrupt)?,
+                price: Won::new(row.price).map_err(corrupt)?,
+                payable: row.payable,
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let total = match request.judge(&found) {
+        Ok(total) => total,
+        Err(refusal) => return Ok(Err(refusal)),
     };
-    if !hold.payable {
-        return Ok(Err(PaymentRefusal::NotPayable(request.reservation)));
-    }
-    let price = Won::new(hold.price).map_err(corrupt)?;
     let debited = diesel::sql_query(DEBIT)
         .bind::<BigInt, _>(request.user.get())
-        .bind::<BigInt, _>(price.get())
+        .bind::<BigInt, _>(total.get())
         .get_result::<BalanceRow>(connection)
         .await;
     match debited {
         Ok(_) => {}
         Err(DieselError::NotFound) => {
-            return Ok(Err(PaymentRefusal::InsufficientBalance { price }))
+            return Ok(Err(PaymentRefusal::InsufficientBalance { price: total }))
         }
         Err(error) => return Err(error.into()),
     }
     let recorded = diesel::sql_query(CONFIRM)
-        .bind::<BigInt, _>(request.reservation.get())
+        .bind::<Array<BigInt>, _>(&ids)
+        .bind::<BigInt, _>(request.reservations.first_id().get())
         .bind::<BigInt, _>(request.user.get())
-        .bind::<BigInt, _>(hold.performance_id)
-        .bind::<Integer, _>(hold.seat_no)
-        .bind::<BigInt, _>(price.get())
+        .bind::<BigInt, _>(total.get())
         .get_result::<PaymentRow>(connection)
         .await?;
     Ok(Ok(Payment {
         id: PaymentId::new(recorded.id).map_err(corrupt)?,
-        reservation: request.reservation,
+        reservation: request.reservations.first_id(),
+        reservations: request.reservations.ids().to_vec(),
         user: request.user,
-        amount: price,
+        amount: total,
         paid_at: recorded.paid_at,
     }))
 }
@@ -300,7 +333,7 @@ impl PaymentLedger for PgPaymentLedger {
                         });
                     }
                 }
-                let outcome = attempt(tx, request).await?;
+                let outcome = attempt(tx, &request).await?;
                 if let Some(keyed) = &idempotency {
                     record(tx, SCOPE, keyed, &encode(&outcome)?).await?;
                 }

@@ -84,6 +84,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    payment_reservations (payment_id, reservation_id) {
+        payment_id -> Int8,
+        reservation_id -> Int8,
+        amount -> Int8,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,
@@ -97,6 +105,7 @@ diesel::table! {
 diesel::joinable!(performances -> concerts (concert_id));
 diesel::joinable!(wallets -> users (user_id));
 diesel::joinable!(payments -> reservations (reservation_id));
+diesel::joinable!(payment_reservations -> payments (payment_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     concerts,
@@ -107,5 +116,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     wallet_entries,
     reservations,
     payments,
+    payment_reservations,
     idempotency_keys,
 );

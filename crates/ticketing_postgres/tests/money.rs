@@ -31,7 +31,9 @@ use std::time::Duration;
 use ticketing_domain::idempotency::{IdempotencyConflict, IdempotencyKey, IdempotentRequest};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::money::ChargeAmount;
-use ticketing_domain::payment::{LedgerError, PaymentLedger, PaymentRefusal, PaymentRequest};
+use ticketing_domain::payment::{
+    LedgerError, PaymentForm, PaymentLedger, PaymentRefusal, PaymentRequest, ReservationSelection,
+};
 use ticketing_domain::reservation::{
     HoldRequest, HoldTtl, SeatInventory, SeatLimit, SeatSelection,
 };
@@ -72,9 +74,14 @@ async fn hold(db: &TestDatabase, user_id: i64, seat: i64, ttl_seconds: u64) -> R
 }
 
 fn pay(reservation: ReservationId, user_id: i64) -> PaymentRequest {
+    PaymentRequest::one(reservation, user(user_id))
+}
+
+fn pay_several(reservations: &[ReservationId], user_id: i64) -> PaymentRequest {
     PaymentRequest {
-        reservation,
+        reservations: ReservationSelection::new(reservations.to_vec()).unwrap(),
         user: user(user_id),
+        form: PaymentForm::Several,
     }
 }
 
@@ -415,4 +422,130 @@ async fn two_concurrent_payments_that_the_balance_covers_once_succeed_once() {
         );
         ledger_matches_balances(&db).await;
     }
+}
+
+#[tokio::test]
+async fn several_reservations_are_paid_with_one_debit_of_their_sum() {
+    let db = TestDatabase::with_demo_data().await;
+    let wallet = PgWallet::new(db.pool().clone());
+    let ledger = PgPaymentLedger::new(db.pool().clone());
+    wallet.charge(user(7), amount(300_000), None).await.unwrap();
+    let front = hold(&db, 7, 42, 300).await;
+    let back = hold(&db, 7, 800, 300).await;
+
+    let payment = ledger
+        .pay_outcome(pay_several(&[back, front], 7), None)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(payment.amount.get(), 240_000);
+    assert_eq!(payment.reservation, back, "the first asked");
+    assert_eq!(payment.reservations, vec![back, front]);
+    assert_eq!(wallet.balance(user(7)).await.unwrap().get(), 60_000);
+    assert_eq!(
+        db.query_i64(
+            "SELECT count(*) FROM wallet_entries WHERE user_id = 7 AND reason = 'PAYMENT'"
+        )
+        .await,
+        1,
+        "one debit"
+    );
+    assert_eq!(
+        db.query_i64(&format!(
+            "SELECT count(*) FROM reservations WHERE id IN ({front}, {back}) AND status = 'CONFIRMED'"
+        ))
+        .await,
+        2
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status = 'SOLD'")
+            .await,
+        2
+    );
+    assert_eq!(
+        db.query_i64(&format!(
+            "SELECT sum(amount)::bigint FROM payment_reservations WHERE payment_id = {}",
+            payment.id
+        ))
+        .await,
+        240_000
+    );
+    ledger_matches_balances(&db).await;
+}
+
+#[tokio::test]
+async fn a_payment_of_several_that_cannot_be_whole_changes_nothing() {
+    let db = TestDatabase::with_demo_data().await;
+    let wallet = PgWallet::new(db.pool().clone());
+    let ledger = PgPaymentLedger::new(db.pool().clone());
+    wallet
+        .charge(user(7), amount(1_000_000), None)
+        .await
+        .unwrap();
+    let mine = hold(&db, 7, 1, 300).await;
+    let lapsing = hold(&db, 7, 2, 1).await;
+    let foreign = hold(&db, 8, 3, 300).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    assert_eq!(
+        ledger
+            .pay_outcome(pay_several(&[mine, foreign], 7), None)
+            .await
+            .unwrap(),
+        Err(PaymentRefusal::ReservationNotFound(foreign)),
+        "a mix of one's own and someone else's reservations"
+    );
+    assert_eq!(
+        ledger
+            .pay_outcome(pay_several(&[mine, lapsing], 7), None)
+            .await
+            .unwrap(),
+        Err(PaymentRefusal::NotPayable(lapsing))
+    );
+    wallet.charge(user(9), amount(100_000), None).await.unwrap();
+    let first = hold(&db, 9, 10, 300).await;
+    let second = hold(&db, 9, 11, 300).await;
+    assert!(matches!(
+        ledger
+            .pay_outcome(pay_several(&[first, second], 9), None)
+            .await
+            .unwrap(),
+        Err(PaymentRefusal::InsufficientBalance { price }) if price.get() == 300_000
+    ));
+
+    assert_eq!(wallet.balance(user(7)).await.unwrap().get(), 1_000_000);
+    assert_eq!(wallet.balance(user(9)).await.unwrap().get(), 100_000);
+    assert_eq!(db.query_i64("SELECT count(*) FROM payments").await, 0);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM seats WHERE status = 'SOLD'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_keyed_payment_of_several_is_replayed_with_every_reservation() {
+    let db = TestDatabase::with_demo_data().await;
+    let wallet = PgWallet::new(db.pool().clone());
+    let ledger = PgPaymentLedger::new(db.pool().clone());
+    wallet
+        .charge(user(7), amount(1_000_000), None)
+        .await
+        .unwrap();
+    let first = hold(&db, 7, 1, 300).await;
+    let second = hold(&db, 7, 2, 300).await;
+    let request = pay_several(&[first, second], 7);
+    let key = keyed("several", &request.fingerprint());
+
+    let paid = ledger.pay(request.clone(), key.clone()).await.unwrap();
+    let again = ledger.pay(request, key).await.unwrap();
+
+    assert!(!paid.replayed && again.replayed);
+    assert_eq!(paid.outcome, again.outcome);
+    assert_eq!(again.outcome.unwrap().reservations, vec![first, second]);
+    assert_eq!(
+        wallet.balance(user(7)).await.unwrap().get(),
+        1_000_000 - 300_000
+    );
 }

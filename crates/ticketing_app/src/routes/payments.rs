@@ -6,7 +6,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ReservationId, UserId};
-use ticketing_domain::payment::{Payment, PaymentRequest};
+use ticketing_domain::payment::{Payment, PaymentForm, PaymentRequest, ReservationSelection};
 use utoipa::ToSchema;
 
 use super::access::queue_token;
@@ -21,30 +21,73 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config.route("/payments", web::post().to(pay));
 }
 
+/// Exactly one of `reservationId` and `reservationIds`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PaymentBody {
-    reservation_id: i64,
+    /// One reservation.
+    #[schema(example = 9001)]
+    reservation_id: Option<i64>,
+    /// 1 to 20 distinct reservations of the user, all paid with one debit of their sum, or
+    /// none.
+    #[schema(example = json!([9001, 9002]))]
+    reservation_ids: Option<Vec<i64>>,
     user_id: i64,
+}
+
+impl TryFrom<&PaymentBody> for PaymentRequest {
+    type Error = ApiError;
+    fn try_from(body: &PaymentBody) -> Result<Self, ApiError> {
+        let user = UserId::new(body.user_id)?;
+        match (body.reservation_id, &body.reservation_ids) {
+            (Some(id), None) => Ok(PaymentRequest::one(ReservationId::new(id)?, user)),
+            (None, Some(ids)) => Ok(PaymentRequest {
+                reservations: ReservationSelection::new(
+                    ids.iter()
+                        .map(|id| ReservationId::new(*id))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )?,
+                user,
+                form: PaymentForm::Several,
+            }),
+            (Some(_), Some(_)) => Err(ApiError::InvalidRequest(
+                "send either reservationId or reservationIds, not both".to_string(),
+            )),
+            (None, None) => Err(ApiError::InvalidRequest(
+                "missing field `reservationId` (or `reservationIds`)".to_string(),
+            )),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PaidBody {
     payment_id: i64,
+    /// The reservation paid; with `reservationIds`, the first of them.
     reservation_id: i64,
+    /// Only when the request sent `reservationIds`: every reservation paid, in that order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reservation_ids: Option<Vec<i64>>,
     user_id: i64,
+    /// The price, or the sum of the prices.
     amount: i64,
     #[schema(value_type = String, example = "PAID")]
     status: &'static str,
     paid_at: String,
 }
 
-impl From<Payment> for PaidBody {
-    fn from(payment: Payment) -> Self {
+impl PaidBody {
+    fn new(payment: Payment, form: PaymentForm) -> Self {
         Self {
             payment_id: payment.id.get(),
             reservation_id: payment.reservation.get(),
+            reservation_ids: match form {
+                PaymentForm::One => None,
+                PaymentForm::Several => {
+                    Some(payment.reservations.iter().map(|id| id.get()).collect())
+                }
+            },
             user_id: payment.user.get(),
             amount: payment.amount.get(),
             status: "PAID",
@@ -53,17 +96,18 @@ impl From<Payment> for PaidBody {
     }
 }
 
-/// Pay for a held reservation from the balance; ends the token's session. Honours
-/// Idempotency-Key, also after that session ended.
+/// Pay for a held reservation, or several at once with one debit of their sum (all or none),
+/// from the balance; ends the token's session. Honours Idempotency-Key, also after that session
+/// ended.
 #[utoipa::path(post, path = "/api/payments", tag = "payments", security(("queue_token" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
     request_body = PaymentBody,
     responses(
         (status = 200, description = "Paid", body = PaidBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = ProblemDoc),
         (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
         (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = ProblemDoc),
         (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
         (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = ProblemDoc),
         (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
@@ -73,10 +117,8 @@ pub(crate) async fn pay(
     body: web::Json<PaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let token = queue_token(&request)?;
-    let payment = PaymentRequest {
-        reservation: ReservationId::new(body.reservation_id)?,
-        user: UserId::new(body.user_id)?,
-    };
+    let payment = PaymentRequest::try_from(&*body)?;
+    let form = payment.form;
     let key = idempotency_key(&request)?;
     let receipt = state
         .payments
@@ -94,5 +136,5 @@ pub(crate) async fn pay(
         observability::payment_attempt("paid");
         state.catalog_cache.everything_changed();
     }
-    Ok(HttpResponse::Ok().json(PaidBody::from(receipt.payment)))
+    Ok(HttpResponse::Ok().json(PaidBody::new(receipt.payment, form)))
 }

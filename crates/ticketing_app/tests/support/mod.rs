@@ -242,6 +242,27 @@ impl TestApp {
         request.send().await.expect("POST /api/payments")
     }
 
+    /// `POST /api/payments` of several reservations (`reservationIds`), with an
+    /// `Idempotency-Key` when given.
+    pub async fn pay_several(
+        &self,
+        token: &str,
+        reservations: &[i64],
+        user: i64,
+        key: Option<&str>,
+    ) -> Response {
+        let request = self
+            .client
+            .post(self.url("/api/payments"))
+            .header(TOKEN_HEADER, token)
+            .json(&serde_json::json!({ "reservationIds": reservations, "userId": user }));
+        let request = match key {
+            Some(key) => request.header("Idempotency-Key", key),
+            None => request,
+        };
+        request.send().await.expect("POST /api/payments")
+    }
+
     /// Holds `seat` of performance 119 for `user` and returns the reservation id.
     pub async fn held(&self, token: &str, user: i64, seat: i64) -> i64 {
         let response = self.hold(token, user, seat).await;
