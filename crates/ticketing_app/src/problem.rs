@@ -13,6 +13,7 @@ use ticketing_domain::payment::{InvalidReservationSelection, PaymentError, Payme
 use ticketing_domain::queue::{
     AccessError, ControlError, InvalidSetting, MalformedToken, QueueError,
 };
+use ticketing_domain::refund::{RefundError, RefundRefusal};
 use ticketing_domain::reservation::{HoldError, ReservationError};
 use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
@@ -50,6 +51,8 @@ pub enum ApiError {
     ReservationNotPayable(String),
     #[error("{0}")]
     ReservationConfirmed(String),
+    #[error("{0}")]
+    ReservationNotRefundable(String),
     #[error("{0}")]
     IdempotencyConflict(String),
     #[error("{0}")]
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::SeatLimitReached(_) => "SEAT_LIMIT_REACHED",
             ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
             ApiError::ReservationConfirmed(_) => "RESERVATION_CONFIRMED",
+            ApiError::ReservationNotRefundable(_) => "RESERVATION_NOT_REFUNDABLE",
             ApiError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
             ApiError::InsufficientBalance(_) => "INSUFFICIENT_BALANCE",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
@@ -135,6 +139,7 @@ impl ResponseError for ApiError {
             | ApiError::SeatLimitReached(_)
             | ApiError::ReservationNotPayable(_)
             | ApiError::ReservationConfirmed(_)
+            | ApiError::ReservationNotRefundable(_)
             | ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::InsufficientBalance(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -326,6 +331,22 @@ impl From<PaymentError> for ApiError {
             }
             PaymentError::Conflict(conflict) => conflict.into(),
             PaymentError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<RefundError> for ApiError {
+    fn from(error: RefundError) -> Self {
+        match error {
+            RefundError::Access(access) => access.into(),
+            RefundError::Refused(refusal @ RefundRefusal::ReservationNotFound(_)) => {
+                ApiError::NotFound(refusal.to_string())
+            }
+            RefundError::Refused(refusal @ RefundRefusal::NotRefundable(_)) => {
+                ApiError::ReservationNotRefundable(refusal.to_string())
+            }
+            RefundError::Conflict(conflict) => conflict.into(),
+            RefundError::Infrastructure(cause) => cause.into(),
         }
     }
 }

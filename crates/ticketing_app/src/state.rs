@@ -7,10 +7,12 @@ use ticketing_domain::clock::Clock;
 use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
+use ticketing_domain::refund::RefundService;
 use ticketing_domain::reservation::{HoldRules, ReservationService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
-    PgConcertCatalog, PgOutcomeRetention, PgPaymentLedger, PgPool, PgSeatInventory, PgWallet,
+    PgConcertCatalog, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger, PgSeatInventory,
+    PgWallet,
 };
 use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 
@@ -40,6 +42,7 @@ pub struct AppState {
     pub reservations: ReservationService,
     pub wallet: WalletService,
     pub payments: PaymentService,
+    pub refunds: RefundService,
     pub outcome_retention: Arc<dyn OutcomeRetention>,
     pub catalog_cache: CatalogCache,
     pub postgres: PgPool,
@@ -83,6 +86,7 @@ impl AppState {
                 Arc::new(PgPaymentLedger::new(postgres.clone())),
                 queue.clone(),
             ),
+            refunds: RefundService::new(Arc::new(PgRefundLedger::new(postgres.clone()))),
             outcome_retention: Arc::new(PgOutcomeRetention::new(postgres.clone())),
             queue,
             operator,

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod money;
 pub mod payment;
 pub mod queue;
+pub mod refund;
 pub mod reservation;
 pub mod wallet;
 

@@ -25,6 +25,9 @@ pub enum ReservationStatus {
     Expired,
     /// Given up by its owner; the seat was released.
     Cancelled,
+    /// Paid, then refunded before the performance: the price went back to the balance and the
+    /// seat is free again.
+    Refunded,
 }
 
 impl ReservationStatus {
@@ -35,6 +38,7 @@ impl ReservationStatus {
             ReservationStatus::Confirmed => "CONFIRMED",
             ReservationStatus::Expired => "EXPIRED",
             ReservationStatus::Cancelled => "CANCELLED",
+            ReservationStatus::Refunded => "REFUNDED",
         }
     }
 
@@ -45,6 +49,7 @@ impl ReservationStatus {
             "CONFIRMED" => Some(ReservationStatus::Confirmed),
             "EXPIRED" => Some(ReservationStatus::Expired),
             "CANCELLED" => Some(ReservationStatus::Cancelled),
+            "REFUNDED" => Some(ReservationStatus::Refunded),
             _ => None,
         }
     }
@@ -815,6 +820,7 @@ mod tests {
             ReservationStatus::Confirmed,
             ReservationStatus::Expired,
             ReservationStatus::Cancelled,
+            ReservationStatus::Refunded,
         ] {
             assert_eq!(ReservationStatus::parse(status.as_str()), Some(status));
         }

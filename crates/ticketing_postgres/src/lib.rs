@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod migrations;
 mod payments;
 pub mod pool;
+mod refunds;
 mod schema;
 mod wallet;
 
@@ -16,4 +17,5 @@ pub use idempotency::PgOutcomeRetention;
 pub use inventory::PgSeatInventory;
 pub use payments::PgPaymentLedger;
 pub use pool::{PgPool, PgPoolSettings};
+pub use refunds::PgRefundLedger;
 pub use wallet::PgWallet;

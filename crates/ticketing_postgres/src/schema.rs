@@ -106,6 +106,7 @@ diesel::joinable!(performances -> concerts (concert_id));
 diesel::joinable!(wallets -> users (user_id));
 diesel::joinable!(payments -> reservations (reservation_id));
 diesel::joinable!(payment_reservations -> payments (payment_id));
+diesel::joinable!(reservations -> performances (performance_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     concerts,

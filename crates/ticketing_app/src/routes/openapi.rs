@@ -21,7 +21,8 @@ pub(crate) struct ProblemDoc {
     detail: String,
     /// Stable and machine-readable: INVALID_REQUEST, TOKEN_MISSING, TOKEN_INVALID,
     /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
-    /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, IDEMPOTENCY_CONFLICT,
+    /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
+    /// IDEMPOTENCY_CONFLICT,
     /// INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED, UNAVAILABLE.
     code: String,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
@@ -71,6 +72,7 @@ impl Modify for QueueTokenScheme {
         reservations::hold,
         reservations::show,
         reservations::cancel,
+        reservations::refund,
         wallet::balance,
         wallet::charge,
         payments::pay,
@@ -87,7 +89,7 @@ impl Modify for QueueTokenScheme {
     tags(
         (name = "queue", description = "The waiting room"),
         (name = "catalog", description = "Concerts, performances and seats (ACTIVE token)"),
-        (name = "reservations", description = "Seat holds (ACTIVE token)"),
+        (name = "reservations", description = "Seat holds (ACTIVE token), refunds and a user's reservations (no token)"),
         (name = "balance", description = "The prepaid balance"),
         (name = "payments", description = "Paying for a hold (ACTIVE token)"),
         (name = "operations", description = "Health, readiness, metrics"),

@@ -1,21 +1,28 @@
 //! `POST /api/reservations`, `GET` and `DELETE /api/reservations/{id}`: seat holds.
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::queue::ActiveToken;
+use ticketing_domain::refund::RefundRequest;
 use ticketing_domain::reservation::{HoldOrder, Reservation};
 use utoipa::ToSchema;
 
 use super::access::require_active_token;
 use super::catalog::rfc3339;
+use super::idempotency_key;
 use super::openapi::ProblemDoc;
 use crate::observability;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
+    // Not queue-protected, so registered before the scope, which would claim the path.
+    config.route(
+        "/reservations/{reservation_id}/refund",
+        web::post().to(refund),
+    );
     config.service(
         web::scope("/reservations")
             .wrap(from_fn(require_active_token))
@@ -84,7 +91,7 @@ fn hold_order(body: HoldBody) -> Result<(Form, HoldOrder), ApiError> {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReservationBody {
     reservation_id: i64,
-    /// HELD, CONFIRMED, EXPIRED or CANCELLED.
+    /// HELD, CONFIRMED, EXPIRED, CANCELLED or REFUNDED.
     #[schema(value_type = String, example = "HELD")]
     status: &'static str,
     user_id: i64,
@@ -216,4 +223,43 @@ pub(crate) async fn cancel(
         .seat_changed(cancelled.concert, cancelled.performance)
         .await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RefundBody {
+    /// The reservation's owner.
+    user_id: i64,
+}
+
+/// Refund a paid reservation before its performance starts: it becomes REFUNDED, its price
+/// returns to the balance and its seat is free again, in one transaction. No queue token.
+/// Honours Idempotency-Key.
+#[utoipa::path(post, path = "/api/reservations/{reservationId}/refund", tag = "reservations",
+    params(("reservationId" = i64, Path, description = "A reservation id, > 0"),
+           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+    request_body = RefundBody,
+    responses(
+        (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn refund(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<i64>,
+    body: web::Json<RefundBody>,
+) -> Result<HttpResponse, ApiError> {
+    let refund = RefundRequest {
+        reservation: ReservationId::new(path.into_inner())?,
+        user: UserId::new(body.user_id)?,
+    };
+    let key = idempotency_key(&request)?;
+    let refunded = state.refunds.refund(refund, key).await?;
+    state
+        .catalog_cache
+        .seat_changed(refunded.concert, refunded.performance)
+        .await;
+    Ok(HttpResponse::Ok().json(ReservationBody::from(refunded)))
 }

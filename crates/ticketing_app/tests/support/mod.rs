@@ -263,6 +263,51 @@ impl TestApp {
         request.send().await.expect("POST /api/payments")
     }
 
+    /// `POST /api/reservations/{id}/refund` for `user`, with an `Idempotency-Key` and a
+    /// `Queue-Token` when given.
+    pub async fn refund(
+        &self,
+        reservation: i64,
+        user: i64,
+        key: Option<&str>,
+        token: Option<&str>,
+    ) -> Response {
+        let request = self
+            .client
+            .post(self.url(&format!("/api/reservations/{reservation}/refund")))
+            .json(&serde_json::json!({ "userId": user }));
+        let request = match key {
+            Some(key) => request.header("Idempotency-Key", key),
+            None => request,
+        };
+        let request = match token {
+            Some(token) => request.header(TOKEN_HEADER, token),
+            None => request,
+        };
+        request.send().await.expect("POST refund")
+    }
+
+    /// Holds `seat` of performance 119 for `user`, pays it from a fresh charge of its price and
+    /// returns the reservation id.
+    pub async fn bought(&self, user: i64, seat: i64) -> i64 {
+        let token = self.active_token(Some(user)).await;
+        let reservation = self.held(&token, user, seat).await;
+        let held: serde_json::Value = self
+            .reservation(&token, reservation)
+            .await
+            .json()
+            .await
+            .expect("reservation");
+        let price = held["price"].as_i64().expect("price");
+        assert_eq!(self.charge(user, price, None).await.status(), 200);
+        assert_eq!(
+            self.pay(&token, reservation, user, None).await.status(),
+            200,
+            "paying seat {seat}"
+        );
+        reservation
+    }
+
     /// Holds `seat` of performance 119 for `user` and returns the reservation id.
     pub async fn held(&self, token: &str, user: i64, seat: i64) -> i64 {
         let response = self.hold(token, user, seat).await;
