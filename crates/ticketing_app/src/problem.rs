@@ -14,7 +14,7 @@ use ticketing_domain::queue::{
     AccessError, ControlError, InvalidSetting, MalformedToken, QueueError,
 };
 use ticketing_domain::refund::{RefundError, RefundRefusal};
-use ticketing_domain::reservation::{HoldError, ReservationError};
+use ticketing_domain::reservation::{HoldError, InvalidPageSize, ListError, ReservationError};
 use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
 
@@ -331,6 +331,22 @@ impl From<PaymentError> for ApiError {
             }
             PaymentError::Conflict(conflict) => conflict.into(),
             PaymentError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<InvalidPageSize> for ApiError {
+    fn from(error: InvalidPageSize) -> Self {
+        ApiError::InvalidRequest(error.to_string())
+    }
+}
+
+impl From<ListError> for ApiError {
+    fn from(error: ListError) -> Self {
+        match error {
+            ListError::Access(access) => access.into(),
+            ListError::UserNotFound(_) => ApiError::NotFound(error.to_string()),
+            ListError::Infrastructure(cause) => cause.into(),
         }
     }
 }

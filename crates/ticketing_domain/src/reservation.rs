@@ -42,6 +42,15 @@ impl ReservationStatus {
         }
     }
 
+    /// The status to report for a stored status: a HELD reservation whose hold has lapsed (by
+    /// the store's clock) is EXPIRED, whether or not the clean-up has marked it yet.
+    pub fn judged(self, hold_lapsed: bool) -> Self {
+        match self {
+            ReservationStatus::Held if hold_lapsed => ReservationStatus::Expired,
+            other => other,
+        }
+    }
+
     /// Parses the contract's spelling.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
@@ -224,6 +233,87 @@ pub enum SeatRefusal {
     Unavailable(Vec<SeatNo>),
 }
 
+/// How many reservations one page of a user's list holds: 1 to [`PageSize::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize(u32);
+
+/// A page size out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("limit must be between 1 and {max}, got {0}", max = PageSize::MAX)]
+pub struct InvalidPageSize(pub i64);
+
+impl PageSize {
+    /// The largest page.
+    pub const MAX: u32 = 100;
+    /// The page size when none is asked.
+    pub const DEFAULT: PageSize = PageSize(50);
+
+    /// Validates `size`.
+    ///
+    /// # Errors
+    /// [`InvalidPageSize`] outside `1..=MAX`.
+    pub fn new(size: i64) -> Result<Self, InvalidPageSize> {
+        u32::try_from(size)
+            .ok()
+            .filter(|size| (1..=Self::MAX).contains(size))
+            .map(Self)
+            .ok_or(InvalidPageSize(size))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Which of a user's reservations to list: newest first (by id, which grows with time), only
+/// those older than `before` when given (the next page), only those of `status` when given
+/// (judged as reported: a lapsed hold is EXPIRED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationQuery {
+    pub user: UserId,
+    pub status: Option<ReservationStatus>,
+    pub before: Option<ReservationId>,
+    pub size: PageSize,
+}
+
+/// One page of a user's reservations, newest first; `next_before` is the `before` of the next
+/// page, when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationPage {
+    pub reservations: Vec<Reservation>,
+    pub next_before: Option<ReservationId>,
+}
+
+impl ReservationPage {
+    /// The page of `size` out of up to `size + 1` reservations fetched newest first: one more
+    /// than the page means there is a next page, starting below the page's last.
+    pub fn cut(mut fetched: Vec<Reservation>, size: PageSize) -> Self {
+        let size = size.get() as usize;
+        let more = fetched.len() > size;
+        fetched.truncate(size);
+        let next_before = if more {
+            fetched.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Self {
+            reservations: fetched,
+            next_before,
+        }
+    }
+}
+
+/// Why a user's reservations could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("user {0} does not exist")]
+    UserNotFound(UserId),
+    #[error(transparent)]
+    Infrastructure(#[from] InfrastructureError),
+}
+
 /// A request to hold one or several seats of one performance for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRequest {
@@ -384,6 +474,18 @@ pub trait SeatInventory: Send + Sync {
     /// [`InfrastructureError`] when the store cannot answer.
     async fn cancel(&self, id: ReservationId) -> Result<CancelOutcome, InfrastructureError>;
 
+    /// Up to `count` reservations of the query's user that match it, newest first, their
+    /// status judged by the store's clock as [`SeatInventory::find`] reports it; `None` when
+    /// the user does not exist.
+    ///
+    /// # Errors
+    /// [`InfrastructureError`] when the store cannot answer.
+    async fn list(
+        &self,
+        query: ReservationQuery,
+        count: u32,
+    ) -> Result<Option<Vec<Reservation>>, InfrastructureError>;
+
     /// Marks up to `batch` lapsed holds EXPIRED and frees their seats; returns how many.
     /// Housekeeping only: every other operation already treats a lapsed hold as free.
     ///
@@ -476,6 +578,23 @@ impl ReservationService {
             CancelOutcome::Confirmed => Err(ReservationError::AlreadyConfirmed(id)),
             CancelOutcome::NotFound => Err(ReservationError::NotFound(id)),
         }
+    }
+
+    /// One page of a user's reservations, newest first.
+    ///
+    /// # Errors
+    /// [`ListError::UserNotFound`] for an unknown user; [`ListError::Infrastructure`] when the
+    /// store cannot answer.
+    pub async fn reservations_of(
+        &self,
+        query: ReservationQuery,
+    ) -> Result<ReservationPage, ListError> {
+        let fetched = self
+            .inventory
+            .list(query, query.size.get() + 1)
+            .await?
+            .ok_or(ListError::UserNotFound(query.user))?;
+        Ok(ReservationPage::cut(fetched, query.size))
     }
 
     /// One housekeeping step: releases lapsed holds; returns how many.
@@ -810,6 +929,92 @@ mod tests {
         assert_eq!(
             several.to_string(),
             "seats 12, 13 of performance 119 are held by someone else or sold"
+        );
+    }
+
+    #[test]
+    fn a_lapsed_hold_is_reported_expired_and_nothing_else_changes() {
+        assert_eq!(
+            ReservationStatus::Held.judged(true),
+            ReservationStatus::Expired
+        );
+        assert_eq!(
+            ReservationStatus::Held.judged(false),
+            ReservationStatus::Held
+        );
+        assert_eq!(
+            ReservationStatus::Confirmed.judged(true),
+            ReservationStatus::Confirmed
+        );
+    }
+
+    #[test]
+    fn page_sizes_are_one_to_a_hundred() {
+        assert!(PageSize::new(0).is_err());
+        assert_eq!(PageSize::new(1).map(PageSize::get), Ok(1));
+        assert_eq!(PageSize::new(100).map(PageSize::get), Ok(100));
+        assert!(PageSize::new(101).is_err());
+        assert!(PageSize::new(-1).is_err());
+    }
+
+    fn query(size: i64) -> ReservationQuery {
+        ReservationQuery {
+            user: UserId::new(7).expect("valid"),
+            status: None,
+            before: None,
+            size: PageSize::new(size).expect("valid"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_asks_for_one_more_to_tell_whether_another_follows() {
+        let mut inventory = MockSeatInventory::new();
+        inventory
+            .expect_list()
+            .withf(|_, count| *count == 3)
+            .returning(|_, _| {
+                Ok(Some(
+                    [30, 20, 10]
+                        .iter()
+                        .map(|seat| reservation_of(7, *seat, ReservationStatus::Confirmed))
+                        .collect(),
+                ))
+            });
+
+        let page = service(inventory)
+            .reservations_of(query(2))
+            .await
+            .expect("listed");
+
+        assert_eq!(page.reservations.len(), 2);
+        assert_eq!(page.next_before, Some(page.reservations[1].id));
+    }
+
+    #[tokio::test]
+    async fn the_last_page_has_no_next() {
+        let mut inventory = MockSeatInventory::new();
+        inventory
+            .expect_list()
+            .returning(|_, _| Ok(Some(vec![reservation_of(7, 1, ReservationStatus::Held)])));
+
+        let page = service(inventory)
+            .reservations_of(query(2))
+            .await
+            .expect("listed");
+
+        assert_eq!((page.reservations.len(), page.next_before), (1, None));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_has_no_list() {
+        let mut inventory = MockSeatInventory::new();
+        inventory.expect_list().returning(|_, _| Ok(None));
+
+        let result = service(inventory).reservations_of(query(50)).await;
+
+        assert_eq!(
+            result,
+            Err(ListError::UserNotFound(UserId::new(7).expect("valid")))
         );
     }
 

@@ -20,14 +20,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::money::Won;
 use ticketing_domain::reservation::{
-    CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationStatus, SeatInventory,
-    SeatLimit,
+    CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationQuery,
+    ReservationStatus, SeatInventory, SeatLimit,
 };
 use ticketing_domain::InfrastructureError;
 
 use crate::error::from_diesel;
 use crate::pool::{checkout, PgPool};
-use crate::schema::{performances, seats};
+use crate::schema::{performances, reservations, seats, users};
 
 /// The seats and reservations stored in PostgreSQL.
 #[derive(Clone)]
@@ -335,6 +335,9 @@ async fn take_seats(
     })
 }
 
+/// A listed reservation: its stored values and whether its hold (if HELD) has lapsed.
+type ListedRow = (i64, i64, i64, i64, i32, i64, String, DateTime<Utc>, bool);
+
 #[derive(QueryableByName)]
 struct ReservationRow {
     #[diesel(sql_type = BigInt)]
@@ -482,6 +485,78 @@ impl SeatInventory for PgSeatInventory {
             Err(DieselError::NotFound) => Ok(CancelOutcome::NotFound),
             Err(error) => Err(from_diesel(error)),
         }
+    }
+
+    async fn list(
+        &self,
+        query: ReservationQuery,
+        count: u32,
+    ) -> Result<Option<Vec<Reservation>>, InfrastructureError> {
+        let mut connection = checkout(&self.pool).await?;
+        let lapsed = reservations::expires_at.lt(now);
+        let live_hold = reservations::status
+            .eq("HELD")
+            .and(reservations::expires_at.ge(now));
+        let mut listed = reservations::table
+            .inner_join(performances::table)
+            .filter(reservations::user_id.eq(query.user.get()))
+            .select((
+                reservations::id,
+                reservations::user_id,
+                performances::concert_id,
+                reservations::performance_id,
+                reservations::seat_no,
+                reservations::price,
+                reservations::status,
+                reservations::expires_at,
+                lapsed,
+            ))
+            .order(reservations::id.desc())
+            .limit(i64::from(count))
+            .into_boxed();
+        if let Some(before) = query.before {
+            listed = listed.filter(reservations::id.lt(before.get()));
+        }
+        // The filter sees statuses as they are reported: a lapsed hold is EXPIRED.
+        listed = match query.status {
+            None => listed,
+            Some(ReservationStatus::Held) => listed.filter(live_hold),
+            Some(ReservationStatus::Expired) => listed.filter(
+                reservations::status
+                    .eq("EXPIRED")
+                    .or(reservations::status.eq("HELD").and(lapsed)),
+            ),
+            Some(other) => listed.filter(reservations::status.eq(other.as_str())),
+        };
+        let rows: Vec<ListedRow> = listed.load(&mut connection).await.map_err(from_diesel)?;
+        if rows.is_empty() {
+            let known = diesel::select(exists(users::table.filter(users::id.eq(query.user.get()))))
+                .get_result::<bool>(&mut connection)
+                .await
+                .map_err(from_diesel)?;
+            if !known {
+                return Ok(None);
+            }
+        }
+        rows.into_iter()
+            .map(
+                |(id, user, concert, performance, seat, price, status, expires_at, lapsed)| {
+                    let stored = ReservationStatus::parse(&status)
+                        .ok_or_else(|| corrupt(format!("status {status}")))?;
+                    Ok(Reservation {
+                        id: ReservationId::new(id).map_err(corrupt)?,
+                        user: UserId::new(user).map_err(corrupt)?,
+                        concert: ConcertId::new(concert).map_err(corrupt)?,
+                        performance: PerformanceId::new(performance).map_err(corrupt)?,
+                        seat: SeatNo::new(seat.into()).map_err(corrupt)?,
+                        price: Won::new(price).map_err(corrupt)?,
+                        status: stored.judged(lapsed),
+                        expires_at,
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     async fn release_expired(&self, batch: u32) -> Result<u64, InfrastructureError> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::reservation::{
-    CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationStatus, SeatInventory,
-    SeatLimit, SeatSelection, SeatsPerHold,
+    CancelOutcome, HoldError, HoldRequest, HoldTtl, PageSize, Reservation, ReservationQuery,
+    ReservationStatus, SeatInventory, SeatLimit, SeatSelection, SeatsPerHold,
 };
 use ticketing_domain::InfrastructureError;
 use ticketing_postgres::PgSeatInventory;
@@ -672,5 +672,117 @@ async fn concurrent_holds_of_one_user_never_pass_the_limit_together() {
         db.query_i64("SELECT count(*) FROM reservations WHERE user_id = 7")
             .await,
         4
+    );
+}
+
+fn list_query(
+    user: i64,
+    status: Option<ReservationStatus>,
+    before: Option<ReservationId>,
+    size: i64,
+) -> ReservationQuery {
+    ReservationQuery {
+        user: UserId::new(user).unwrap(),
+        status,
+        before,
+        size: PageSize::new(size).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_users_reservations_are_listed_newest_first_with_reported_statuses() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+    let lapsing = inventory
+        .hold_one(request(7, 1, 119, 1), ttl(1))
+        .await
+        .unwrap();
+    let cancelled = inventory
+        .hold_one(request(7, 1, 120, 2), ttl(300))
+        .await
+        .unwrap();
+    inventory.cancel(cancelled.id).await.unwrap();
+    let live = inventory
+        .hold_one(request(7, 1, 119, 3), ttl(300))
+        .await
+        .unwrap();
+    inventory
+        .hold_one(request(8, 1, 119, 4), ttl(300))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let all = inventory
+        .list(list_query(7, None, None, 10), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let statuses: Vec<(ReservationId, ReservationStatus)> =
+        all.iter().map(|r| (r.id, r.status)).collect();
+
+    assert_eq!(
+        statuses,
+        vec![
+            (live.id, ReservationStatus::Held),
+            (cancelled.id, ReservationStatus::Cancelled),
+            (lapsing.id, ReservationStatus::Expired),
+        ]
+    );
+    assert_eq!(all[1].concert.get(), 1);
+    assert_eq!(all[1].performance.get(), 120);
+    for (status, expected) in [
+        (ReservationStatus::Held, vec![live.id]),
+        (ReservationStatus::Expired, vec![lapsing.id]),
+        (ReservationStatus::Cancelled, vec![cancelled.id]),
+        (ReservationStatus::Confirmed, vec![]),
+    ] {
+        let ids: Vec<ReservationId> = inventory
+            .list(list_query(7, Some(status), None, 10), 10)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, expected, "{status:?}");
+    }
+    let older: Vec<ReservationId> = inventory
+        .list(list_query(7, None, Some(cancelled.id), 10), 10)
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(older, vec![lapsing.id], "before: the next page");
+    assert_eq!(
+        inventory
+            .list(list_query(7, None, None, 10), 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_user_without_reservations_has_an_empty_list_and_an_unknown_user_none() {
+    let db = TestDatabase::with_demo_data().await;
+    let inventory = PgSeatInventory::new(db.pool().clone());
+
+    assert_eq!(
+        inventory
+            .list(list_query(7, None, None, 10), 10)
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        inventory
+            .list(list_query(99_999, None, None, 10), 10)
+            .await
+            .unwrap(),
+        None
     );
 }

@@ -73,6 +73,7 @@ impl Modify for QueueTokenScheme {
         reservations::show,
         reservations::cancel,
         reservations::refund,
+        reservations::list,
         wallet::balance,
         wallet::charge,
         payments::pay,

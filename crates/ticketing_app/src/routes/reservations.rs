@@ -1,13 +1,16 @@
 //! `POST /api/reservations`, `GET` and `DELETE /api/reservations/{id}`: seat holds.
 
+use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::queue::ActiveToken;
 use ticketing_domain::refund::RefundRequest;
-use ticketing_domain::reservation::{HoldOrder, Reservation};
-use utoipa::ToSchema;
+use ticketing_domain::reservation::{
+    HoldOrder, PageSize, Reservation, ReservationQuery, ReservationStatus,
+};
+use utoipa::{IntoParams, ToSchema};
 
 use super::access::require_active_token;
 use super::catalog::rfc3339;
@@ -19,10 +22,12 @@ use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     // Not queue-protected, so registered before the scope, which would claim the path.
-    config.route(
-        "/reservations/{reservation_id}/refund",
-        web::post().to(refund),
-    );
+    config
+        .route(
+            "/reservations/{reservation_id}/refund",
+            web::post().to(refund),
+        )
+        .route("/users/{user_id}/reservations", web::get().to(list));
     config.service(
         web::scope("/reservations")
             .wrap(from_fn(require_active_token))
@@ -262,4 +267,80 @@ pub(crate) async fn refund(
         .seat_changed(refunded.concert, refunded.performance)
         .await;
     Ok(HttpResponse::Ok().json(ReservationBody::from(refunded)))
+}
+
+/// The query of `GET /api/users/{userId}/reservations`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only reservations of this status (HELD, CONFIRMED, EXPIRED, CANCELLED, REFUNDED), as
+    /// reported: a lapsed hold is EXPIRED.
+    status: Option<String>,
+    /// Reservations per page, 1 to 100; 50 by default.
+    limit: Option<i64>,
+    /// Only reservations with a smaller id (older): the next page starts below the last
+    /// reservation of this one. The `Link` header of a page that has a next one gives its URL.
+    before: Option<i64>,
+}
+
+/// A user's reservations, newest first, a page at a time. No queue token. A page that is
+/// followed by another carries `Link: <...&before=ID>; rel="next"`.
+#[utoipa::path(get, path = "/api/users/{userId}/reservations", tag = "reservations",
+    params(("userId" = i64, Path, description = "A user id, > 0"), ListParams),
+    responses(
+        (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
+            headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let params = params.into_inner();
+    let user = UserId::new(path.into_inner())?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|status| {
+            ReservationStatus::parse(status).ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "status must be HELD, CONFIRMED, EXPIRED, CANCELLED or REFUNDED, got {status:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let size = params
+        .limit
+        .map(PageSize::new)
+        .transpose()?
+        .unwrap_or(PageSize::DEFAULT);
+    let before = params.before.map(ReservationId::new).transpose()?;
+    let page = state
+        .reservations
+        .reservations_of(ReservationQuery {
+            user,
+            status,
+            before,
+            size,
+        })
+        .await?;
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = page.next_before {
+        let status = status.map_or(String::new(), |s| format!("&status={}", s.as_str()));
+        response.insert_header((
+            header::LINK,
+            format!(
+                "</api/users/{user}/reservations?limit={}{status}&before={next}>; rel=\"next\"",
+                size.get()
+            ),
+        ));
+    }
+    let bodies: Vec<ReservationBody> = page
+        .reservations
+        .into_iter()
+        .map(ReservationBody::from)
+        .collect();
+    Ok(response.json(bodies))
 }
