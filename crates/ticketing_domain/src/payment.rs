@@ -183,7 +183,7 @@ pub enum PaymentRefusal {
     ReservationNotFound(ReservationId),
     #[error("reservation {0} cannot be paid: its hold expired, was cancelled or is already paid")]
     NotPayable(ReservationId),
-    #[error("the balance does not cover the price of {price} won")]
+    #[error("the balance does not cover the price of {price}")]
     InsufficientBalance { price: Won },
 }
 
