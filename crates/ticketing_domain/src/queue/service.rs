@@ -373,6 +373,9 @@ impl QueueService {
         let changes_before = self
             .settings_changes
             .load(std::sync::atomic::Ordering::Acquire);
+        // The view is as old as the moment the store was read, not as the moment the answer
+        // arrived: a slow step must not make stale data look fresh.
+        let read_at = self.clock.now();
         match self.queue.advance(&seen, &cursor).await {
             Ok(step) => {
                 let now = self.clock.now();
@@ -392,7 +395,7 @@ impl QueueService {
                     self.lines_lost
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                self.line_mut().apply(step.sync, now);
+                self.line_mut().apply(step.sync, read_at);
                 if let Some(range) = step.draw_due {
                     // Every instance may try; the store keeps the first order recorded.
                     let drawn = self.queue.draw(range).await?;
@@ -695,6 +698,27 @@ mod tests {
             service.authorize(token(2)).await,
             Err(AccessError::TokenInvalid),
             "revoked in the store while this view was not refreshed: never a stale yes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_answer_came_late_is_as_old_as_its_read() {
+        let clock = ManualClock::new();
+        let mut queue = MockWaitingQueue::new();
+        let slow = clock.clone();
+        queue.expect_advance().times(1).returning(move |_, _| {
+            // Read at 0 s, answered 1.5 s later (a starved process).
+            slow.advance(1_500);
+            Ok(step(admitted_one_to_three()))
+        });
+        queue.expect_lookup().times(1).returning(|_, _| Ok(None));
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+
+        assert_eq!(
+            service.authorize(token(2)).await,
+            Err(AccessError::TokenInvalid),
+            "data read 1.5 s ago is not fresh: the store is asked"
         );
     }
 
