@@ -45,12 +45,18 @@ up() {
 }
 
 down() {
+  local pids=()
   for port in "${ports[@]}"; do
     if [ -f "$dir/$port.pid" ] && kill -0 "$(cat "$dir/$port.pid")" 2>/dev/null; then
-      kill "$(cat "$dir/$port.pid")"
+      pids+=("$(cat "$dir/$port.pid")")
+      kill "${pids[-1]}" 2>/dev/null || true
     fi
   done
-  rm -rf "$dir"
+  # Wait for them to finish writing before their files are removed.
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  rm -rf "$dir" 2>/dev/null || true
   echo "redis-cluster: stopped and removed"
 }
 
