@@ -199,8 +199,12 @@ impl LineView {
         if self.draw.as_ref().map(|map| map.range) != sync.draw {
             self.draw = None;
         }
-        self.noted_here
-            .retain(|_, note| now.signed_duration_since(note.at) < NOTED_HERE_MEMORY);
+        // `now` is when this step read the store: what was noted before that is in the data
+        // read (an end, or an admission and maybe its revocation since), so only what was noted
+        // after it is re-applied.
+        self.noted_here.retain(|_, note| {
+            note.at >= now && note.at.signed_duration_since(now) < NOTED_HERE_MEMORY
+        });
         let notes: Vec<(Seq, NotedHere)> = self
             .noted_here
             .iter()
@@ -564,7 +568,7 @@ mod tests {
     #[test]
     fn a_step_read_before_an_end_noted_here_does_not_bring_the_ticket_back() {
         let mut view = view_with(vec![(1, at(600))], 1, 1);
-        view.note_dead(&ticket(1), at(1));
+        view.note_dead(&ticket(1), at(2));
 
         view.apply(
             sync(
@@ -576,7 +580,7 @@ mod tests {
                     left: vec![],
                 },
             ),
-            at(2),
+            at(1),
         );
 
         assert_eq!(view.judge(&ticket(1), at(2)), Judgement::Dead);
@@ -598,7 +602,7 @@ mod tests {
     #[test]
     fn a_step_read_before_an_admission_noted_here_does_not_undo_it() {
         let mut view = view_with(vec![], 0, 0);
-        view.note_active(&ticket(1), at(600), at(1));
+        view.note_active(&ticket(1), at(600), at(2));
 
         view.apply(
             sync(
@@ -610,7 +614,7 @@ mod tests {
                     left: vec![],
                 },
             ),
-            at(2),
+            at(1),
         );
 
         assert_eq!(
@@ -693,6 +697,24 @@ mod tests {
         );
         view.load_draw(range, &[1, 1, 3]);
         assert_eq!(view.draw_to_load(), Some(range));
+    }
+
+    #[test]
+    fn an_admission_learned_before_a_step_read_yields_to_a_revocation_in_it() {
+        let mut view = view_with(vec![], 0, 1);
+        view.note_active(&ticket(1), at(600), at(1));
+
+        view.apply(
+            sync(
+                1,
+                1,
+                "2-0",
+                LineChanges::Since(vec![LineEvent::Revoked { seq: 1 }]),
+            ),
+            at(2),
+        );
+
+        assert_eq!(view.judge(&ticket(1), at(2)), Judgement::Dead);
     }
 
     #[test]
