@@ -4,6 +4,7 @@ use anyhow::Context;
 use ticketing_postgres::pool::build_pool;
 
 use crate::admin_cli::AdminCommand;
+use crate::events_cli::TailCommand;
 use crate::{admin_cli, telemetry, Application, Settings};
 
 /// What the binary was asked to do.
@@ -16,9 +17,11 @@ pub enum Command {
     ResetDemo,
     /// The admin API of a running server.
     Admin(AdminCommand),
+    /// An example consumer of the event stream.
+    Events(TailCommand),
 }
 
-const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin ...]
+const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin ...|events tail ...]
   serve    migrate, then serve HTTP (the default)
   migrate  run pending database migrations and exit
   seed     load the demo data set (idempotent) and exit
@@ -26,6 +29,9 @@ const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin
            for load tests: delete every reservation, payment and queue entry, free every
            seat, zero every balance, then load the demo data set
   admin    steer a running server's queue (ticketing admin --help)
+  events tail
+           follow the event stream in a consumer group, one JSON line per event
+           (ticketing events --help)
 Settings: config/default.toml, config/$APP_ENV.toml, then APP__SECTION__KEY, DATABASE_URL, REDIS_URL.";
 
 /// The server `ticketing admin` talks to without `--url`.
@@ -45,6 +51,9 @@ impl Command {
         if let [first, rest @ ..] = arguments {
             if first == "admin" {
                 return AdminCommand::parse(rest, &default_admin_url()).map(Command::Admin);
+            }
+            if first == "events" {
+                return TailCommand::parse(rest).map(Command::Events);
             }
         }
         match arguments {
@@ -71,6 +80,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Admin(admin) = &command {
         return run_admin(admin);
     }
+    if let Command::Events(tail) = &command {
+        return run_events(tail);
+    }
     let settings = Settings::load().context("loading settings")?;
     telemetry::init(settings.log.format);
     tokio::runtime::Builder::new_multi_thread()
@@ -84,8 +96,20 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 Command::Seed => seed(&settings).await,
                 Command::ResetDemo => reset_demo(&settings).await,
                 Command::Admin(admin) => run_admin_async(&admin).await,
+                Command::Events(tail) => crate::events_cli::tail(&settings, &tail).await,
             }
         })
+}
+
+/// `ticketing events tail`: stdout carries the events alone, so no log subscriber is installed
+/// (its complaints go to stderr).
+fn run_events(tail: &TailCommand) -> anyhow::Result<()> {
+    let settings = Settings::load().context("loading settings")?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(crate::events_cli::tail(&settings, tail))
 }
 
 fn run_admin(admin: &AdminCommand) -> anyhow::Result<()> {
@@ -204,6 +228,10 @@ mod tests {
         assert_eq!(Command::parse(&args(&["serve"])), Ok(Command::Serve));
         assert_eq!(Command::parse(&args(&["migrate"])), Ok(Command::Migrate));
         assert_eq!(Command::parse(&args(&["seed"])), Ok(Command::Seed));
+        assert!(matches!(
+            Command::parse(&args(&["events", "tail"])),
+            Ok(Command::Events(_))
+        ));
         assert_eq!(
             Command::parse(&args(&["reset-demo", "--yes"])),
             Ok(Command::ResetDemo)

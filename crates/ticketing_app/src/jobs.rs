@@ -14,6 +14,8 @@ pub struct Schedule {
     pub hold_expiry: Duration,
     pub outcome_cleanup: Duration,
     pub outcome_retention: Duration,
+    pub event_relay: Duration,
+    pub event_retention: Duration,
 }
 
 /// The jobs of one instance; aborted when dropped or stopped.
@@ -35,6 +37,11 @@ impl BackgroundJobs {
                     state.clone(),
                     schedule.outcome_cleanup,
                     schedule.outcome_retention,
+                )),
+                tokio::spawn(relay_events(
+                    state.clone(),
+                    schedule.event_relay,
+                    schedule.event_retention,
                 )),
             ],
         }
@@ -112,6 +119,45 @@ async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Dur
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "forgot old idempotency outcomes"),
             Err(error) => tracing::warn!(%error, "forgetting old idempotency outcomes failed"),
+        }
+    }
+}
+
+/// Publishes the outbox's unsent events to the Redis stream, oldest first; every instance runs
+/// it, and each event is claimed by one relay at a time (`FOR UPDATE SKIP LOCKED`). While Redis
+/// is away the events wait in PostgreSQL and go out once it is back. Now and then, sent events
+/// past their retention are forgotten.
+async fn relay_events(state: AppState, interval: Duration, retention: Duration) {
+    const CLEAN_UP_EVERY: u32 = 3000;
+    let mut ticker = ticker(interval);
+    let mut failing = false;
+    let mut ticks: u32 = 0;
+    loop {
+        ticker.tick().await;
+        match state.events.relay_pending().await {
+            Ok(published) => {
+                if failing {
+                    tracing::info!(published, "publishing events again");
+                    failing = false;
+                } else if published > 0 {
+                    tracing::debug!(published, "published events");
+                }
+            }
+            Err(error) => {
+                // Once per outage, not once per tick.
+                if !failing {
+                    tracing::warn!(%error, "publishing events failed; they wait in the outbox");
+                    failing = true;
+                }
+            }
+        }
+        ticks = ticks.wrapping_add(1);
+        if ticks % CLEAN_UP_EVERY == 1 {
+            match state.events.forget_sent_older_than(retention).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "forgot old sent events"),
+                Err(error) => tracing::warn!(%error, "forgetting old sent events failed"),
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod admin_cli;
 mod admission_control;
 mod catalog_cache;
 pub mod cli;
+pub mod events_cli;
 mod jobs;
 mod observability;
 pub mod problem;
@@ -99,6 +100,8 @@ impl Application {
                 hold_expiry: Duration::from_millis(settings.reservation.expiry_sweep_interval_ms),
                 outcome_cleanup: Duration::from_secs(settings.idempotency.cleanup_interval_seconds),
                 outcome_retention: settings.idempotency_retention(),
+                event_relay: Duration::from_millis(settings.events.relay_interval_ms),
+                event_retention: settings.event_retention(),
             },
         })
     }

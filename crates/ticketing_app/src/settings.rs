@@ -23,6 +23,7 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub reservation: ReservationSettings,
     pub idempotency: IdempotencySettings,
+    pub events: EventsSettings,
     pub log: LogSettings,
     #[serde(default)]
     pub admin: AdminSettings,
@@ -51,6 +52,17 @@ impl std::fmt::Debug for AdminSettings {
 
 /// The shortest admin token accepted.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
+/// The outbox relay and the event stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsSettings {
+    pub relay_interval_ms: u64,
+    /// Events claimed per relay step; at least 1.
+    pub relay_batch: u32,
+    /// About how many entries the stream keeps; 0 keeps everything.
+    pub stream_max_len: u64,
+    pub retention_hours: u64,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdempotencySettings {
@@ -317,6 +329,21 @@ impl Settings {
         })
     }
 
+    /// Events claimed per relay step.
+    ///
+    /// # Errors
+    /// When `events.relay_batch` is 0.
+    pub fn relay_batch(&self) -> Result<NonZeroU32, config::ConfigError> {
+        NonZeroU32::new(self.events.relay_batch).ok_or_else(|| {
+            config::ConfigError::Message("events.relay_batch must be at least 1".into())
+        })
+    }
+
+    /// How long sent events are kept.
+    pub fn event_retention(&self) -> Duration {
+        Duration::from_secs(self.events.retention_hours.saturating_mul(3600))
+    }
+
     /// How long outcomes of keyed requests are kept: never less than the contract's 24 hours.
     pub fn idempotency_retention(&self) -> Duration {
         Duration::from_secs(self.idempotency.retention_hours.max(24) * 3600)
@@ -372,6 +399,8 @@ mod tests {
         assert_eq!(settings.reservation.hold_ttl_seconds, 300);
         assert_eq!(settings.reservation.max_seats_per_hold, 4);
         assert_eq!(settings.reservation.max_seats_per_user, 4);
+        assert_eq!(settings.events.relay_batch, 500);
+        assert_eq!(settings.event_retention(), Duration::from_secs(168 * 3600));
         assert_eq!(
             settings.hold_rules().expect("valid").per_user,
             SeatLimit::new(4)

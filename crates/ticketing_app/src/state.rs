@@ -1,9 +1,11 @@
 //! What every handler shares: the use cases, wired to their adapters.
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use ticketing_domain::catalog::CatalogService;
 use ticketing_domain::clock::Clock;
+use ticketing_domain::events::EventRelay;
 use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
@@ -11,10 +13,10 @@ use ticketing_domain::refund::RefundService;
 use ticketing_domain::reservation::{HoldRules, ReservationService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
-    PgConcertCatalog, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger, PgSeatInventory,
-    PgWallet,
+    PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger,
+    PgSeatInventory, PgWallet,
 };
-use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
+use ticketing_redis::{KeySpace, RedisEventPublisher, RedisPool, RedisWaitingQueue};
 
 use crate::catalog_cache::CatalogCache;
 use crate::settings::Settings;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub payments: PaymentService,
     pub refunds: RefundService,
     pub outcome_retention: Arc<dyn OutcomeRetention>,
+    /// Publishes the outbox's events to the Redis stream.
+    pub events: EventRelay,
     pub catalog_cache: CatalogCache,
     pub postgres: PgPool,
     pub redis: RedisPool,
@@ -88,6 +92,15 @@ impl AppState {
             ),
             refunds: RefundService::new(Arc::new(PgRefundLedger::new(postgres.clone()))),
             outcome_retention: Arc::new(PgOutcomeRetention::new(postgres.clone())),
+            events: EventRelay::new(
+                Arc::new(PgEventOutbox::new(postgres.clone())),
+                Arc::new(RedisEventPublisher::new(
+                    redis.clone(),
+                    &keys,
+                    NonZeroU64::new(settings.events.stream_max_len),
+                )),
+                settings.relay_batch()?,
+            ),
             queue,
             operator,
             admin_token: settings.admin_token()?.map(Arc::from),

@@ -84,6 +84,10 @@ positive_id!(
     /// A recorded payment.
     PaymentId, i64, "paymentId"
 );
+positive_id!(
+    /// An event of the outbox: unique, and growing in the order events were recorded.
+    EventId, i64, "eventId"
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod money;

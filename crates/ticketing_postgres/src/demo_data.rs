@@ -50,10 +50,11 @@ SELECT setval(pg_get_serial_sequence('performances', 'id'), (SELECT max(id) FROM
 "#;
 
 /// Returns every sale of the demo data set to its initial state: no reservations, payments,
-/// ledger entries or recorded outcomes, every seat free, every balance zero. For load tests;
+/// ledger entries, recorded outcomes or events, every seat free, every balance zero. For load tests;
 /// it destroys sales data.
 const RESET_SALES: &str = r#"
-TRUNCATE payment_reservations, payments, wallet_entries, idempotency_keys, reservations;
+TRUNCATE payment_reservations, payments, wallet_entries, idempotency_keys, reservations,
+         outbox_events;
 UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
  WHERE status <> 'AVAILABLE';
 UPDATE wallets SET balance = 0, updated_at = now() WHERE balance <> 0;

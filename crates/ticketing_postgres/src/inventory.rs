@@ -88,6 +88,7 @@ SELECT held.id, held.price, held.expires_at,
 /// version and not taken. `owned` is what the user held (live) or owned of the performance before
 /// this statement, seen after the user's lock was taken by the previous statement. The insert
 /// waits for `lapsed` so the partial unique index never sees two HELD reservations for a seat.
+/// Each reservation held and each lapsed hold retired writes its event to the outbox.
 /// One row per reservation, or one row without a reservation when nothing was taken: the caller
 /// lets the domain judge what was taken and `owned`, and rolls everything back on a refusal.
 ///
@@ -121,13 +122,19 @@ WITH locked AS (
       FROM taken
      WHERE r.performance_id = taken.performance_id AND r.seat_no = taken.seat_no
        AND r.status = 'HELD'
- RETURNING r.id
+ RETURNING r.id, r.user_id, r.performance_id, r.seat_no
+), expired_events AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no)
+    SELECT 'reservation.expired', id, user_id, performance_id, seat_no FROM lapsed
 ), held AS (
     INSERT INTO reservations (id, user_id, performance_id, seat_no, price, status, expires_at)
     SELECT taken.id, $4, taken.performance_id, taken.seat_no, taken.price, 'HELD', taken.hold_expires_at
       FROM taken
      WHERE (SELECT count(*) FROM lapsed) >= 0
- RETURNING id, seat_no, price, expires_at
+ RETURNING id, user_id, performance_id, seat_no, price, expires_at
+), held_events AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no, amount)
+    SELECT 'reservation.held', id, user_id, performance_id, seat_no, price FROM held
 )
 SELECT held.id, held.seat_no, held.price, held.expires_at, owned.owned
   FROM owned LEFT JOIN held ON true";
@@ -140,7 +147,8 @@ SELECT r.id, r.user_id, p.concert_id, r.performance_id, r.seat_no, r.price,
   JOIN performances p ON p.id = r.performance_id
  WHERE r.id = $1";
 
-/// Frees the seat of a live hold, then cancels the reservation (`$1` reservation).
+/// Frees the seat of a live hold, then cancels the reservation (`$1` reservation) and writes
+/// its event.
 const CANCEL_HOLD: &str = "
 WITH released AS (
     UPDATE seats s
@@ -154,14 +162,18 @@ WITH released AS (
        SET status = 'CANCELLED', updated_at = now()
       FROM released
      WHERE r.id = released.id AND r.status = 'HELD'
- RETURNING r.id
+ RETURNING r.id, r.user_id, r.performance_id, r.seat_no
+), cancelled_events AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no)
+    SELECT 'reservation.cancelled', id, user_id, performance_id, seat_no FROM cancelled
 )
 SELECT count(*) AS cancelled FROM cancelled";
 
 const RESERVATION_STATUS: &str = "SELECT status FROM reservations WHERE id = $1";
 
 /// Frees up to `$1` lapsed holds, oldest first, skipping seats another transaction is working
-/// on, and marks their reservations EXPIRED.
+/// on, and marks their reservations EXPIRED, each with its `reservation.expired` event: a hold
+/// expires once (from HELD), here or when its seat is taken again, so the event is written once.
 const RELEASE_EXPIRED: &str = "
 WITH stale AS (
     SELECT performance_id, seat_no, reservation_id
@@ -181,7 +193,10 @@ WITH stale AS (
        SET status = 'EXPIRED', updated_at = now()
       FROM released
      WHERE r.id = released.reservation_id AND r.status = 'HELD'
- RETURNING r.id
+ RETURNING r.id, r.user_id, r.performance_id, r.seat_no
+), expired_events AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no)
+    SELECT 'reservation.expired', id, user_id, performance_id, seat_no FROM expired
 )
 SELECT count(*) AS released FROM released";
 

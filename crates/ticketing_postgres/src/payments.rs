@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::result::Error as DieselError;
-use diesel::sql_types::{Array, BigInt, Bool, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,9 @@ SELECT r.id, r.user_id, r.price,
  ORDER BY s.performance_id, s.seat_no
    FOR UPDATE OF s";
 
-/// `$1` user, `$2` price: debits only if the balance covers it; no row otherwise.
+/// `$1` user, `$2` price, `$3` the reservation paid when there is one (null for several):
+/// debits only if the balance covers it, with its ledger entry and its `balance.debited` event;
+/// no row otherwise.
 const DEBIT: &str = "
 WITH debited AS (
     UPDATE wallets SET balance = balance - $2, updated_at = now()
@@ -51,11 +53,15 @@ WITH debited AS (
 ), entry AS (
     INSERT INTO wallet_entries (user_id, amount, reason, balance_after)
     SELECT user_id, 0 - $2, 'PAYMENT', balance FROM debited WHERE $2 > 0
+), debited_event AS (
+    INSERT INTO outbox_events (type, user_id, amount, balance, reservation_id)
+    SELECT 'balance.debited', user_id, $2, balance, $3 FROM debited
 )
 SELECT balance FROM debited";
 
 /// `$1` the reservations (locked, judged payable), `$2` the first of them, `$3` user, `$4` the
-/// sum: sells the seats, confirms the reservations, records one payment and what it paid.
+/// sum: sells the seats, confirms the reservations (each with its `reservation.confirmed` event),
+/// records one payment and what it paid.
 ///
 /// `sql_query`: four writes chained through CTEs in one round trip.
 const CONFIRM: &str = "
@@ -66,6 +72,11 @@ WITH sold AS (
        AND s.reservation_id = r.id
 ), confirmed AS (
     UPDATE reservations SET status = 'CONFIRMED', updated_at = now() WHERE id = ANY($1)
+ RETURNING id, user_id, performance_id, seat_no, price
+), confirmed_events AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no, amount)
+    SELECT 'reservation.confirmed', id, user_id, performance_id, seat_no, price
+      FROM confirmed ORDER BY id
 ), paid AS (
     INSERT INTO payments (reservation_id, user_id, amount)
     VALUES ($2, $3, $4)
@@ -286,9 +297,14 @@ async fn attempt(
         Ok(total) => total,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    let only = match request.reservations.ids() {
+        [one] => Some(one.get()),
+        _ => None,
+    };
     let debited = diesel::sql_query(DEBIT)
         .bind::<BigInt, _>(request.user.get())
         .bind::<BigInt, _>(total.get())
+        .bind::<Nullable<BigInt>, _>(only)
         .get_result::<BalanceRow>(connection)
         .await;
     match debited {

@@ -33,7 +33,8 @@ use crate::schema::{performances, reservations, seats};
 const SCOPE: &str = "refund";
 
 /// `$1` reservation, `$2` performance, `$3` seat, `$4` price: frees the seat, marks the
-/// reservation REFUNDED, credits the price and writes the ledger entry; the new balance, or no
+/// reservation REFUNDED, credits the price and writes the ledger entry and both events
+/// (`reservation.refunded`, `balance.refunded`); the new balance, or no
 /// row when the reservation was not CONFIRMED (never after the domain's judgement under lock).
 ///
 /// `sql_query`: four writes chained through CTEs in one round trip.
@@ -44,7 +45,10 @@ WITH freed AS (
 ), refunded AS (
     UPDATE reservations SET status = 'REFUNDED', updated_at = now()
      WHERE id = $1 AND status = 'CONFIRMED'
- RETURNING user_id
+ RETURNING id, user_id, performance_id, seat_no
+), refunded_event AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no, amount)
+    SELECT 'reservation.refunded', id, user_id, performance_id, seat_no, $4 FROM refunded
 ), credited AS (
     UPDATE wallets w SET balance = balance + $4, updated_at = now()
       FROM refunded
@@ -53,6 +57,9 @@ WITH freed AS (
 ), entry AS (
     INSERT INTO wallet_entries (user_id, amount, reason, balance_after)
     SELECT user_id, $4, 'REFUND', balance FROM credited WHERE $4 > 0
+), credited_event AS (
+    INSERT INTO outbox_events (type, reservation_id, user_id, amount, balance)
+    SELECT 'balance.refunded', $1, user_id, $4, balance FROM credited
 )
 SELECT balance FROM credited";
 

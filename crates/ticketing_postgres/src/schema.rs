@@ -92,6 +92,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    outbox_events (id) {
+        id -> Int8,
+        #[sql_name = "type"]
+        kind -> Text,
+        occurred_at -> Timestamptz,
+        reservation_id -> Nullable<Int8>,
+        user_id -> Nullable<Int8>,
+        performance_id -> Nullable<Int8>,
+        seat_no -> Nullable<Int4>,
+        amount -> Nullable<Int8>,
+        balance -> Nullable<Int8>,
+        claim -> Nullable<Int8>,
+        claimed_until -> Nullable<Timestamptz>,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, key) {
         scope -> Text,
         key -> Text,
@@ -118,5 +136,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     reservations,
     payments,
     payment_reservations,
+    outbox_events,
     idempotency_keys,
 );

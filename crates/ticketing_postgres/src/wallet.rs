@@ -18,8 +18,8 @@ use crate::pool::{checkout, PgPool};
 const SCOPE: &str = "charge";
 const CHARGED: &str = "CHARGED";
 
-/// `$1` user, `$2` amount: adds to the balance and writes the ledger entry; no row for an
-/// unknown user.
+/// `$1` user, `$2` amount: adds to the balance and writes the ledger entry and the
+/// `balance.charged` event; no row for an unknown user.
 const CHARGE: &str = "
 WITH charged AS (
     UPDATE wallets SET balance = balance + $2, updated_at = now()
@@ -28,6 +28,9 @@ WITH charged AS (
 ), entry AS (
     INSERT INTO wallet_entries (user_id, amount, reason, balance_after)
     SELECT user_id, $2, 'CHARGE', balance FROM charged
+), charged_event AS (
+    INSERT INTO outbox_events (type, user_id, amount, balance)
+    SELECT 'balance.charged', user_id, $2, balance FROM charged
 )
 SELECT balance FROM charged";
 

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod events;
 mod keys;
 pub mod pool;
 mod queue;
 
+pub use events::{stream_key, GroupStart, RedisEventPublisher, RedisEventStream, StreamEntry};
 pub use keys::KeySpace;
 pub use pool::{RedisPool, RedisSettings};
 pub use queue::RedisWaitingQueue;
