@@ -5,6 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use ticketing_domain::access::OwnerError;
 use ticketing_domain::catalog::CatalogError;
 use ticketing_domain::idempotency::{IdempotencyConflict, InvalidIdempotencyKey};
 use ticketing_domain::ids::InvalidId;
@@ -335,6 +336,15 @@ impl From<PaymentError> for ApiError {
     }
 }
 
+impl From<OwnerError> for ApiError {
+    fn from(error: OwnerError) -> Self {
+        match error {
+            OwnerError::TokenMissing => ApiError::TokenMissing,
+            OwnerError::Access(access) => access.into(),
+        }
+    }
+}
+
 impl From<InvalidPageSize> for ApiError {
     fn from(error: InvalidPageSize) -> Self {
         ApiError::InvalidRequest(error.to_string())
@@ -344,7 +354,7 @@ impl From<InvalidPageSize> for ApiError {
 impl From<ListError> for ApiError {
     fn from(error: ListError) -> Self {
         match error {
-            ListError::Access(access) => access.into(),
+            ListError::Owner(owner) => owner.into(),
             ListError::UserNotFound(_) => ApiError::NotFound(error.to_string()),
             ListError::Infrastructure(cause) => cause.into(),
         }
@@ -354,7 +364,7 @@ impl From<ListError> for ApiError {
 impl From<RefundError> for ApiError {
     fn from(error: RefundError) -> Self {
         match error {
-            RefundError::Access(access) => access.into(),
+            RefundError::Owner(owner) => owner.into(),
             RefundError::Refused(refusal @ RefundRefusal::ReservationNotFound(_)) => {
                 ApiError::NotFound(refusal.to_string())
             }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    #[serde(default)]
+    pub security: SecuritySettings,
     /// `APP_ENV`: `production` refuses settings only fit for development.
     #[serde(default)]
     pub environment: String,
@@ -52,6 +54,14 @@ impl std::fmt::Debug for AdminSettings {
 
 /// The shortest admin token accepted.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
+/// Who may touch a reservation.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecuritySettings {
+    /// `APP__SECURITY__REQUIRE_BOUND_TOKENS`: only tokens bound to the user act for them.
+    #[serde(default)]
+    pub require_bound_tokens: bool,
+}
 
 /// The outbox relay and the event stream.
 #[derive(Debug, Clone, Deserialize)]
@@ -405,6 +415,26 @@ mod tests {
             settings.hold_rules().expect("valid").per_user,
             SeatLimit::new(4)
         );
+    }
+
+    #[test]
+    fn bound_tokens_are_required_in_production_only() {
+        let config_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+        let default = Settings::load_from(vars(&[("APP_CONFIG_DIR", config_dir)])).expect("loads");
+        let production = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", config_dir),
+            ("APP_ENV", "production"),
+        ]))
+        .expect("loads");
+        let overridden = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", config_dir),
+            ("APP__SECURITY__REQUIRE_BOUND_TOKENS", "true"),
+        ]))
+        .expect("loads");
+
+        assert!(!default.security.require_bound_tokens);
+        assert!(production.security.require_bound_tokens);
+        assert!(overridden.security.require_bound_tokens);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
+use ticketing_domain::access::{OwnerCheck, TokenBinding};
 use ticketing_domain::catalog::CatalogService;
 use ticketing_domain::clock::Clock;
 use ticketing_domain::events::EventRelay;
@@ -80,6 +81,8 @@ impl AppState {
             Arc::new(SystemClock),
         );
         let operator = LineOperator::new(line, queue.clone());
+        let binding = TokenBinding::new(settings.security.require_bound_tokens);
+        let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
         Ok(Self {
             catalog_cache: CatalogCache::new(std::time::Duration::from_millis(
                 settings.catalog.max_staleness_ms,
@@ -89,8 +92,12 @@ impl AppState {
             payments: PaymentService::new(
                 Arc::new(PgPaymentLedger::new(postgres.clone())),
                 queue.clone(),
+                binding,
             ),
-            refunds: RefundService::new(Arc::new(PgRefundLedger::new(postgres.clone()))),
+            refunds: RefundService::new(
+                Arc::new(PgRefundLedger::new(postgres.clone())),
+                owner.clone(),
+            ),
             outcome_retention: Arc::new(PgOutcomeRetention::new(postgres.clone())),
             events: EventRelay::new(
                 Arc::new(PgEventOutbox::new(postgres.clone())),
@@ -108,6 +115,7 @@ impl AppState {
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
                 hold_rules,
+                owner,
             ),
             postgres,
             redis,

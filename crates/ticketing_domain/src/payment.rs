@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::access::TokenBinding;
 use crate::idempotency::{IdempotencyConflict, IdempotencyKey, IdempotentRequest};
 use crate::ids::{PaymentId, ReservationId, UserId};
 use crate::money::Won;
@@ -272,6 +273,7 @@ pub trait PaymentLedger: Send + Sync {
 pub struct PaymentService {
     ledger: Arc<dyn PaymentLedger>,
     queue: QueueService,
+    binding: TokenBinding,
 }
 
 impl std::fmt::Debug for PaymentService {
@@ -281,8 +283,12 @@ impl std::fmt::Debug for PaymentService {
 }
 
 impl PaymentService {
-    pub fn new(ledger: Arc<dyn PaymentLedger>, queue: QueueService) -> Self {
-        Self { ledger, queue }
+    pub fn new(ledger: Arc<dyn PaymentLedger>, queue: QueueService, binding: TokenBinding) -> Self {
+        Self {
+            ledger,
+            queue,
+            binding,
+        }
     }
 
     /// Pays for a held reservation with an ACTIVE token, whose session ends once the payment
@@ -290,8 +296,8 @@ impl PaymentService {
     /// payment ended the token's session: a client whose answer was lost must learn it.
     ///
     /// # Errors
-    /// [`PaymentError::Access`] for a missing, waiting, expired or foreign token (unless the
-    /// outcome is recorded under the key); [`PaymentError::Refused`] for a final refusal;
+    /// [`PaymentError::Access`] for a missing, waiting or expired token (unless the outcome is
+    /// recorded under the key), or one that may not act for the user ([`TokenBinding::check`]); [`PaymentError::Refused`] for a final refusal;
     /// [`PaymentError::Conflict`] for a reused or in-flight key.
     pub async fn pay(
         &self,
@@ -320,7 +326,7 @@ impl PaymentService {
             }
             Err(other) => return Err(other.into()),
         };
-        active.act_for(request.user)?;
+        self.binding.check(&active, request.user)?;
         let answer = self.ledger.pay(request, idempotency).await?;
         let payment = answer.outcome?;
         // The payment is recorded and stands even if the session cannot be ended right now;
@@ -426,9 +432,18 @@ mod tests {
     }
 
     fn service(ledger: MockPaymentLedger, queue: MockWaitingQueue) -> PaymentService {
+        service_binding(ledger, queue, TokenBinding::new(false))
+    }
+
+    fn service_binding(
+        ledger: MockPaymentLedger,
+        queue: MockWaitingQueue,
+        binding: TokenBinding,
+    ) -> PaymentService {
         PaymentService::new(
             Arc::new(ledger),
             QueueService::new(Arc::new(queue), keys(), policy(), Arc::new(fixed_clock())),
+            binding,
         )
     }
 
@@ -612,6 +627,21 @@ mod tests {
         assert_eq!(
             several(&[1, 2]).judge(&[hold(1, 7, 1, false)]),
             Err(PaymentRefusal::ReservationNotFound(id(2)))
+        );
+    }
+
+    #[tokio::test]
+    async fn with_bound_tokens_required_an_unbound_token_cannot_pay() {
+        let mut ledger = MockPaymentLedger::new();
+        ledger.expect_pay().never();
+
+        let result = service_binding(ledger, active_queue(), TokenBinding::new(true))
+            .pay(token_of(None), request(), None)
+            .await;
+
+        assert_eq!(
+            result,
+            Err(PaymentError::Access(AccessError::TokenUserMismatch))
         );
     }
 }

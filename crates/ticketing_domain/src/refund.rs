@@ -6,10 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::access::{OwnerCheck, OwnerError};
 use crate::idempotency::{IdempotencyKey, IdempotentRequest};
 use crate::ids::{ReservationId, UserId};
 use crate::money::Won;
 use crate::payment::LedgerError;
+use crate::queue::QueueToken;
 use crate::reservation::{Reservation, ReservationStatus};
 use crate::InfrastructureError;
 
@@ -83,7 +85,7 @@ pub struct RefundAnswer {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefundError {
     #[error(transparent)]
-    Access(#[from] crate::queue::AccessError),
+    Owner(#[from] OwnerError),
     #[error(transparent)]
     Refused(#[from] RefundRefusal),
     #[error(transparent)]
@@ -126,6 +128,7 @@ pub trait RefundLedger: Send + Sync {
 #[derive(Clone)]
 pub struct RefundService {
     ledger: Arc<dyn RefundLedger>,
+    owner: OwnerCheck,
 }
 
 impl std::fmt::Debug for RefundService {
@@ -135,20 +138,24 @@ impl std::fmt::Debug for RefundService {
 }
 
 impl RefundService {
-    pub fn new(ledger: Arc<dyn RefundLedger>) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Arc<dyn RefundLedger>, owner: OwnerCheck) -> Self {
+        Self { ledger, owner }
     }
 
-    /// Refunds a paid reservation of the user, once per `key`.
+    /// Refunds a paid reservation of the user, once per `key`, for a request carrying `token`
+    /// (if any): see [`OwnerCheck::vouch`].
     ///
     /// # Errors
-    /// [`RefundError::Refused`] for a final refusal, [`RefundError::Conflict`] for a reused or
-    /// in-flight key, [`RefundError::Infrastructure`] when the store cannot answer.
+    /// [`RefundError::Owner`] when the request may not act for the user (nothing is asked of
+    /// the store); [`RefundError::Refused`] for a final refusal; [`RefundError::Conflict`] for a
+    /// reused or in-flight key; [`RefundError::Infrastructure`] when the store cannot answer.
     pub async fn refund(
         &self,
+        token: Option<QueueToken>,
         request: RefundRequest,
         key: Option<IdempotencyKey>,
     ) -> Result<Reservation, RefundError> {
+        self.owner.vouch(token, request.user).await?;
         let idempotency = key.map(|key| IdempotentRequest {
             key,
             fingerprint: request.fingerprint(),
@@ -261,9 +268,16 @@ mod tests {
                 })
             });
 
-        let result = RefundService::new(Arc::new(ledger))
-            .refund(request(7), Some(IdempotencyKey::parse("k").expect("valid")))
-            .await;
+        let result = RefundService::new(
+            Arc::new(ledger),
+            crate::access::tests::owner_check(false, None),
+        )
+        .refund(
+            None,
+            request(7),
+            Some(IdempotencyKey::parse("k").expect("valid")),
+        )
+        .await;
 
         assert_eq!(
             result,
@@ -271,5 +285,20 @@ mod tests {
                 request(7).reservation
             )))
         );
+    }
+
+    #[tokio::test]
+    async fn with_bound_tokens_required_a_refund_without_the_users_token_is_not_tried() {
+        let mut ledger = MockRefundLedger::new();
+        ledger.expect_refund().never();
+
+        let result = RefundService::new(
+            Arc::new(ledger),
+            crate::access::tests::owner_check(true, None),
+        )
+        .refund(None, request(7), None)
+        .await;
+
+        assert_eq!(result, Err(RefundError::Owner(OwnerError::TokenMissing)));
     }
 }

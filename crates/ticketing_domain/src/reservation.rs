@@ -9,9 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::access::{OwnerCheck, OwnerError};
 use crate::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use crate::money::Won;
-use crate::queue::{AccessError, ActiveToken};
+use crate::queue::{AccessError, ActiveToken, QueueToken};
 use crate::InfrastructureError;
 
 /// Where a reservation stands.
@@ -307,7 +308,7 @@ impl ReservationPage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
     #[error(transparent)]
-    Access(#[from] AccessError),
+    Owner(#[from] OwnerError),
     #[error("user {0} does not exist")]
     UserNotFound(UserId),
     #[error(transparent)]
@@ -499,6 +500,7 @@ pub trait SeatInventory: Send + Sync {
 pub struct ReservationService {
     inventory: Arc<dyn SeatInventory>,
     rules: HoldRules,
+    owner: OwnerCheck,
 }
 
 impl std::fmt::Debug for ReservationService {
@@ -513,8 +515,17 @@ impl std::fmt::Debug for ReservationService {
 const RELEASE_BATCH: u32 = 500;
 
 impl ReservationService {
-    pub fn new(inventory: Arc<dyn SeatInventory>, rules: HoldRules) -> Self {
-        Self { inventory, rules }
+    pub fn new(inventory: Arc<dyn SeatInventory>, rules: HoldRules, owner: OwnerCheck) -> Self {
+        Self {
+            inventory,
+            rules,
+            owner,
+        }
+    }
+
+    /// Who may touch a reservation.
+    pub fn owner(&self) -> &OwnerCheck {
+        &self.owner
     }
 
     /// Holds every seat of the order for the token's user, all or none, within the user's
@@ -522,15 +533,16 @@ impl ReservationService {
     ///
     /// # Errors
     /// [`HoldError::InvalidSelection`] for no seat, a seat named twice or more seats than
-    /// `max_per_hold` (nothing is asked of the store); [`HoldError::Access`] when the token is
-    /// bound to another user; otherwise see [`SeatInventory::hold`].
+    /// `max_per_hold` (nothing is asked of the store); [`HoldError::Access`] when the token may
+    /// not act for the order's user ([`crate::access::TokenBinding::check`]); otherwise see
+    /// [`SeatInventory::hold`].
     pub async fn hold_seats(
         &self,
         token: &ActiveToken,
         order: HoldOrder,
     ) -> Result<Vec<Reservation>, HoldError> {
         let seats = SeatSelection::new(order.seats, self.rules.max_per_hold)?;
-        token.act_for(order.user)?;
+        self.owner.binding().check(token, order.user)?;
         let request = HoldRequest {
             user: order.user,
             concert: order.concert,
@@ -546,7 +558,7 @@ impl ReservationService {
     ///
     /// # Errors
     /// [`ReservationError::NotFound`] for an unknown id; [`ReservationError::Access`] when the
-    /// token is bound to another user than the reservation's.
+    /// token may not act for the reservation's user ([`crate::access::TokenBinding::check`]).
     pub async fn reservation(
         &self,
         token: &ActiveToken,
@@ -557,7 +569,7 @@ impl ReservationService {
             .find(id)
             .await?
             .ok_or(ReservationError::NotFound(id))?;
-        token.act_for(reservation.user)?;
+        self.owner.binding().check(token, reservation.user)?;
         Ok(reservation)
     }
 
@@ -580,15 +592,19 @@ impl ReservationService {
         }
     }
 
-    /// One page of a user's reservations, newest first.
+    /// One page of a user's reservations, newest first, for a request carrying `token` (if
+    /// any): see [`OwnerCheck::vouch`].
     ///
     /// # Errors
+    /// [`ListError::Owner`] when the request may not act for the user;
     /// [`ListError::UserNotFound`] for an unknown user; [`ListError::Infrastructure`] when the
     /// store cannot answer.
     pub async fn reservations_of(
         &self,
+        token: Option<QueueToken>,
         query: ReservationQuery,
     ) -> Result<ReservationPage, ListError> {
+        self.owner.vouch(token, query.user).await?;
         let fetched = self
             .inventory
             .list(query, query.size.get() + 1)
@@ -668,7 +684,19 @@ mod tests {
     }
 
     fn service(inventory: MockSeatInventory) -> ReservationService {
-        ReservationService::new(Arc::new(inventory), rules())
+        ReservationService::new(
+            Arc::new(inventory),
+            rules(),
+            crate::access::tests::owner_check(false, None),
+        )
+    }
+
+    fn requiring_bound_tokens(inventory: MockSeatInventory) -> ReservationService {
+        ReservationService::new(
+            Arc::new(inventory),
+            rules(),
+            crate::access::tests::owner_check(true, None),
+        )
     }
 
     fn selection(seats: &[i64]) -> SeatSelection {
@@ -982,7 +1010,7 @@ mod tests {
             });
 
         let page = service(inventory)
-            .reservations_of(query(2))
+            .reservations_of(None, query(2))
             .await
             .expect("listed");
 
@@ -998,7 +1026,7 @@ mod tests {
             .returning(|_, _| Ok(Some(vec![reservation_of(7, 1, ReservationStatus::Held)])));
 
         let page = service(inventory)
-            .reservations_of(query(2))
+            .reservations_of(None, query(2))
             .await
             .expect("listed");
 
@@ -1010,12 +1038,50 @@ mod tests {
         let mut inventory = MockSeatInventory::new();
         inventory.expect_list().returning(|_, _| Ok(None));
 
-        let result = service(inventory).reservations_of(query(50)).await;
+        let result = service(inventory).reservations_of(None, query(50)).await;
 
         assert_eq!(
             result,
             Err(ListError::UserNotFound(UserId::new(7).expect("valid")))
         );
+    }
+
+    #[tokio::test]
+    async fn with_bound_tokens_required_an_unbound_token_cannot_hold_read_or_cancel() {
+        let mut inventory = MockSeatInventory::new();
+        inventory.expect_hold().never();
+        inventory.expect_cancel().never();
+        inventory
+            .expect_find()
+            .returning(|_| Ok(Some(reservation(7, ReservationStatus::Held))));
+        let service = requiring_bound_tokens(inventory);
+        let unbound = token_for(None);
+
+        assert_eq!(
+            service.hold_seats(&unbound, request(7)).await,
+            Err(HoldError::Access(AccessError::TokenUserMismatch))
+        );
+        assert_eq!(
+            service.reservation(&unbound, id()).await,
+            Err(ReservationError::Access(AccessError::TokenUserMismatch))
+        );
+        assert_eq!(
+            service.cancel(&unbound, id()).await,
+            Err(ReservationError::Access(AccessError::TokenUserMismatch))
+        );
+        assert!(service.reservation(&token_for(Some(7)), id()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn with_bound_tokens_required_a_list_needs_the_users_token() {
+        let mut inventory = MockSeatInventory::new();
+        inventory.expect_list().never();
+
+        let result = requiring_bound_tokens(inventory)
+            .reservations_of(None, query(50))
+            .await;
+
+        assert_eq!(result, Err(ListError::Owner(OwnerError::TokenMissing)));
     }
 
     #[test]

@@ -20,6 +20,19 @@ pub fn queue_token(request: &HttpRequest) -> Result<QueueToken, ApiError> {
     token_from_headers(request.headers())
 }
 
+/// The token a request carries, if any: for endpoints that need one only when the user must
+/// prove who they are (`APP__SECURITY__REQUIRE_BOUND_TOKENS`).
+///
+/// # Errors
+/// [`ApiError::TokenInvalid`] when the header is there but cannot be a token.
+pub fn optional_queue_token(request: &HttpRequest) -> Result<Option<QueueToken>, ApiError> {
+    match token_from_headers(request.headers()) {
+        Ok(token) => Ok(Some(token)),
+        Err(ApiError::TokenMissing) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 fn token_from_headers(
     headers: &actix_web::http::header::HeaderMap,
 ) -> Result<QueueToken, ApiError> {

@@ -5,14 +5,14 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
-use ticketing_domain::queue::ActiveToken;
+use ticketing_domain::queue::{ActiveToken, QueueToken};
 use ticketing_domain::refund::RefundRequest;
 use ticketing_domain::reservation::{
     HoldOrder, PageSize, Reservation, ReservationQuery, ReservationStatus,
 };
 use utoipa::{IntoParams, ToSchema};
 
-use super::access::require_active_token;
+use super::access::{optional_queue_token, require_active_token};
 use super::catalog::rfc3339;
 use super::idempotency_key;
 use super::openapi::ProblemDoc;
@@ -247,6 +247,8 @@ pub(crate) struct RefundBody {
     responses(
         (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
         (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
         (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = ProblemDoc),
         (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
         (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
@@ -261,7 +263,8 @@ pub(crate) async fn refund(
         user: UserId::new(body.user_id)?,
     };
     let key = idempotency_key(&request)?;
-    let refunded = state.refunds.refund(refund, key).await?;
+    let token = proof_of_user(&state, &request)?;
+    let refunded = state.refunds.refund(token, refund, key).await?;
     state
         .catalog_cache
         .seat_changed(refunded.concert, refunded.performance)
@@ -291,10 +294,13 @@ pub(crate) struct ListParams {
         (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
             headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
+        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
         (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = ProblemDoc),
         (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
+    request: HttpRequest,
     path: web::Path<i64>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -317,14 +323,18 @@ pub(crate) async fn list(
         .transpose()?
         .unwrap_or(PageSize::DEFAULT);
     let before = params.before.map(ReservationId::new).transpose()?;
+    let token = proof_of_user(&state, &request)?;
     let page = state
         .reservations
-        .reservations_of(ReservationQuery {
-            user,
-            status,
-            before,
-            size,
-        })
+        .reservations_of(
+            token,
+            ReservationQuery {
+                user,
+                status,
+                before,
+                size,
+            },
+        )
         .await?;
     let mut response = HttpResponse::Ok();
     if let Some(next) = page.next_before {
@@ -343,4 +353,14 @@ pub(crate) async fn list(
         .map(ReservationBody::from)
         .collect();
     Ok(response.json(bodies))
+}
+
+/// The `Queue-Token` of an endpoint that is not queue-protected, read only when bound tokens
+/// are required (otherwise such endpoints ignore it).
+fn proof_of_user(state: &AppState, request: &HttpRequest) -> Result<Option<QueueToken>, ApiError> {
+    if state.reservations.owner().binding().is_required() {
+        optional_queue_token(request)
+    } else {
+        Ok(None)
+    }
 }
