@@ -77,9 +77,14 @@ pub fn build_pool(settings: &PgPoolSettings) -> Result<PgPool, BuildError> {
         settings.connection_url(),
         manager_config,
     );
+    // A transaction whose client went away mid-way (a request future dropped when its client
+    // disconnected) returns its connection to the pool still open, holding its row locks until
+    // the connection is checked out again; the server ends such a session once it has sat idle
+    // in its transaction for the statement timeout, so those locks (seats, outbox rows) are let
+    // go of within it even when nobody checks the connection out.
     let set_statement_timeout = format!(
-        "SET statement_timeout = {}",
-        settings.statement_timeout.as_millis()
+        "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}",
+        ms = settings.statement_timeout.as_millis()
     );
     Pool::builder(manager)
         .max_size(settings.max_size)

@@ -786,3 +786,32 @@ async fn a_user_without_reservations_has_an_empty_list_and_an_unknown_user_none(
         None
     );
 }
+
+/// A request future dropped in the middle of its transaction (its client went away) gives its
+/// connection back to the pool still in the transaction: the server ends that session after the
+/// statement timeout, so the seats it locked are free again (and a test schema can be dropped).
+#[tokio::test]
+async fn a_transaction_left_open_lets_go_of_its_locks_after_the_statement_timeout() {
+    use diesel_async::SimpleAsyncConnection;
+
+    let db = TestDatabase::with_demo_data().await;
+    let mut settings = ticketing_postgres::PgPoolSettings::new(db.url());
+    settings.statement_timeout = Duration::from_millis(500);
+    let pool = ticketing_postgres::pool::build_pool(&settings).unwrap();
+    {
+        let mut connection = pool.get().await.unwrap();
+        connection
+            .batch_execute(
+                "BEGIN; SELECT 1 FROM seats WHERE performance_id = 119 AND seat_no = 42 FOR UPDATE",
+            )
+            .await
+            .unwrap();
+    }
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    db.execute(
+        "BEGIN; SELECT 1 FROM seats WHERE performance_id = 119 AND seat_no = 42 FOR UPDATE NOWAIT; COMMIT;",
+    )
+    .await;
+}
