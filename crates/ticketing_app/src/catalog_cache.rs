@@ -1,16 +1,18 @@
 //! Catalog answers, serialized once per fill and shared by every request of this instance for
 //! at most the configured staleness. Concurrent misses of one key wait for a single load.
 //! This instance's own writes invalidate what they change; another instance's writes show
-//! here within the staleness bound.
+//! here within the staleness bound. Beside the listings it keeps each performance's taken
+//! seats, from which holds are refused without a round trip (see `seat_memory`).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use moka::future::Cache;
 use serde::Serialize;
 use ticketing_domain::ids::{ConcertId, PerformanceId};
+use ticketing_domain::taken_seats::{Recollection, TakenSeats};
 
 use crate::problem::ApiError;
 
@@ -21,10 +23,20 @@ enum CatalogKey {
     Seats(ConcertId, PerformanceId),
 }
 
-/// Serialized catalog listings; a zero staleness turns caching off.
+/// A read of a performance's taken seats and the moment, by this process's clock, just before
+/// it was asked for: its age never understates how old the data is.
+#[derive(Debug)]
+struct Sighting {
+    seats: Arc<TakenSeats>,
+    asked_at: Instant,
+}
+
+/// Serialized catalog listings and taken seats; a zero staleness turns caching off.
 #[derive(Clone)]
 pub struct CatalogCache {
     entries: Option<Cache<CatalogKey, Bytes>>,
+    taken: Option<Cache<(ConcertId, PerformanceId), Arc<Sighting>>>,
+    max_staleness: Duration,
 }
 
 impl std::fmt::Debug for CatalogCache {
@@ -43,13 +55,56 @@ fn serialize<T: Serialize>(value: &T) -> Result<Bytes, ApiError> {
 
 impl CatalogCache {
     pub fn new(max_staleness: Duration) -> Self {
-        let entries = (!max_staleness.is_zero()).then(|| {
+        let enabled = !max_staleness.is_zero();
+        let entries = enabled.then(|| {
             Cache::builder()
                 .time_to_live(max_staleness)
                 .max_capacity(10_000)
                 .build()
         });
-        Self { entries }
+        let taken = enabled.then(|| {
+            Cache::builder()
+                .time_to_live(max_staleness)
+                .max_capacity(10_000)
+                .build()
+        });
+        Self {
+            entries,
+            taken,
+            max_staleness,
+        }
+    }
+
+    /// The taken seats of a performance as read at most the staleness bound ago (read now, by
+    /// one load however many ask at once, when there is no such read); `None` when caching is
+    /// off or the read failed, and the store then decides.
+    pub async fn taken_seats<E>(
+        &self,
+        concert: ConcertId,
+        performance: PerformanceId,
+        load: impl Future<Output = Result<TakenSeats, E>>,
+    ) -> Option<Recollection>
+    where
+        E: Send + Sync + 'static,
+    {
+        let taken = self.taken.as_ref()?;
+        let sighting = taken
+            .try_get_with((concert, performance), async {
+                let asked_at = Instant::now();
+                let seats = load.await?;
+                Ok::<_, E>(Arc::new(Sighting {
+                    seats: Arc::new(seats),
+                    asked_at,
+                }))
+            })
+            .await
+            .ok()?;
+        let age = sighting.asked_at.elapsed();
+        // The entry lives the bound from when the load ended; the read is older than that.
+        (age <= self.max_staleness).then(|| Recollection {
+            seats: Arc::clone(&sighting.seats),
+            age,
+        })
     }
 
     async fn get_or_load<T, F>(&self, key: CatalogKey, load: F) -> Result<Bytes, ApiError>
@@ -92,13 +147,23 @@ impl CatalogCache {
             .await
     }
 
-    /// After a hold or cancellation: the seat map and the seat counts of that performance.
-    pub async fn seat_changed(&self, concert: ConcertId, performance: PerformanceId) {
+    /// After a hold: the seat map and the seat counts of that performance. The taken seats
+    /// stay: what they hold is still taken, and a seat taken since is refused by the store.
+    pub async fn seats_taken(&self, concert: ConcertId, performance: PerformanceId) {
         if let Some(entries) = &self.entries {
             entries
                 .invalidate(&CatalogKey::Seats(concert, performance))
                 .await;
             entries.invalidate(&CatalogKey::Performances(concert)).await;
+        }
+    }
+
+    /// After a cancellation or a refund: as [`CatalogCache::seats_taken`], and the taken seats
+    /// of that performance, so that this instance never refuses a seat it freed itself.
+    pub async fn seats_freed(&self, concert: ConcertId, performance: PerformanceId) {
+        self.seats_taken(concert, performance).await;
+        if let Some(taken) = &self.taken {
+            taken.invalidate(&(concert, performance)).await;
         }
     }
 
@@ -148,10 +213,76 @@ mod tests {
         let load = || async { Ok::<_, ApiError>(loads.fetch_add(1, Ordering::SeqCst)) };
 
         cache.seats(concert(), performance(), load()).await.ok();
-        cache.seat_changed(concert(), performance()).await;
+        cache.seats_taken(concert(), performance()).await;
         let after = cache.seats(concert(), performance(), load()).await;
 
         assert_eq!(after.ok(), Some(Bytes::from_static(b"1")));
+    }
+
+    fn taken(no: i64) -> TakenSeats {
+        let read_at = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("valid");
+        let seat = ticketing_domain::ids::SeatNo::new(no).expect("valid");
+        TakenSeats::new(
+            read_at,
+            [(seat, ticketing_domain::taken_seats::Taken::Sold)],
+        )
+    }
+
+    #[tokio::test]
+    async fn taken_seats_are_read_once_while_fresh_and_again_once_freed_here() {
+        let cache = CatalogCache::new(Duration::from_secs(60));
+        let load = |no: i64| async move { Ok::<_, ApiError>(taken(no)) };
+
+        let first = cache.taken_seats(concert(), performance(), load(1)).await;
+        let cached = cache.taken_seats(concert(), performance(), load(2)).await;
+        cache.seats_taken(concert(), performance()).await;
+        let after_a_hold = cache.taken_seats(concert(), performance(), load(3)).await;
+        cache.seats_freed(concert(), performance()).await;
+        let after_a_cancel = cache.taken_seats(concert(), performance(), load(4)).await;
+
+        let seats = |recollection: Option<Recollection>| {
+            recollection.map(|r| {
+                r.seats.still_taken(
+                    &[1, 2, 3, 4].map(|n| ticketing_domain::ids::SeatNo::new(n).expect("valid")),
+                    Duration::ZERO,
+                )
+            })
+        };
+        let seat = |n: i64| vec![ticketing_domain::ids::SeatNo::new(n).expect("valid")];
+        assert_eq!(seats(first), Some(seat(1)));
+        assert_eq!(seats(cached), Some(seat(1)));
+        assert_eq!(
+            seats(after_a_hold),
+            Some(seat(1)),
+            "a hold keeps what was taken"
+        );
+        assert_eq!(
+            seats(after_a_cancel),
+            Some(seat(4)),
+            "a cancellation reads again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_of_taken_seats_remembers_nothing() {
+        let cache = CatalogCache::new(Duration::from_secs(60));
+
+        let failed = cache
+            .taken_seats(concert(), performance(), async {
+                Err::<TakenSeats, _>(ApiError::Unavailable("down".into()))
+            })
+            .await;
+        let off = CatalogCache::new(Duration::ZERO)
+            .taken_seats(concert(), performance(), async {
+                Ok::<_, ApiError>(taken(1))
+            })
+            .await;
+
+        assert!(failed.is_none());
+        assert!(
+            off.is_none(),
+            "no staleness allowed: the store decides every hold"
+        );
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod jobs;
 mod observability;
 pub mod problem;
 mod routes;
+mod seat_memory;
 pub mod settings;
 pub mod startup_checks;
 mod state;

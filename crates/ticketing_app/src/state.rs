@@ -20,6 +20,7 @@ use ticketing_postgres::{
 use ticketing_redis::{KeySpace, RedisEventPublisher, RedisPool, RedisWaitingQueue};
 
 use crate::catalog_cache::CatalogCache;
+use crate::seat_memory::CachedSeatMemory;
 use crate::settings::Settings;
 
 /// The process's wall clock.
@@ -83,11 +84,14 @@ impl AppState {
         let operator = LineOperator::new(line, queue.clone());
         let binding = TokenBinding::new(settings.security.require_bound_tokens);
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
+        let catalog_cache = CatalogCache::new(std::time::Duration::from_millis(
+            settings.catalog.max_staleness_ms,
+        ));
+        let catalog = CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone())));
+        let seat_memory = CachedSeatMemory::new(catalog_cache.clone(), catalog.clone());
         Ok(Self {
-            catalog_cache: CatalogCache::new(std::time::Duration::from_millis(
-                settings.catalog.max_staleness_ms,
-            )),
-            catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
+            catalog_cache,
+            catalog,
             wallet: WalletService::new(Arc::new(PgWallet::new(postgres.clone()))),
             payments: PaymentService::new(
                 Arc::new(PgPaymentLedger::new(postgres.clone())),
@@ -116,7 +120,8 @@ impl AppState {
                 Arc::new(PgSeatInventory::new(postgres.clone())),
                 hold_rules,
                 owner,
-            ),
+            )
+            .with_memory(Arc::new(seat_memory)),
             postgres,
             redis,
         })

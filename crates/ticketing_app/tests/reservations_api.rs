@@ -690,3 +690,132 @@ async fn concurrent_holds_of_one_user_never_pass_the_limit_together() {
         4
     );
 }
+
+/// With the seat memory kept for a minute, so that nothing but this instance's own changes
+/// makes it read the seats again during the test.
+async fn remembering_app() -> TestApp {
+    TestApp::spawn_with(&[("APP__CATALOG__MAX_STALENESS_MS", "60000")]).await
+}
+
+/// Makes every hold that reaches PostgreSQL fail: what is still answered 409 was answered from
+/// this instance's memory.
+async fn take_the_reservations_table_away(app: &TestApp) {
+    app.db
+        .execute("ALTER TABLE reservations RENAME TO reservations_away")
+        .await;
+}
+
+async fn give_the_reservations_table_back(app: &TestApp) {
+    app.db
+        .execute("ALTER TABLE reservations_away RENAME TO reservations")
+        .await;
+}
+
+#[tokio::test]
+async fn a_seat_known_taken_is_refused_from_memory_without_asking_the_database() {
+    let app = remembering_app().await;
+    app.db
+        .execute(
+            "UPDATE seats SET status = 'SOLD', reservation_id = 1 WHERE performance_id = 119 AND seat_no = 5;
+             UPDATE seats SET status = 'HELD', hold_expires_at = now() + interval '5 minutes', reservation_id = 2
+              WHERE performance_id = 119 AND seat_no = 6;
+             UPDATE seats SET status = 'HELD', hold_expires_at = now() - interval '1 second', reservation_id = 3
+              WHERE performance_id = 119 AND seat_no = 7;",
+        )
+        .await;
+    let token = app.active_token(None).await;
+    app.held(&token, 1, 8).await;
+
+    take_the_reservations_table_away(&app).await;
+    let sold = app.hold(&token, 2, 5).await;
+    let held = app.hold(&token, 2, 6).await;
+    let several = app.hold_seats(&token, 2, &[9, 6, 5]).await;
+    let lapsed = app.hold(&token, 2, 7).await;
+    let free = app.hold(&token, 2, 10).await;
+    give_the_reservations_table_back(&app).await;
+
+    assert_problem(sold, 409, "SEAT_UNAVAILABLE").await;
+    assert_problem(held, 409, "SEAT_UNAVAILABLE").await;
+    let several = assert_problem(several, 409, "SEAT_UNAVAILABLE").await;
+    assert_eq!(several["unavailableSeatIds"], serde_json::json!([6, 5]));
+    assert_ne!(
+        lapsed.status(),
+        409,
+        "a lapsed hold is never refused from memory: the database decides"
+    );
+    assert_ne!(free.status(), 409, "a free seat is asked of the database");
+    assert_eq!(app.seat_status(&token, 9).await, "AVAILABLE");
+    assert_eq!(app.hold(&token, 2, 7).await.status(), 200);
+}
+
+#[tokio::test]
+async fn memory_refuses_only_after_the_token_and_the_body_are_checked() {
+    let app = TestApp::spawn_with(&[
+        ("APP__CATALOG__MAX_STALENESS_MS", "60000"),
+        ("APP__SECURITY__REQUIRE_BOUND_TOKENS", "true"),
+    ])
+    .await;
+    let token = app.active_token(Some(1)).await;
+    app.held(&token, 1, 5).await;
+    app.held(&token, 1, 6).await;
+    let cancelled = app.held(&token, 1, 7).await;
+    app.cancel_reservation(&token, cancelled).await;
+    let other = app.active_token(Some(2)).await;
+    app.held(&other, 2, 8).await;
+
+    take_the_reservations_table_away(&app).await;
+    let foreign = app.hold(&token, 2, 5).await;
+    let duplicates = app.hold_seats(&other, 2, &[5, 5]).await;
+    let without_token = app
+        .post_raw(
+            "/api/reservations",
+            None,
+            r#"{"userId": 2, "concertId": 1, "performanceId": 119, "seatId": 5}"#,
+        )
+        .await;
+    let refused = app.hold(&other, 2, 5).await;
+    give_the_reservations_table_back(&app).await;
+
+    assert_problem(foreign, 403, "TOKEN_USER_MISMATCH").await;
+    assert_problem(duplicates, 400, "INVALID_REQUEST").await;
+    assert_problem(without_token, 401, "TOKEN_MISSING").await;
+    assert_problem(refused, 409, "SEAT_UNAVAILABLE").await;
+}
+
+#[tokio::test]
+async fn a_seat_this_instance_freed_is_never_refused_from_its_memory() {
+    let app = remembering_app().await;
+    let token = app.active_token(None).await;
+    let first = app.held(&token, 1, 9).await;
+    let other = app.held(&token, 1, 11).await;
+    // A cancellation here makes the memory read the seats again: now it knows seat 9.
+    app.cancel_reservation(&token, other).await;
+    app.held(&token, 2, 12).await;
+    take_the_reservations_table_away(&app).await;
+    assert_problem(app.hold(&token, 2, 9).await, 409, "SEAT_UNAVAILABLE").await;
+    give_the_reservations_table_back(&app).await;
+
+    app.cancel_reservation(&token, first).await;
+    let again = app.hold(&token, 2, 9).await;
+
+    assert_eq!(
+        again.status(),
+        200,
+        "the seat cancelled through this instance is held at once"
+    );
+}
+
+#[tokio::test]
+async fn a_seat_refunded_through_this_instance_is_held_again_at_once() {
+    let app = remembering_app().await;
+    let reservation = app.bought(3, 20).await;
+    let token = app.active_token(None).await;
+    let other = app.held(&token, 4, 21).await;
+    app.cancel_reservation(&token, other).await;
+    assert_problem(app.hold(&token, 4, 20).await, 409, "SEAT_UNAVAILABLE").await;
+
+    assert_eq!(app.refund(reservation, 3, None, None).await.status(), 200);
+    let again = app.hold(&token, 4, 20).await;
+
+    assert_eq!(again.status(), 200);
+}

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{ConcertId, PerformanceId, SeatNo};
 use crate::money::Won;
+use crate::taken_seats::TakenSeats;
 use crate::InfrastructureError;
 
 /// A show by an artist at a venue; it has one or more performances.
@@ -113,6 +114,17 @@ pub trait ConcertCatalog: Send + Sync {
         concert: ConcertId,
         performance: PerformanceId,
     ) -> Result<Vec<Seat>, CatalogError>;
+
+    /// The seats of `performance` that are sold or under a live hold, with the store's clock at
+    /// the read: what an instance may refuse from memory ([`crate::taken_seats`]).
+    ///
+    /// # Errors
+    /// As [`ConcertCatalog::seats`].
+    async fn taken_seats(
+        &self,
+        concert: ConcertId,
+        performance: PerformanceId,
+    ) -> Result<TakenSeats, CatalogError>;
 }
 
 /// The catalog use cases: what a buyer may browse.
@@ -161,6 +173,18 @@ impl CatalogService {
         performance: PerformanceId,
     ) -> Result<Vec<Seat>, CatalogError> {
         self.catalog.seats(concert, performance).await
+    }
+
+    /// The taken seats of one performance of one concert, for refusals from memory.
+    ///
+    /// # Errors
+    /// See [`ConcertCatalog::taken_seats`].
+    pub async fn taken_seats(
+        &self,
+        concert: ConcertId,
+        performance: PerformanceId,
+    ) -> Result<TakenSeats, CatalogError> {
+        self.catalog.taken_seats(concert, performance).await
     }
 }
 

@@ -12,6 +12,7 @@ pub mod payment;
 pub mod queue;
 pub mod refund;
 pub mod reservation;
+pub mod taken_seats;
 pub mod wallet;
 
 pub use error::InfrastructureError;

@@ -13,6 +13,7 @@ use crate::access::{OwnerCheck, OwnerError};
 use crate::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use crate::money::Won;
 use crate::queue::{AccessError, ActiveToken, QueueToken};
+use crate::taken_seats::{NoSeatMemory, SeatMemory};
 use crate::InfrastructureError;
 
 /// Where a reservation stands.
@@ -501,6 +502,7 @@ pub struct ReservationService {
     inventory: Arc<dyn SeatInventory>,
     rules: HoldRules,
     owner: OwnerCheck,
+    memory: Arc<dyn SeatMemory>,
 }
 
 impl std::fmt::Debug for ReservationService {
@@ -520,7 +522,16 @@ impl ReservationService {
             inventory,
             rules,
             owner,
+            memory: Arc::new(NoSeatMemory),
         }
+    }
+
+    /// Refuses holds of seats that `memory` knows to be taken without asking the store (see
+    /// [`crate::taken_seats`]); without it every hold is decided by the store.
+    #[must_use]
+    pub fn with_memory(mut self, memory: Arc<dyn SeatMemory>) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Who may touch a reservation.
@@ -534,8 +545,9 @@ impl ReservationService {
     /// # Errors
     /// [`HoldError::InvalidSelection`] for no seat, a seat named twice or more seats than
     /// `max_per_hold` (nothing is asked of the store); [`HoldError::Access`] when the token may
-    /// not act for the order's user ([`crate::access::TokenBinding::check`]); otherwise see
-    /// [`SeatInventory::hold`].
+    /// not act for the order's user ([`crate::access::TokenBinding::check`]);
+    /// [`HoldError::SeatUnavailable`] with the seats this instance remembers as taken
+    /// ([`SeatMemory`]), without asking the store; otherwise see [`SeatInventory::hold`].
     pub async fn hold_seats(
         &self,
         token: &ActiveToken,
@@ -543,6 +555,15 @@ impl ReservationService {
     ) -> Result<Vec<Reservation>, HoldError> {
         let seats = SeatSelection::new(order.seats, self.rules.max_per_hold)?;
         self.owner.binding().check(token, order.user)?;
+        if let Some(recollection) = self.memory.recall(order.concert, order.performance).await {
+            let taken = recollection.still_taken(seats.seats());
+            if !taken.is_empty() {
+                return Err(HoldError::SeatUnavailable {
+                    performance: order.performance,
+                    seats: taken,
+                });
+            }
+        }
         let request = HoldRequest {
             user: order.user,
             concert: order.concert,
@@ -730,6 +751,92 @@ mod tests {
         assert_eq!(
             held.map(|r| r.into_iter().map(|r| r.status).collect::<Vec<_>>()),
             Ok(vec![ReservationStatus::Held])
+        );
+    }
+
+    fn remembering(
+        taken: Vec<(i64, crate::taken_seats::Taken)>,
+        age: Duration,
+    ) -> Arc<dyn SeatMemory> {
+        let read_at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("valid");
+        let seats = Arc::new(crate::taken_seats::TakenSeats::new(
+            read_at,
+            taken.into_iter().map(|(no, how)| (seat(no), how)),
+        ));
+        let mut memory = crate::taken_seats::MockSeatMemory::new();
+        memory.expect_recall().returning(move |_, _| {
+            Some(crate::taken_seats::Recollection {
+                seats: Arc::clone(&seats),
+                age,
+            })
+        });
+        Arc::new(memory)
+    }
+
+    #[tokio::test]
+    async fn a_seat_remembered_as_taken_is_refused_without_asking_the_store() {
+        let mut inventory = MockSeatInventory::new();
+        inventory.expect_hold().never();
+        let service = service(inventory).with_memory(remembering(
+            vec![(13, crate::taken_seats::Taken::Sold)],
+            Duration::from_millis(200),
+        ));
+
+        let result = service
+            .hold_seats(&token_for(Some(7)), order_of(7, &[12, 13]))
+            .await;
+
+        assert_eq!(
+            result,
+            Err(HoldError::SeatUnavailable {
+                performance: PerformanceId::new(119).expect("valid"),
+                seats: vec![seat(13)],
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn seats_not_remembered_as_taken_are_decided_by_the_store() {
+        let lapsed_at = DateTime::<Utc>::from_timestamp(1_800_000_001, 0).expect("valid");
+        let mut inventory = MockSeatInventory::new();
+        inventory
+            .expect_hold()
+            .times(1)
+            .returning(|_, _, _| Ok(vec![reservation(7, ReservationStatus::Held)]));
+        let service = service(inventory).with_memory(remembering(
+            vec![(42, crate::taken_seats::Taken::HeldUntil(lapsed_at))],
+            Duration::from_secs(2),
+        ));
+
+        let held = service.hold_seats(&token_for(Some(7)), request(7)).await;
+
+        assert!(
+            held.is_ok(),
+            "a hold that lapsed since the read is asked of the store"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_never_answers_before_the_token_and_the_selection_are_checked() {
+        let service = service(MockSeatInventory::new()).with_memory(remembering(
+            vec![(42, crate::taken_seats::Taken::Sold)],
+            Duration::ZERO,
+        ));
+
+        let foreign = service.hold_seats(&token_for(Some(8)), request(7)).await;
+        let twice = service
+            .hold_seats(&token_for(Some(7)), order_of(7, &[42, 42]))
+            .await;
+
+        assert_eq!(
+            foreign,
+            Err(HoldError::Access(AccessError::TokenUserMismatch))
+        );
+        assert_eq!(
+            twice,
+            Err(HoldError::InvalidSelection(
+                InvalidSeatSelection::Duplicate(seat(42))
+            ))
         );
     }
 

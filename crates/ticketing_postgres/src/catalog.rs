@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use ticketing_domain::catalog::{
     CatalogError, Concert, ConcertCatalog, Performance, Seat, SeatStatus,
 };
 use ticketing_domain::ids::{ConcertId, PerformanceId, SeatNo};
 use ticketing_domain::money::Won;
+use ticketing_domain::taken_seats::{Taken, TakenSeats};
 use ticketing_domain::InfrastructureError;
 
 use crate::error::from_diesel;
@@ -66,6 +67,36 @@ struct SeatRow {
     price: i64,
     #[diesel(sql_type = Text)]
     status: String,
+}
+
+/// One row per taken seat, or one row with no seat when the performance has none taken; every
+/// row carries the database's clock at the read.
+#[derive(QueryableByName)]
+struct TakenSeatRow {
+    #[diesel(sql_type = Timestamptz)]
+    read_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    seat_no: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    hold_expires_at: Option<DateTime<Utc>>,
+}
+
+impl TakenSeatRow {
+    fn taken(&self) -> Result<Option<(SeatNo, Taken)>, InfrastructureError> {
+        let Some(seat_no) = self.seat_no else {
+            return Ok(None);
+        };
+        let seat = SeatNo::new(seat_no.into()).map_err(corrupt)?;
+        match (self.status.as_deref(), self.hold_expires_at) {
+            (Some("SOLD"), _) => Ok(Some((seat, Taken::Sold))),
+            (Some("HELD"), Some(until)) => Ok(Some((seat, Taken::HeldUntil(until)))),
+            (status, until) => Err(corrupt(format!(
+                "taken seat {seat} with status {status:?} and hold expiry {until:?}"
+            ))),
+        }
+    }
 }
 
 /// A stored value that the schema's constraints should have made impossible.
@@ -210,5 +241,42 @@ impl ConcertCatalog for PgConcertCatalog {
             }
         }
         convert_all(rows)
+    }
+
+    async fn taken_seats(
+        &self,
+        concert: ConcertId,
+        performance: PerformanceId,
+    ) -> Result<TakenSeats, CatalogError> {
+        let mut connection = checkout(&self.pool).await?;
+        // sql_query: one round trip tells whether the performance is the concert's (no row),
+        // which of its seats are taken (one row each) and the database's clock at the read,
+        // which the holds' expiries are later compared against; the LEFT JOIN keeps the
+        // performance's row when no seat is taken.
+        let rows = diesel::sql_query(
+            "SELECT now() AS read_at, s.seat_no, s.status, s.hold_expires_at \
+               FROM performances p \
+               LEFT JOIN seats s ON s.performance_id = p.id \
+                AND (s.status = 'SOLD' OR (s.status = 'HELD' AND s.hold_expires_at >= now())) \
+              WHERE p.id = $1 AND p.concert_id = $2",
+        )
+        .bind::<BigInt, _>(performance.get())
+        .bind::<BigInt, _>(concert.get())
+        .load::<TakenSeatRow>(&mut connection)
+        .await
+        .map_err(db)?;
+        let Some(read_at) = <[TakenSeatRow]>::first(&rows).map(|row| row.read_at) else {
+            return Err(CatalogError::PerformanceNotFound {
+                concert,
+                performance,
+            });
+        };
+        let mut taken = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(seat) = row.taken()? {
+                taken.push(seat);
+            }
+        }
+        Ok(TakenSeats::new(read_at, taken))
     }
 }

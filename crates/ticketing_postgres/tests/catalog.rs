@@ -131,3 +131,63 @@ async fn seat_statuses_follow_holds_sales_and_expiry_by_the_database_clock() {
     assert_eq!(seats[2].status, SeatStatus::Sold);
     assert_eq!(performances[0].available_seats, 998);
 }
+
+#[tokio::test]
+async fn taken_seats_are_the_sold_and_live_held_ones_with_the_database_clock() {
+    use ticketing_domain::ids::SeatNo;
+
+    let db = TestDatabase::with_demo_data().await;
+    db.execute(
+        "UPDATE seats SET status = 'HELD', hold_expires_at = now() + interval '5 minutes', reservation_id = 1
+          WHERE performance_id = 119 AND seat_no = 1;
+         UPDATE seats SET status = 'HELD', hold_expires_at = now() - interval '1 second', reservation_id = 2
+          WHERE performance_id = 119 AND seat_no = 2;
+         UPDATE seats SET status = 'SOLD', reservation_id = 3
+          WHERE performance_id = 119 AND seat_no = 3;",
+    )
+    .await;
+    let catalog = PgConcertCatalog::new(db.pool().clone());
+    let seat = |no: i64| SeatNo::new(no).unwrap();
+
+    let taken = catalog
+        .taken_seats(concert(1), performance(119))
+        .await
+        .unwrap();
+
+    assert_eq!(taken.len(), 2, "the lapsed hold is not taken");
+    assert_eq!(
+        taken.still_taken(
+            &[seat(1), seat(2), seat(3), seat(4)],
+            std::time::Duration::ZERO
+        ),
+        vec![seat(1), seat(3)]
+    );
+    assert_eq!(
+        taken.still_taken(&[seat(1), seat(3)], std::time::Duration::from_secs(301)),
+        vec![seat(3)],
+        "the live hold lapses by the database clock read with it"
+    );
+}
+
+#[tokio::test]
+async fn a_performance_without_taken_seats_has_none_and_a_foreign_one_is_not_found() {
+    let db = TestDatabase::with_demo_data().await;
+    let catalog = PgConcertCatalog::new(db.pool().clone());
+
+    let none = catalog
+        .taken_seats(concert(1), performance(119))
+        .await
+        .unwrap();
+    let foreign = catalog.taken_seats(concert(2), performance(119)).await;
+    let unknown = catalog.taken_seats(concert(1), performance(9999)).await;
+
+    assert!(none.is_empty());
+    assert!(matches!(
+        foreign,
+        Err(CatalogError::PerformanceNotFound { .. })
+    ));
+    assert!(matches!(
+        unknown,
+        Err(CatalogError::PerformanceNotFound { .. })
+    ));
+}

@@ -169,7 +169,7 @@ pub(crate) async fn hold(
             }
         })?;
     observability::hold_attempt("held");
-    state.catalog_cache.seat_changed(concert, performance).await;
+    state.catalog_cache.seats_taken(concert, performance).await;
     let mut bodies = held.into_iter().map(ReservationBody::from);
     let answer = match (form, bodies.next()) {
         (Form::One, Some(one)) => HoldAnswer::One(one),
@@ -225,7 +225,7 @@ pub(crate) async fn cancel(
     let cancelled = state.reservations.cancel(&token, id).await?;
     state
         .catalog_cache
-        .seat_changed(cancelled.concert, cancelled.performance)
+        .seats_freed(cancelled.concert, cancelled.performance)
         .await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -267,7 +267,7 @@ pub(crate) async fn refund(
     let refunded = state.refunds.refund(token, refund, key).await?;
     state
         .catalog_cache
-        .seat_changed(refunded.concert, refunded.performance)
+        .seats_freed(refunded.concert, refunded.performance)
         .await;
     Ok(HttpResponse::Ok().json(ReservationBody::from(refunded)))
 }
