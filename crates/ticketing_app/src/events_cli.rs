@@ -1,5 +1,5 @@
 //! `ticketing events tail`: an example consumer of the event stream. It follows
-//! `{<APP__REDIS__KEY_PREFIX>}:events` as a member of a consumer group, prints each event as one
+//! `<APP__REDIS__KEY_PREFIX>:events` as a member of a consumer group, prints each event as one
 //! JSON line on stdout and acknowledges it: what a mail, accounting or live-map service would do.
 
 use std::collections::{HashSet, VecDeque};
@@ -13,7 +13,7 @@ use crate::Settings;
 
 pub const EVENTS_USAGE: &str =
     "usage: ticketing events tail [--group NAME] [--consumer NAME] [--from-start] [--count N]
-  Follows the event stream {<APP__REDIS__KEY_PREFIX>}:events in a consumer group (default
+  Follows the event stream <APP__REDIS__KEY_PREFIX>:events in a consumer group (default
   group `tail`; each event goes to one consumer of a group, and stays pending until acknowledged),
   printing each event as a JSON line. Events left pending by an earlier run of this consumer come
   first; an event delivered twice (the same `id`) is printed once. A new group starts with the

@@ -1,5 +1,5 @@
 //! Events end to end: what the HTTP API changes reaches the Redis stream
-//! `{<APP__REDIS__KEY_PREFIX>}:events`, in order per reservation, also across a Redis outage;
+//! `<APP__REDIS__KEY_PREFIX>:events`, in order per reservation, also across a Redis outage;
 //! and `ticketing events tail` reads it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,8 +1,9 @@
 //! The event stream: [`EventPublisher`] appending to a Redis stream, and a consumer-group reader
 //! for services (and `ticketing events tail`) that follow it.
 //!
-//! The stream is the key `events` of the stack's key space, `{<APP__REDIS__KEY_PREFIX>}:events`
-//! (hash-tagged like every key of the stack, so it lives on one slot of a cluster). Each entry's
+//! The stream is `<APP__REDIS__KEY_PREFIX>:events`, the name the contract gives, without the
+//! hash tag the stack's other keys carry: it is one key, written alone (a MULTI of XADDs to it
+//! alone), so it needs no slot shared with anything, also on a cluster. Each entry's
 //! fields are those of [`Event::fields`]; its `id` field is the event's own id, the same on
 //! every retry, on which consumers deduplicate (the entry's stream ID differs on a retry).
 
@@ -20,7 +21,7 @@ use crate::pool::RedisPool;
 
 /// The stream's key in a key space.
 pub fn stream_key(keys: &KeySpace) -> String {
-    keys.key("events")
+    keys.untagged_key("events")
 }
 
 /// Appends events to the stack's stream.

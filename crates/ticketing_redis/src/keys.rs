@@ -3,6 +3,7 @@
 /// Builds every key of one stack from its prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySpace {
+    prefix: String,
     tagged_prefix: String,
 }
 
@@ -12,8 +13,15 @@ impl KeySpace {
     pub fn new(prefix: &str) -> Self {
         let clean: String = prefix.chars().filter(|c| *c != '{' && *c != '}').collect();
         Self {
+            prefix: prefix.to_string(),
             tagged_prefix: format!("{{{clean}}}"),
         }
+    }
+
+    /// The key `name` under the prefix exactly as configured, without the hash tag, such as
+    /// `ticketing:events`: for a key the contract names, which no script uses with others.
+    pub fn untagged_key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
     }
 
     /// The key `name` of this stack, such as `{ticketing}:queue:waiting`.
@@ -36,6 +44,14 @@ mod tests {
         let keys = KeySpace::new("ticketing");
         assert_eq!(keys.key("queue:waiting"), "{ticketing}:queue:waiting");
         assert_eq!(keys.pattern(), "{ticketing}:*");
+    }
+
+    #[test]
+    fn an_untagged_key_keeps_the_prefix_as_configured() {
+        assert_eq!(
+            KeySpace::new("ticketing").untagged_key("events"),
+            "ticketing:events"
+        );
     }
 
     #[test]

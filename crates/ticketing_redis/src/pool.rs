@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(slot_of("{foo}:line:head"), 12182);
         assert_eq!(
             slot_of("{ticketing}:line:seq"),
-            slot_of("{ticketing}:events")
+            slot_of("{ticketing}:line:head")
         );
         assert_eq!(
             slot_of("{}foo"),

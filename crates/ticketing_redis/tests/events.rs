@@ -40,7 +40,7 @@ async fn events_are_appended_in_order_with_their_fields_under_the_stacks_key() {
         .await
         .unwrap();
 
-    assert_eq!(stream.key(), format!("{{{}}}:events", redis.prefix()));
+    assert_eq!(stream.key(), format!("{}:events", redis.prefix()));
     assert_eq!(stream_key(&redis.keys()), stream.key());
     let entries = stream.all().await.unwrap();
     assert_eq!(entries.len(), 2);

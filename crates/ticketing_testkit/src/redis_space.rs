@@ -79,6 +79,8 @@ impl Default for TestRedis {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         let pattern = self.keys().pattern();
+        // The event stream is the one key without the prefix's hash tag.
+        let stream = self.keys().untagged_key("events");
         if self.is_cluster() {
             // Every key of the prefix shares its hash tag: one slot, one node.
             let Ok(client) = redis::cluster::ClusterClient::new(self.settings.cluster_urls.clone())
@@ -88,6 +90,7 @@ impl Drop for TestRedis {
             let Ok(mut connection) = client.get_connection() else {
                 return;
             };
+            let _: Result<(), _> = redis::cmd("DEL").arg(&stream).query(&mut connection);
             let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
                 ticketing_redis::pool::slot_of(&pattern),
                 SlotAddr::Master,
@@ -111,6 +114,7 @@ impl Drop for TestRedis {
         let Ok(mut connection) = client.get_connection() else {
             return;
         };
+        let _: Result<(), _> = redis::cmd("DEL").arg(&stream).query(&mut connection);
         let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut connection) {
             Ok(keys) => keys,
             Err(_) => return,
