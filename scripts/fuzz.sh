@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # OpenAPI-driven fuzzing of a running stack with schemathesis (from PyPI, into .stack/fuzz-venv):
 #   scripts/fuzz.sh [BASE_URL]
-# Fails on any 5xx. Start the stack first: APP__QUEUE__ENTRY_RATE_PER_CLIENT=0 make run
+# Fails on any 5xx, any status code the document does not list for the operation, and any answer
+# whose body or Content-Type does not match the document. Start the stack first:
+# APP__QUEUE__ENTRY_RATE_PER_CLIENT=0 make run. `.ci/run` starts a server of its own and runs this.
+# MAX_EXAMPLES (50) sets how many inputs each operation gets per phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base_url=${1:-${BASE_URL:-http://127.0.0.1:8080}}
@@ -15,7 +18,8 @@ fresh_token() {
 }
 run() {
   "$venv/bin/schemathesis" run "$base_url/api/openapi.json" --url "$base_url" \
-    -H "Queue-Token: $(fresh_token)" --checks not_a_server_error \
+    -H "Queue-Token: $(fresh_token)" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${MAX_EXAMPLES:-50}" "$@"
 }
 echo "fuzz: pass 1, every operation"

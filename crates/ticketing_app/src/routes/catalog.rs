@@ -131,7 +131,7 @@ pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResp
 
 /// The performances of a concert, with their seat counts.
 #[utoipa::path(get, path = "/api/concerts/{concertId}/performances", tag = "catalog", security(("queue_token" = [])),
-    params(("concertId" = i64, Path, description = "A concert id, > 0")),
+    params(("concertId" = i64, Path, minimum = 1, description = "A concert id, > 0")),
     responses(
         (status = 200, description = "Performances, earliest first", body = [PerformanceBody]),
         (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
@@ -156,8 +156,8 @@ pub(crate) async fn list_performances(
 
 /// The seat map of a performance; a seat whose hold lapsed is AVAILABLE.
 #[utoipa::path(get, path = "/api/concerts/{concertId}/performances/{performanceId}/seats", tag = "catalog", security(("queue_token" = [])),
-    params(("concertId" = i64, Path, description = "A concert id, > 0"),
-           ("performanceId" = i64, Path, description = "A performance of that concert")),
+    params(("concertId" = i64, Path, minimum = 1, description = "A concert id, > 0"),
+           ("performanceId" = i64, Path, minimum = 1, description = "A performance of that concert")),
     responses(
         (status = 200, description = "Seats by number", body = [SeatBody]),
         (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),

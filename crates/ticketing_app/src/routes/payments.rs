@@ -26,12 +26,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PaymentBody {
     /// One reservation.
-    #[schema(example = 9001)]
+    #[schema(example = 9001, minimum = 1)]
     reservation_id: Option<i64>,
     /// 1 to 20 distinct reservations of the user, all paid with one debit of their sum, or
     /// none.
-    #[schema(example = json!([9001, 9002]))]
+    #[schema(example = json!([9001, 9002]), min_items = 1, max_items = 20)]
     reservation_ids: Option<Vec<i64>>,
+    #[schema(minimum = 1)]
     user_id: i64,
 }
 

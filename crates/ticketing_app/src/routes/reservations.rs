@@ -41,15 +41,18 @@ pub fn configure(config: &mut web::ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HoldBody {
+    #[schema(minimum = 1)]
     user_id: i64,
+    #[schema(minimum = 1)]
     concert_id: i64,
+    #[schema(minimum = 1)]
     performance_id: i64,
     /// One seat; the answer is its reservation.
-    #[schema(example = 42)]
+    #[schema(example = 42, minimum = 1)]
     seat_id: Option<i64>,
     /// 1 to `APP__RESERVATION__MAX_SEATS_PER_HOLD` (4) distinct seats, all held or none; the
     /// answer is `{"reservations": [...]}` in this order.
-    #[schema(example = json!([12, 13]))]
+    #[schema(example = json!([12, 13]), min_items = 1)]
     seat_ids: Option<Vec<i64>>,
 }
 
@@ -187,7 +190,7 @@ pub(crate) async fn hold(
 
 /// A reservation.
 #[utoipa::path(get, path = "/api/reservations/{reservationId}", tag = "reservations", security(("queue_token" = [])),
-    params(("reservationId" = i64, Path, description = "A reservation id, > 0")),
+    params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0")),
     responses(
         (status = 200, description = "The reservation", body = ReservationBody),
         (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
@@ -207,7 +210,7 @@ pub(crate) async fn show(
 
 /// Cancel a HELD reservation and free its seat at once.
 #[utoipa::path(delete, path = "/api/reservations/{reservationId}", tag = "reservations", security(("queue_token" = [])),
-    params(("reservationId" = i64, Path, description = "A reservation id, > 0")),
+    params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0")),
     responses(
         (status = 204, description = "Cancelled, or already lapsed or cancelled"),
         (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
@@ -234,6 +237,7 @@ pub(crate) async fn cancel(
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RefundBody {
     /// The reservation's owner.
+    #[schema(minimum = 1)]
     user_id: i64,
 }
 
@@ -241,7 +245,7 @@ pub(crate) struct RefundBody {
 /// returns to the balance and its seat is free again, in one transaction. No queue token.
 /// Honours Idempotency-Key.
 #[utoipa::path(post, path = "/api/reservations/{reservationId}/refund", tag = "reservations",
-    params(("reservationId" = i64, Path, description = "A reservation id, > 0"),
+    params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0"),
            ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
     request_body = RefundBody,
     responses(
@@ -280,16 +284,18 @@ pub(crate) struct ListParams {
     /// reported: a lapsed hold is EXPIRED.
     status: Option<String>,
     /// Reservations per page, 1 to 100; 50 by default.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// Only reservations with a smaller id (older): the next page starts below the last
     /// reservation of this one. The `Link` header of a page that has a next one gives its URL.
+    #[param(minimum = 1)]
     before: Option<i64>,
 }
 
 /// A user's reservations, newest first, a page at a time. No queue token. A page that is
 /// followed by another carries `Link: <...&before=ID>; rel="next"`.
 #[utoipa::path(get, path = "/api/users/{userId}/reservations", tag = "reservations",
-    params(("userId" = i64, Path, description = "A user id, > 0"), ListParams),
+    params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0"), ListParams),
     responses(
         (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
             headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),

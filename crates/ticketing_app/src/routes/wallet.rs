@@ -40,7 +40,7 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
 
 /// A user's balance.
 #[utoipa::path(get, path = "/api/users/{userId}/balance", tag = "balance",
-    params(("userId" = i64, Path, description = "A user id, > 0")),
+    params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0")),
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
         (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
@@ -57,7 +57,7 @@ pub(crate) async fn balance(
 
 /// Add to a user's balance; honours Idempotency-Key.
 #[utoipa::path(post, path = "/api/users/{userId}/balance/charge", tag = "balance",
-    params(("userId" = i64, Path, description = "A user id, > 0"),
+    params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0"),
            ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
     request_body = ChargeBody,
     responses(
