@@ -292,6 +292,58 @@ async fn a_redis_busy_with_a_runaway_script_answers_503_not_500_and_recovers() {
     }
 }
 
+/// Redis killed and restarted from its append-only file answers `LOADING` while it reads the
+/// file: entering the line is a 503 with `Retry-After` meanwhile (it used to be a 500), and the
+/// service goes on by itself once the data is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_loading_its_data_after_a_restart_answers_503_not_500_and_recovers() {
+    let mut redis = LocalRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    assert_eq!(app.enter_queue(Some(7)).await.status(), 200);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut control = client.get_connection().unwrap();
+    // Enough keys that loading them 10 ms each takes seconds.
+    let mut filler = redis::pipe();
+    for n in 0..600 {
+        filler.set(format!("filler:{n}"), "x").ignore();
+    }
+    let _: () = filler.query(&mut control).unwrap();
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut control).unwrap();
+    let rewritten = |control: &mut redis::Connection| {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(control)
+            .unwrap();
+        info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
+    };
+    let started = Instant::now();
+    while !rewritten(&mut control) {
+        assert!(started.elapsed() < Duration::from_secs(10), "AOF rewrite");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(control);
+
+    redis.restart_loading_slowly(Duration::from_millis(10));
+    assert!(
+        !redis.is_loaded(),
+        "still loading: the test would prove nothing"
+    );
+    let loading = app.enter_queue(Some(8)).await;
+
+    assert!(loading.headers().contains_key("retry-after"));
+    assert_problem(loading, 503, "UNAVAILABLE").await;
+    let started = Instant::now();
+    while app.enter_queue(Some(8)).await.status() != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "recovers by itself once loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(redis.is_loaded());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_loses_the_line_old_tokens_are_refused_newcomers_start_a_new_one_and_it_is_counted(
 ) {

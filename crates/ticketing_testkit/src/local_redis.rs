@@ -68,6 +68,46 @@ impl LocalRedis {
 
     /// Starts the server again on the same port and data, and waits until it answers.
     pub fn restart(&mut self) {
+        self.start_server(&[]);
+        let started = Instant::now();
+        while !self.answers() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the test's redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same data, loading it `per_key` per key (Redis's testing
+    /// setting `key-load-delay`, which applies to the RDB part of the append-only file: call
+    /// `BGREWRITEAOF` first) and answering clients while it loads; returns as soon as it
+    /// answers at all, which is `LOADING` until the data is in. [`LocalRedis::is_loaded`] tells
+    /// when it is done.
+    pub fn restart_loading_slowly(&mut self, per_key: Duration) {
+        let delay = per_key.as_micros().to_string();
+        self.start_server(&[
+            "--key-load-delay",
+            &delay,
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ]);
+        let started = Instant::now();
+        while !self.replies() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the test's redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the server answers PING with PONG (not `LOADING`).
+    pub fn is_loaded(&self) -> bool {
+        self.answers()
+    }
+
+    fn start_server(&mut self, extra: &[&str]) {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -81,18 +121,25 @@ impl LocalRedis {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is not installed: apt-get install redis-server");
         self.child = Some(child);
-        let started = Instant::now();
-        while !self.answers() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the test's redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+    }
+
+    /// Whether anything answers a PING, an error such as `LOADING` included. A loading server
+    /// reads its sockets only now and then, hence the patient timeout.
+    fn replies(&self) -> bool {
+        match redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+        {
+            Ok(mut connection) => match redis::cmd("PING").query::<String>(&mut connection) {
+                Ok(_) => true,
+                Err(error) => !error.is_io_error(),
+            },
+            Err(error) => !error.is_io_error(),
         }
     }
 
