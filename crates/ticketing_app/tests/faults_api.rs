@@ -344,6 +344,70 @@ async fn a_redis_loading_its_data_after_a_restart_answers_503_not_500_and_recove
     assert!(redis.is_loaded());
 }
 
+/// What a Redis answers in the middle of a failover or when full: a replica refuses writes
+/// (`READONLY`), a replica cut from its master refuses everything (`MASTERDOWN`), a full one
+/// refuses writes (`OOM`). Each is a 503 with `Retry-After`, and the service goes on by itself
+/// once Redis does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_is_a_replica_cut_off_or_full_answers_503_not_500_and_recovers() {
+    let redis = LocalRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(&[("REDIS_URL", url.as_str())]).await;
+    assert_eq!(app.enter_queue(Some(7)).await.status(), 200);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut control = client.get_connection().unwrap();
+    let mut config = |command: &[&str]| {
+        let _: redis::Value = redis::cmd(command[0])
+            .arg(&command[1..])
+            .query(&mut control)
+            .unwrap();
+    };
+    let states: [(&str, &[&[&str]], &[&[&str]]); 3] = [
+        (
+            "READONLY",
+            &[&["REPLICAOF", "127.0.0.1", "1"]],
+            &[&["REPLICAOF", "NO", "ONE"]],
+        ),
+        (
+            "MASTERDOWN",
+            &[
+                &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+                &["REPLICAOF", "127.0.0.1", "1"],
+            ],
+            &[
+                &["REPLICAOF", "NO", "ONE"],
+                &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
+            ],
+        ),
+        (
+            "OOM",
+            &[&["CONFIG", "SET", "maxmemory", "1"]],
+            &[&["CONFIG", "SET", "maxmemory", "0"]],
+        ),
+    ];
+    for (user, (state, into, out)) in (8..).zip(states) {
+        for command in into {
+            config(command);
+        }
+
+        let refused = app.enter_queue(Some(user)).await;
+
+        assert!(refused.headers().contains_key("retry-after"), "{state}");
+        assert_problem(refused, 503, "UNAVAILABLE").await;
+        for command in out {
+            config(command);
+        }
+        let started = Instant::now();
+        while app.enter_queue(Some(user)).await.status() != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "recovers by itself after {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_loses_the_line_old_tokens_are_refused_newcomers_start_a_new_one_and_it_is_counted(
 ) {

@@ -19,7 +19,8 @@ pub(crate) fn from_redis(error: RedisError) -> InfrastructureError {
 }
 
 /// Answers a Redis gives while it cannot serve for a while: replaying its file after a restart,
-/// a cluster resharding or failing over, a script running too long. Unavailable, not a bug.
+/// a cluster resharding or failing over, a replica not (yet) promoted, a script running too
+/// long, memory full. Unavailable, not a bug.
 fn is_transient_server_state(error: &RedisError) -> bool {
     matches!(
         error.code(),
@@ -31,6 +32,7 @@ fn is_transient_server_state(error: &RedisError) -> bool {
                 | "READONLY"
                 | "BUSY"
                 | "NOREPLICAS"
+                | "OOM"
         )
     )
 }
