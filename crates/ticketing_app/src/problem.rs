@@ -68,15 +68,31 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The `application/problem+json` body of every error (RFC 9457), as sent and as documented in
+/// the OpenAPI description.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// Always `about:blank`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "about:blank")]
     kind: &'static str,
+    /// The HTTP status's reason phrase.
+    #[schema(value_type = String, example = "Conflict")]
     title: &'a str,
+    #[schema(example = 409)]
     status: u16,
+    /// For people; clients switch on `code`, never on this.
     detail: String,
+    /// Stable and machine-readable: INVALID_REQUEST, TOKEN_MISSING, TOKEN_INVALID,
+    /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
+    /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
+    /// IDEMPOTENCY_CONFLICT,
+    /// INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED, UNAVAILABLE.
+    #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
+    /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
     #[serde(rename = "unavailableSeatIds", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<i32>>)]
     unavailable_seat_ids: Option<&'a [i32]>,
 }
 

@@ -4,7 +4,7 @@
 //! docs/api.md names an endpoint in a heading ``### `METHOD /path` `` and its errors, in that
 //! section, as `` `409 SEAT_UNAVAILABLE` ``; its table under "Conventions" lists every code.
 //! In the OpenAPI document an operation's error responses name their codes in their
-//! descriptions, and the `ProblemDoc` schema lists every code.
+//! descriptions, and the `Problem` schema lists every code.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -81,12 +81,12 @@ fn documented_codes() -> BTreeSet<String> {
         .collect()
 }
 
-/// The OpenAPI document: every code its `ProblemDoc` schema lists.
+/// The OpenAPI document: every code its `Problem` schema lists.
 fn openapi_codes(document: &Value) -> BTreeSet<String> {
-    let description = document["components"]["schemas"]["ProblemDoc"]["properties"]["code"]
+    let description = document["components"]["schemas"]["Problem"]["properties"]["code"]
         ["description"]
         .as_str()
-        .expect("ProblemDoc.code has a description listing the codes");
+        .expect("Problem.code has a description listing the codes");
     let (_, list) = description
         .split_once(':')
         .expect("the description lists the codes after a colon");

@@ -4,15 +4,15 @@ use actix_web::http::header::ContentType;
 use actix_web::middleware::from_fn;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::openapi::ProblemDoc;
+use crate::problem::Problem;
 use ticketing_domain::catalog::{Concert, Performance, Seat};
 use ticketing_domain::ids::{ConcertId, PerformanceId};
 
 use super::access::require_active_token;
+use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -96,11 +96,6 @@ impl From<Seat> for SeatBody {
     }
 }
 
-/// The contract's time format: RFC 3339, UTC, `Z`.
-pub(crate) fn rfc3339(instant: DateTime<Utc>) -> String {
-    instant.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
 fn bodies<T, B: From<T>>(items: Vec<T>) -> Vec<B> {
     items.into_iter().map(B::from).collect()
 }
@@ -115,9 +110,9 @@ fn json(body: Bytes) -> HttpResponse {
 #[utoipa::path(get, path = "/api/concerts", tag = "catalog", security(("queue_token" = [])),
     responses(
         (status = 200, description = "Concerts by id", body = [ConcertBody]),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state
         .catalog_cache
@@ -134,11 +129,11 @@ pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResp
     params(("concertId" = i64, Path, minimum = 1, description = "A concert id, > 0")),
     responses(
         (status = 200, description = "Performances, earliest first", body = [PerformanceBody]),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn list_performances(
     state: web::Data<AppState>,
     path: web::Path<i64>,
@@ -160,11 +155,11 @@ pub(crate) async fn list_performances(
            ("performanceId" = i64, Path, minimum = 1, description = "A performance of that concert")),
     responses(
         (status = 200, description = "Seats by number", body = [SeatBody]),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND, also for a performance of another concert", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND, also for a performance of another concert", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn list_seats(
     state: web::Data<AppState>,
     path: web::Path<(i64, i64)>,

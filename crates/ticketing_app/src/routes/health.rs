@@ -15,8 +15,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(crate::observability::metrics))
-        .route("/api/openapi.json", web::get().to(super::openapi::document));
+        .route("/metrics", web::get().to(crate::observability::metrics));
 }
 
 /// 200 while the process runs.
@@ -28,7 +27,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// 200 when PostgreSQL and Redis answer, else 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready"),
-    (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = super::openapi::ProblemDoc)))]
+    (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = crate::problem::Problem)))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let postgres = tokio::time::timeout(
         PROBE_TIMEOUT,

@@ -5,12 +5,14 @@ mod admin;
 pub mod body;
 mod catalog;
 mod docs;
+mod headers;
 mod health;
 mod openapi;
 mod page;
 mod payments;
 mod queue;
 mod reservations;
+mod time_format;
 mod wallet;
 
 use actix_web::body::BoxBody;
@@ -18,8 +20,6 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse, ResponseError};
-
-use ticketing_domain::idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 
 use crate::problem::ApiError;
 
@@ -56,6 +56,7 @@ pub fn configure(
                 ApiError::InvalidRequest(format!("invalid query string: {error}")).into()
             }))
             .configure(health::configure)
+            .configure(openapi::configure)
             // Before the `/api` scope, which would otherwise claim `/api/docs`.
             .configure(docs::configure)
             .configure(page::configure)
@@ -74,22 +75,6 @@ pub fn configure(
             )
             .default_service(web::to(unknown_route));
     }
-}
-
-/// The optional `Idempotency-Key` header.
-///
-/// # Errors
-/// [`ApiError::InvalidRequest`] when present but not a valid key.
-pub fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
-    request
-        .headers()
-        .get("Idempotency-Key")
-        .map(|value| {
-            let text = value.to_str().map_err(|_| InvalidIdempotencyKey)?;
-            IdempotencyKey::parse(text.trim())
-        })
-        .transpose()
-        .map_err(ApiError::from)
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -4,31 +4,11 @@
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::{admin, catalog, docs, health, page, payments, queue, reservations, wallet};
-
-/// The `application/problem+json` body of every error.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ProblemDoc {
-    /// Always `about:blank`.
-    #[serde(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// Stable and machine-readable: INVALID_REQUEST, TOKEN_MISSING, TOKEN_INVALID,
-    /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
-    /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
-    /// IDEMPOTENCY_CONFLICT,
-    /// INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED, UNAVAILABLE.
-    code: String,
-    /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
-    #[serde(rename = "unavailableSeatIds")]
-    unavailable_seat_ids: Option<Vec<i32>>,
-}
+use crate::problem::Problem;
 
 struct QueueTokenScheme;
 
@@ -85,7 +65,7 @@ impl Modify for QueueTokenScheme {
         page::index,
         docs::to_root,
     ),
-    components(schemas(ProblemDoc)),
+    components(schemas(Problem)),
     modifiers(&QueueTokenScheme),
     tags(
         (name = "queue", description = "The waiting room"),
@@ -140,6 +120,11 @@ fn rendered() -> &'static str {
 }
 
 /// `GET /api/openapi.json`.
+/// Serves the document at `/api/openapi.json`.
+pub fn configure(config: &mut actix_web::web::ServiceConfig) {
+    config.route("/api/openapi.json", actix_web::web::get().to(document));
+}
+
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

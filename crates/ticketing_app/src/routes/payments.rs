@@ -10,11 +10,11 @@ use ticketing_domain::payment::{Payment, PaymentForm, PaymentRequest, Reservatio
 use utoipa::ToSchema;
 
 use super::access::queue_token;
-use super::catalog::rfc3339;
-use super::idempotency_key;
-use super::openapi::ProblemDoc;
+use super::headers::idempotency_key;
+use super::time_format::rfc3339;
 use crate::observability;
 use crate::problem::ApiError;
+use crate::problem::Problem;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -105,13 +105,13 @@ impl PaidBody {
     request_body = PaymentBody,
     responses(
         (status = 200, description = "Paid", body = PaidBody),
-        (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn pay(
     state: web::Data<AppState>,
     request: HttpRequest,

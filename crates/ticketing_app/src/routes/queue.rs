@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::body::optional_json;
-use super::catalog::rfc3339;
-use super::openapi::ProblemDoc;
+use super::time_format::rfc3339;
 use crate::problem::ApiError;
+use crate::problem::Problem;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -93,9 +93,9 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
     request_body(content = Option<EnterBody>, description = "Optional: bind the token to a user"),
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn enter(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -117,8 +117,8 @@ pub(crate) async fn enter(
 #[utoipa::path(get, path = "/api/queue", tag = "queue", security(("queue_token" = [])),
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn poll(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -131,8 +131,8 @@ pub(crate) async fn poll(
 #[utoipa::path(delete, path = "/api/queue", tag = "queue", security(("queue_token" = [])),
     responses(
         (status = 204, description = "Left"),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn leave(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -13,11 +13,11 @@ use ticketing_domain::reservation::{
 use utoipa::{IntoParams, ToSchema};
 
 use super::access::{optional_queue_token, require_active_token};
-use super::catalog::rfc3339;
-use super::idempotency_key;
-use super::openapi::ProblemDoc;
+use super::headers::idempotency_key;
+use super::time_format::rfc3339;
 use crate::observability;
 use crate::problem::ApiError;
+use crate::problem::Problem;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -146,12 +146,12 @@ pub(crate) enum HoldAnswer {
     request_body = HoldBody,
     responses(
         (status = 200, description = "Held: the reservation for `seatId`, `{\"reservations\": [...]}` for `seatIds`", body = HoldAnswer),
-        (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
@@ -193,11 +193,11 @@ pub(crate) async fn hold(
     params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0")),
     responses(
         (status = 200, description = "The reservation", body = ReservationBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn show(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
@@ -213,12 +213,12 @@ pub(crate) async fn show(
     params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0")),
     responses(
         (status = 204, description = "Cancelled, or already lapsed or cancelled"),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "RESERVATION_CONFIRMED: a paid reservation", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "RESERVATION_CONFIRMED: a paid reservation", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn cancel(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
@@ -250,12 +250,12 @@ pub(crate) struct RefundBody {
     request_body = RefundBody,
     responses(
         (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn refund(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -299,11 +299,11 @@ pub(crate) struct ListParams {
     responses(
         (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
             headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),
-        (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = Problem),
+        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -6,9 +6,9 @@ use ticketing_domain::ids::UserId;
 use ticketing_domain::money::{ChargeAmount, Won};
 use utoipa::ToSchema;
 
-use super::idempotency_key;
-use super::openapi::ProblemDoc;
+use super::headers::idempotency_key;
 use crate::problem::ApiError;
+use crate::problem::Problem;
 use crate::state::AppState;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -43,9 +43,9 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
     params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0")),
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn balance(
     state: web::Data<AppState>,
     path: web::Path<i64>,
@@ -62,10 +62,10 @@ pub(crate) async fn balance(
     request_body = ChargeBody,
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 409, description = "IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = ProblemDoc),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = ProblemDoc)))]
+        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
+        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
 pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
