@@ -362,7 +362,9 @@ async fn a_redis_that_is_a_replica_cut_off_or_full_answers_503_not_500_and_recov
             .query(&mut control)
             .unwrap();
     };
-    let states: [(&str, &[&[&str]], &[&[&str]]); 3] = [
+    // (the answer, the commands that bring it about, the commands that end it)
+    type Commands<'a> = &'a [&'a [&'a str]];
+    let states: [(&str, Commands, Commands); 3] = [
         (
             "READONLY",
             &[&["REPLICAOF", "127.0.0.1", "1"]],
