@@ -65,3 +65,7 @@ loadtest-max:
 ## fuzz: schemathesis against a running stack from its OpenAPI document; fails on any 5xx
 fuzz:
 	scripts/fuzz.sh "$(BASE_URL)"
+
+## chaos: kill -9 Redis, then PostgreSQL, under k6 load on instances of its own; fails on a 500, a slow answer, no recovery or a lost write
+chaos:
+	scripts/chaos-under-load.sh
