@@ -5,7 +5,7 @@ use ticketing_postgres::pool::build_pool;
 
 use crate::admin_cli::AdminCommand;
 use crate::events_cli::TailCommand;
-use crate::{admin_cli, telemetry, Application, Settings};
+use crate::{admin_cli, logging, Application, Settings};
 
 /// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         return run_events(tail);
     }
     let settings = Settings::load().context("loading settings")?;
-    telemetry::init(settings.log.format);
+    logging::init(settings.log.format);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,11 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin_cli;
-mod admission_control;
 mod catalog_cache;
 pub mod cli;
 pub mod events_cli;
 mod jobs;
+mod load_shedding;
+pub mod logging;
 mod observability;
 pub mod problem;
 mod routes;
@@ -13,7 +14,6 @@ mod seat_memory;
 pub mod settings;
 pub mod startup_checks;
 mod state;
-pub mod telemetry;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -63,7 +63,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let max_body_bytes = settings.server.max_body_bytes;
         let admin_enabled = app_state.admin_token.is_some();
-        let in_flight = admission_control::InFlightLimit::new(settings.server.max_in_flight);
+        let in_flight = load_shedding::InFlightLimit::new(settings.server.max_in_flight);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(

@@ -14,8 +14,8 @@ use crate::error;
 
 /// A pool of PostgreSQL connections.
 pub type PgPool = Pool<AsyncPgConnection>;
-/// A connection borrowed from a [`PgPool`].
-pub type PgConnection = Object<AsyncPgConnection>;
+/// A connection borrowed from a [`PgPool`] (named apart from diesel's own `PgConnection`).
+pub type PooledConnection = Object<AsyncPgConnection>;
 
 /// How to reach PostgreSQL and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub fn build_pool(settings: &PgPoolSettings) -> Result<PgPool, BuildError> {
 }
 
 /// Borrows a connection, translating pool failures.
-pub(crate) async fn checkout(pool: &PgPool) -> Result<PgConnection, InfrastructureError> {
+pub(crate) async fn checkout(pool: &PgPool) -> Result<PooledConnection, InfrastructureError> {
     pool.get().await.map_err(error::from_pool)
 }
 
