@@ -19,6 +19,7 @@ impl TokenBinding {
         Self { required }
     }
 
+    /// Whether only a token bound to a user may act for them.
     pub fn is_required(self) -> bool {
         self.required
     }
@@ -40,8 +41,11 @@ impl TokenBinding {
 /// Why a request outside the queue may not act for a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OwnerError {
+    /// Binding is required and the request carries no queue token.
     #[error("a Queue-Token bound to the user is needed")]
     TokenMissing,
+    /// The token is invalid or may not act for the user, or the line cannot tell (see
+    /// [`AccessError`]).
     #[error(transparent)]
     Access(#[from] AccessError),
 }

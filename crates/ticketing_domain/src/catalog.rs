@@ -13,18 +13,26 @@ use crate::InfrastructureError;
 /// A show by an artist at a venue; it has one or more performances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Concert {
+    /// The concert's identifier.
     pub id: ConcertId,
+    /// The concert's title, as shown to buyers.
     pub title: String,
+    /// Who performs.
     pub artist: String,
+    /// Where the concert takes place.
     pub venue: String,
 }
 
 /// One date of a concert, with its seat counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Performance {
+    /// The performance's identifier.
     pub id: PerformanceId,
+    /// The concert this is a performance of.
     pub concert_id: ConcertId,
+    /// When the performance begins.
     pub starts_at: DateTime<Utc>,
+    /// How many seats the performance has; seats are numbered `1..=total_seats`.
     pub total_seats: u32,
     /// Seats neither sold nor under a live hold.
     pub available_seats: u32,
@@ -65,23 +73,31 @@ impl SeatStatus {
 /// A seat of a performance as a buyer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seat {
+    /// The seat's number in its performance.
     pub no: SeatNo,
     /// The price class, such as `VIP`, `R`, `S` or `A`.
     pub grade: String,
+    /// What the seat costs.
     pub price: Won,
+    /// What a buyer can do with the seat now.
     pub status: SeatStatus,
 }
 
 /// Why a catalog listing could not be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
+    /// No concert has this id.
     #[error("concert {0} does not exist")]
     ConcertNotFound(ConcertId),
+    /// The performance does not exist or belongs to another concert.
     #[error("performance {performance} of concert {concert} does not exist")]
     PerformanceNotFound {
+        /// The concert asked for.
         concert: ConcertId,
+        /// The performance asked for.
         performance: PerformanceId,
     },
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -140,6 +156,7 @@ impl std::fmt::Debug for CatalogService {
 }
 
 impl CatalogService {
+    /// The use cases over the catalog stored in `catalog`.
     pub fn new(catalog: Arc<dyn ConcertCatalog>) -> Self {
         Self { catalog }
     }

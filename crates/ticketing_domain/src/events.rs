@@ -22,13 +22,21 @@ use crate::InfrastructureError;
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventType {
+    /// A seat was put under a hold for a new reservation (`reservation.held`).
     ReservationHeld,
+    /// A held reservation was paid for: its seat is sold (`reservation.confirmed`).
     ReservationConfirmed,
+    /// A live hold was cancelled and its seat freed (`reservation.cancelled`).
     ReservationCancelled,
+    /// A lapsed hold was retired: its reservation is expired (`reservation.expired`).
     ReservationExpired,
+    /// A paid reservation was refunded and its seat freed (`reservation.refunded`).
     ReservationRefunded,
+    /// The user charged their balance (`balance.charged`).
     BalanceCharged,
+    /// A payment took its amount from the balance (`balance.debited`).
     BalanceDebited,
+    /// A refund gave the price back to the balance (`balance.refunded`).
     BalanceRefunded,
 }
 
@@ -77,12 +85,19 @@ impl EventType {
 /// One recorded event, with the fields that apply to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// The event's identifier, the same on every publication of it (consumers deduplicate on it).
     pub id: EventId,
+    /// What happened.
     pub kind: EventType,
+    /// When the change was recorded.
     pub occurred_at: DateTime<Utc>,
+    /// The reservation concerned, if any.
     pub reservation: Option<ReservationId>,
+    /// The user concerned, if any.
     pub user: Option<UserId>,
+    /// The performance of the seat concerned, if any.
     pub performance: Option<PerformanceId>,
+    /// The seat concerned, if any.
     pub seat: Option<SeatNo>,
     /// A price, a sum paid, an amount charged or refunded.
     pub amount: Option<Won>,
@@ -93,7 +108,9 @@ pub struct Event {
 /// What orders events: those of one key are published in the order they were recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderingKey {
+    /// The events of one reservation.
     Reservation(ReservationId),
+    /// The balance events of one user.
     Balance(UserId),
     /// An event that names neither: ordered with nothing.
     Alone(EventId),
@@ -228,6 +245,7 @@ impl std::fmt::Debug for EventRelay {
 }
 
 impl EventRelay {
+    /// A relay that moves the events recorded in `outbox` to `publisher`, up to `batch` per step.
     pub fn new(
         outbox: Arc<dyn EventOutbox>,
         publisher: Arc<dyn EventPublisher>,

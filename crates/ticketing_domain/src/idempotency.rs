@@ -11,6 +11,7 @@ pub struct IdempotencyKey(String);
 pub struct InvalidIdempotencyKey;
 
 impl IdempotencyKey {
+    /// The longest key accepted, in characters.
     pub const MAX_LEN: usize = 255;
 
     /// Validates `value`.
@@ -28,6 +29,7 @@ impl IdempotencyKey {
         }
     }
 
+    /// The key as the client sent it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -37,6 +39,7 @@ impl IdempotencyKey {
 /// conflict, never a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotentRequest {
+    /// The client's key.
     pub key: IdempotencyKey,
     /// A canonical description of the request, compared on reuse.
     pub fingerprint: String,
@@ -45,8 +48,10 @@ pub struct IdempotentRequest {
 /// Why a keyed request cannot run now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdempotencyConflict {
+    /// The key was already used with a request of another fingerprint.
     #[error("this Idempotency-Key was used with a different request")]
     DifferentRequest,
+    /// The first request under this key has not finished yet.
     #[error("a request with this Idempotency-Key is still in flight")]
     InFlight,
 }

@@ -20,12 +20,15 @@ pub const MAX_RESERVATIONS_PER_PAYMENT: usize = 20;
 /// Why a list of reservations cannot be paid at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidReservationSelection {
+    /// The list names no reservation.
     #[error("reservationIds must name at least one reservation")]
     Empty,
     #[error(
         "reservationIds may name at most {MAX_RESERVATIONS_PER_PAYMENT} reservations, got {0}"
     )]
+    /// The list names more than [`MAX_RESERVATIONS_PER_PAYMENT`] reservations (this many).
     TooMany(usize),
+    /// The list names this reservation more than once.
     #[error("reservationIds names reservation {0} more than once")]
     Duplicate(ReservationId),
 }
@@ -83,15 +86,20 @@ impl ReservationSelection {
 /// so the same key with the other form is another request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentForm {
+    /// One reservation, as `reservationId`.
     One,
+    /// A list of reservations, as `reservationIds`.
     Several,
 }
 
 /// A request to pay for held reservations of one user, with one debit of their sum.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRequest {
+    /// The reservations to pay.
     pub reservations: ReservationSelection,
+    /// The user paying; only their own reservations are paid.
     pub user: UserId,
+    /// Which form the client sent (part of the request's fingerprint).
     pub form: PaymentForm,
 }
 
@@ -156,8 +164,11 @@ impl PaymentRequest {
 /// A reservation to pay, as found under lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HoldToPay {
+    /// The reservation.
     pub reservation: ReservationId,
+    /// The user it belongs to.
     pub user: UserId,
+    /// Its price, part of the sum the payment debits.
     pub price: Won,
     /// HELD and its hold live, by the store's clock.
     pub payable: bool,
@@ -166,26 +177,36 @@ pub struct HoldToPay {
 /// A recorded payment: one debit for one or several reservations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
+    /// The payment's identifier.
     pub id: PaymentId,
     /// The first reservation paid.
     pub reservation: ReservationId,
     /// Every reservation paid, in the order asked.
     pub reservations: Vec<ReservationId>,
+    /// The user who paid.
     pub user: UserId,
     /// The sum of their prices.
     pub amount: Won,
+    /// When the payment was recorded.
     pub paid_at: DateTime<Utc>,
 }
 
 /// A final "no": recorded under the request's key and answered again on every retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentRefusal {
+    /// No reservation of this user has this id (another user's reservation counts as unknown).
     #[error("reservation {0} of this user does not exist")]
     ReservationNotFound(ReservationId),
+    /// The reservation is not HELD with a live hold: its hold expired or was cancelled, or it is
+    /// already paid.
     #[error("reservation {0} cannot be paid: its hold expired, was cancelled or is already paid")]
     NotPayable(ReservationId),
+    /// The user's balance is less than the sum to debit.
     #[error("the balance does not cover the price of {price}")]
-    InsufficientBalance { price: Won },
+    InsufficientBalance {
+        /// The sum the payment would have debited.
+        price: Won,
+    },
 }
 
 /// The outcome of a payment attempt: what is recorded and replayed.
@@ -195,22 +216,28 @@ pub type PaymentOutcome = Result<Payment, PaymentRefusal>;
 /// the same `Idempotency-Key` (a replay: nothing was paid this time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerAnswer {
+    /// The payment, or the refusal.
     pub outcome: PaymentOutcome,
+    /// Whether the outcome was recorded earlier under the same key (nothing was paid this time).
     pub replayed: bool,
 }
 
 /// A payment as its client learns it: paid now, or the replay of one paid earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
+    /// The payment.
     pub payment: Payment,
+    /// Whether it was paid earlier under the same key and is only answered again.
     pub replayed: bool,
 }
 
 /// Why a payment could not be attempted or recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
+    /// The idempotency key was used for another request, or its first request is still running.
     #[error(transparent)]
     Conflict(#[from] IdempotencyConflict),
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -218,12 +245,17 @@ pub enum LedgerError {
 /// Why a payment did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentError {
+    /// The queue token does not open payment for the user, or the line cannot tell (see
+    /// [`AccessError`]).
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// A final refusal, answered again on every retry under the same key.
     #[error(transparent)]
     Refused(#[from] PaymentRefusal),
+    /// The idempotency key was used for another request, or its first request is still running.
     #[error(transparent)]
     Conflict(#[from] IdempotencyConflict),
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -283,6 +315,8 @@ impl std::fmt::Debug for PaymentService {
 }
 
 impl PaymentService {
+    /// Payments recorded in `ledger`, for ACTIVE tokens of `queue` that `binding` lets act for the
+    /// user.
     pub fn new(ledger: Arc<dyn PaymentLedger>, queue: QueueService, binding: TokenBinding) -> Self {
         Self {
             ledger,

@@ -18,7 +18,9 @@ use crate::InfrastructureError;
 /// A request to refund a reservation of a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefundRequest {
+    /// The reservation to refund.
     pub reservation: ReservationId,
+    /// The user asking; only their own reservation is refunded.
     pub user: UserId,
 }
 
@@ -26,7 +28,9 @@ pub struct RefundRequest {
 /// the store's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundCandidate {
+    /// The reservation as stored.
     pub reservation: Reservation,
+    /// When its performance starts: no refund from then on.
     pub performance_starts_at: DateTime<Utc>,
     /// The store's time when it was read.
     pub now: DateTime<Utc>,
@@ -62,11 +66,14 @@ impl RefundRequest {
 /// A final "no": recorded under the request's key and answered again on every retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RefundRefusal {
+    /// No reservation of this user has this id (another user's reservation counts as unknown).
     #[error("reservation {0} of this user does not exist")]
     ReservationNotFound(ReservationId),
     #[error(
         "reservation {0} cannot be refunded: it is not paid, already refunded, or its performance has started"
     )]
+    /// The reservation is not CONFIRMED (not paid, or already refunded), or its performance has
+    /// started.
     NotRefundable(ReservationId),
 }
 
@@ -77,19 +84,26 @@ pub type RefundOutcome = Result<Reservation, RefundRefusal>;
 /// same `Idempotency-Key` (a replay: nothing was refunded this time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundAnswer {
+    /// The refund, or the refusal.
     pub outcome: RefundOutcome,
+    /// Whether the outcome was recorded earlier under the same key (nothing was refunded this
+    /// time).
     pub replayed: bool,
 }
 
 /// Why a refund did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefundError {
+    /// The request may not act for the user (see [`OwnerCheck::vouch`]).
     #[error(transparent)]
     Owner(#[from] OwnerError),
+    /// A final refusal, answered again on every retry under the same key.
     #[error(transparent)]
     Refused(#[from] RefundRefusal),
+    /// The idempotency key was used for another request, or its first request is still running.
     #[error(transparent)]
     Conflict(#[from] crate::idempotency::IdempotencyConflict),
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -138,6 +152,7 @@ impl std::fmt::Debug for RefundService {
 }
 
 impl RefundService {
+    /// Refunds recorded in `ledger`, for requests that `owner` vouches for.
     pub fn new(ledger: Arc<dyn RefundLedger>, owner: OwnerCheck) -> Self {
         Self { ledger, owner }
     }

@@ -70,12 +70,19 @@ impl ReservationStatus {
 /// whose hold has lapsed is [`ReservationStatus::Expired`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
+    /// The reservation's identifier.
     pub id: ReservationId,
+    /// The user the reservation is for.
     pub user: UserId,
+    /// The concert of the seat.
     pub concert: ConcertId,
+    /// The performance of the seat.
     pub performance: PerformanceId,
+    /// The seat held or bought.
     pub seat: SeatNo,
+    /// The seat's price: what a payment debits and a refund gives back.
     pub price: Won,
+    /// Where the reservation stands, judged by the store's clock.
     pub status: ReservationStatus,
     /// When the hold lapses (or lapsed).
     pub expires_at: DateTime<Utc>,
@@ -86,10 +93,12 @@ pub struct Reservation {
 pub struct SeatsPerHold(NonZeroU32);
 
 impl SeatsPerHold {
+    /// At most `max` seats per hold.
     pub fn new(max: NonZeroU32) -> Self {
         Self(max)
     }
 
+    /// The most seats one hold may take.
     pub fn get(self) -> u32 {
         self.0.get()
     }
@@ -129,18 +138,29 @@ impl SeatLimit {
 /// How holds are taken: for how long, how many seats at once, how many per user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HoldRules {
+    /// How long a hold lasts.
     pub ttl: HoldTtl,
+    /// The most seats one hold may take.
     pub max_per_hold: SeatsPerHold,
+    /// The most HELD or CONFIRMED seats one user may have of one performance.
     pub per_user: SeatLimit,
 }
 
 /// Why a list of seats cannot be held at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSeatSelection {
+    /// The list names no seat.
     #[error("seatIds must name at least one seat")]
     Empty,
+    /// The list names more seats than one hold may take.
     #[error("seatIds may name at most {max} seats, got {asked}")]
-    TooMany { max: u32, asked: usize },
+    TooMany {
+        /// The most seats one hold may take.
+        max: u32,
+        /// How many seats the list names.
+        asked: usize,
+    },
+    /// The list names this seat more than once.
     #[error("seatIds names seat {0} more than once")]
     Duplicate(SeatNo),
 }
@@ -182,10 +202,13 @@ impl SeatSelection {
         &self.0
     }
 
+    /// How many seats are asked.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether no seat is asked (never, for a selection built by [`SeatSelection::new`] or
+    /// [`SeatSelection::one`]).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -231,7 +254,9 @@ impl SeatSelection {
 /// Why a selection cannot be held, as [`SeatSelection::judge`] decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeatRefusal {
+    /// The first asked seat that does not exist.
     NotFound(SeatNo),
+    /// Every asked seat that is taken, in the order asked.
     Unavailable(Vec<SeatNo>),
 }
 
@@ -262,6 +287,7 @@ impl PageSize {
             .ok_or(InvalidPageSize(size))
     }
 
+    /// How many reservations a page holds.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -272,9 +298,13 @@ impl PageSize {
 /// (judged as reported: a lapsed hold is EXPIRED).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReservationQuery {
+    /// Whose reservations to list.
     pub user: UserId,
+    /// Only reservations of this status (as reported: a lapsed hold is EXPIRED), when given.
     pub status: Option<ReservationStatus>,
+    /// Only reservations older than this one, when given: the next page.
     pub before: Option<ReservationId>,
+    /// How many reservations a page holds.
     pub size: PageSize,
 }
 
@@ -282,7 +312,9 @@ pub struct ReservationQuery {
 /// page, when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationPage {
+    /// The page's reservations, newest first.
     pub reservations: Vec<Reservation>,
+    /// The `before` of the next page, when there is one.
     pub next_before: Option<ReservationId>,
 }
 
@@ -308,10 +340,13 @@ impl ReservationPage {
 /// Why a user's reservations could not be listed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
+    /// The request may not act for the user (see [`OwnerCheck::vouch`]).
     #[error(transparent)]
     Owner(#[from] OwnerError),
+    /// No user has this id.
     #[error("user {0} does not exist")]
     UserNotFound(UserId),
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -319,9 +354,13 @@ pub enum ListError {
 /// A request to hold one or several seats of one performance for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRequest {
+    /// The user to hold the seats for.
     pub user: UserId,
+    /// The concert of the seats.
     pub concert: ConcertId,
+    /// The performance of the seats.
     pub performance: PerformanceId,
+    /// The seats to hold.
     pub seats: SeatSelection,
 }
 
@@ -345,9 +384,13 @@ impl HoldRequest {
 /// What a client asks to hold, before validation: the seats as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldOrder {
+    /// The user to hold the seats for.
     pub user: UserId,
+    /// The concert of the seats.
     pub concert: ConcertId,
+    /// The performance of the seats.
     pub performance: PerformanceId,
+    /// The seats as sent, not yet validated.
     pub seats: Vec<SeatNo>,
 }
 
@@ -361,6 +404,7 @@ impl HoldTtl {
         (duration >= Duration::from_secs(1)).then_some(Self(duration))
     }
 
+    /// How long a hold lasts.
     pub fn get(self) -> Duration {
         self.0
     }
@@ -369,30 +413,46 @@ impl HoldTtl {
 /// Why a seat could not be held.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HoldError {
+    /// The token may not act for the order's user.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// A seat, the performance or the concert does not exist, or the performance belongs to another
+    /// concert.
     #[error("seat {seat} of performance {performance} of concert {concert} does not exist")]
     SeatNotFound {
+        /// The concert asked for.
         concert: ConcertId,
+        /// The performance asked for.
         performance: PerformanceId,
+        /// The asked seat that was not found.
         seat: SeatNo,
     },
+    /// No user has this id.
     #[error("user {0} does not exist")]
     UserNotFound(UserId),
+    /// Some asked seats are under a live hold or sold.
     #[error("{}", unavailable_message(*performance, seats))]
     SeatUnavailable {
+        /// The performance asked for.
         performance: PerformanceId,
         /// Every asked seat that is taken, in the order asked.
         seats: Vec<SeatNo>,
     },
+    /// The seats asked are none, too many, or name a seat twice.
     #[error(transparent)]
     InvalidSelection(#[from] InvalidSeatSelection),
+    /// The user's live holds and paid seats of the performance, plus the seats asked, would pass
+    /// the per-user limit.
     #[error("user {user} may hold or own at most {limit} seats of performance {performance}")]
     SeatLimitReached {
+        /// The user asking.
         user: UserId,
+        /// The performance asked for.
         performance: PerformanceId,
+        /// The most seats one user may hold or own of one performance.
         limit: u32,
     },
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -415,12 +475,16 @@ fn unavailable_message(performance: PerformanceId, seats: &[SeatNo]) -> String {
 /// Why a reservation could not be shown or cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReservationError {
+    /// The token may not act for the reservation's user.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// No reservation has this id.
     #[error("reservation {0} does not exist")]
     NotFound(ReservationId),
+    /// The reservation is paid, so it cannot be cancelled.
     #[error("reservation {0} is paid; a paid reservation cannot be cancelled")]
     AlreadyConfirmed(ReservationId),
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -517,6 +581,9 @@ impl std::fmt::Debug for ReservationService {
 const RELEASE_BATCH: u32 = 500;
 
 impl ReservationService {
+    /// The reservation use cases over the seats stored in `inventory`, taking holds by `rules`,
+    /// with `owner` telling who may act for a user; without a seat memory (see
+    /// [`ReservationService::with_memory`]).
     pub fn new(inventory: Arc<dyn SeatInventory>, rules: HoldRules, owner: OwnerCheck) -> Self {
         Self {
             inventory,

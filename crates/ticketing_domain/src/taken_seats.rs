@@ -49,6 +49,7 @@ impl TakenSeats {
         self.seats.len()
     }
 
+    /// Whether no seat was taken at the read.
     pub fn is_empty(&self) -> bool {
         self.seats.is_empty()
     }
@@ -76,6 +77,7 @@ impl TakenSeats {
 /// A read of taken seats and how long ago it was made, as the instance remembers it.
 #[derive(Debug, Clone)]
 pub struct Recollection {
+    /// The read, as the store answered it.
     pub seats: Arc<TakenSeats>,
     /// Time since the read was asked for, by the instance's own clock.
     pub age: Duration,
@@ -94,6 +96,8 @@ impl Recollection {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait SeatMemory: Send + Sync {
+    /// The taken seats of `performance` of `concert` as read within the staleness bound, or `None`
+    /// when this instance cannot tell (the store then decides).
     async fn recall(&self, concert: ConcertId, performance: PerformanceId) -> Option<Recollection>;
 }
 

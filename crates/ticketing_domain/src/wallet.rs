@@ -12,10 +12,13 @@ use crate::InfrastructureError;
 /// Why a balance could not be read or charged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WalletError {
+    /// No user has this id.
     #[error("user {0} does not exist")]
     UserNotFound(UserId),
+    /// The idempotency key was used for another request, or its first request is still running.
     #[error(transparent)]
     Conflict(#[from] IdempotencyConflict),
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -60,6 +63,7 @@ impl std::fmt::Debug for WalletService {
 }
 
 impl WalletService {
+    /// The use cases over the balances stored in `wallet`.
     pub fn new(wallet: Arc<dyn Wallet>) -> Self {
         Self { wallet }
     }

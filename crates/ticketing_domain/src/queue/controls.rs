@@ -17,8 +17,11 @@ use super::token::Seq;
 pub struct LineSettings {
     /// Entries still wait; nobody is admitted; ACTIVE tokens keep working.
     pub paused: bool,
+    /// Most admissions per second, all instances together.
     pub admit_per_second: NonZeroU32,
+    /// Most ACTIVE tokens at once.
     pub max_active: NonZeroU32,
+    /// Life of an ACTIVE token.
     pub active_ttl: Duration,
     /// While set, the line is a pre-queue until then; at it, a fair draw orders everyone who
     /// entered before.
@@ -55,7 +58,9 @@ pub struct InvalidSetting(pub String);
 
 /// Ranges the admin API accepts.
 pub const ADMIT_PER_SECOND_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+/// The values the admin API accepts for `maxActive` (ACTIVE tokens at once).
 pub const MAX_ACTIVE_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000_000;
+/// The values the admin API accepts for `activeTtlSeconds` (an ACTIVE token's life, in seconds).
 pub const ACTIVE_TTL_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 10..=86_400;
 
 /// An operator's change: any subset of the settings, each checked against its range.
@@ -141,6 +146,7 @@ impl SettingsChange {
         }
     }
 
+    /// Whether the change leaves every setting as it is.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -156,22 +162,27 @@ impl SettingsChange {
         }
     }
 
+    /// Whether to pause (`true`) or resume (`false`), if given.
     pub fn paused(&self) -> Option<bool> {
         self.paused
     }
 
+    /// The new most admissions per second, if given.
     pub fn admit_per_second(&self) -> Option<NonZeroU32> {
         self.admit_per_second
     }
 
+    /// The new most ACTIVE tokens at once, if given.
     pub fn max_active(&self) -> Option<NonZeroU32> {
         self.max_active
     }
 
+    /// The new life of an ACTIVE token, if given.
     pub fn active_ttl(&self) -> Option<Duration> {
         self.active_ttl
     }
 
+    /// The new opening, if given: `Some(None)` cancels a scheduled one.
     pub fn opens_at(&self) -> Option<Option<DateTime<Utc>>> {
         self.opens_at
     }
@@ -180,24 +191,30 @@ impl SettingsChange {
 /// The line as an operator sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineStatus {
+    /// The settings in force.
     pub settings: LineSettings,
     /// Places handed out and not yet decided.
     pub waiting: u64,
+    /// ACTIVE tickets.
     pub active: u64,
 }
 
 /// The places of a scheduled opening's draw: every place after `after` up to `through`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrawRange {
+    /// The last place before the draw (not drawn).
     pub after: Seq,
+    /// The last place drawn.
     pub through: Seq,
 }
 
 impl DrawRange {
+    /// How many places are drawn.
     pub fn len(&self) -> u64 {
         self.through.saturating_sub(self.after)
     }
 
+    /// Whether no place is drawn.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -206,8 +223,11 @@ impl DrawRange {
 /// Why a change was refused by the store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
+    /// The change was refused: a value out of range, or a new opening scheduled while the places of
+    /// the last draw are still being admitted.
     #[error(transparent)]
     Invalid(#[from] InvalidSetting),
+    /// The store cannot answer.
     #[error(transparent)]
     Queue(#[from] QueueError),
 }

@@ -7,10 +7,17 @@ use crate::InfrastructureError;
 /// Why a queue operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
+    /// The token is forged, or its ticket is no longer live (expired, left, revoked, dropped for
+    /// idling).
     #[error("the queue token is unknown, forged or expired")]
     TokenInvalid,
+    /// The client entered more often than the per-client limit allows.
     #[error("too many queue entries from this client; retry in {retry_after:?}")]
-    RateLimited { retry_after: Duration },
+    RateLimited {
+        /// How long to wait before entering again.
+        retry_after: Duration,
+    },
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }
@@ -18,12 +25,18 @@ pub enum QueueError {
 /// Why a token does not open a protected endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
+    /// The token is forged, or its ticket is no longer live (expired, or its session ended: left,
+    /// paid, revoked, dropped for idling).
     #[error("the queue token is unknown, forged, expired or already used")]
     TokenInvalid,
+    /// The token is still WAITING: its turn has not come.
     #[error("the queue token is still waiting")]
     TokenNotActive,
+    /// The token may not act for this user: it is bound to another user, or to nobody while
+    /// binding is required.
     #[error("the queue token was issued for another user")]
     TokenUserMismatch,
+    /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
 }

@@ -20,14 +20,17 @@ use super::token::{Seq, Ticket};
 pub struct SyncCursor(String);
 
 impl SyncCursor {
+    /// The position the store gave, to continue from.
     pub fn new(position: impl Into<String>) -> Self {
         Self(position.into())
     }
 
+    /// The position as the store spells it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// Whether no sync happened yet.
     pub fn is_start(&self) -> bool {
         self.0.is_empty()
     }
@@ -38,11 +41,16 @@ impl SyncCursor {
 pub enum LineEvent {
     /// These places were admitted, all until `until`.
     Admitted {
+        /// The places admitted.
         seqs: Vec<Seq>,
+        /// When their admission ends.
         until: DateTime<Utc>,
     },
     /// This ticket was ended (left the line, paid, or was revoked by an operator).
-    Revoked { seq: Seq },
+    Revoked {
+        /// The place of the ticket ended.
+        seq: Seq,
+    },
 }
 
 /// What changed, or the whole state.
@@ -52,7 +60,9 @@ pub enum LineChanges {
     Since(Vec<LineEvent>),
     /// Everything: the view starts over from it.
     Snapshot {
+        /// The ACTIVE places, each with the end of its admission.
         active: Vec<(Seq, DateTime<Utc>)>,
+        /// The places behind the front whose holder left.
         left: Vec<Seq>,
     },
 }
@@ -68,6 +78,7 @@ pub struct LineSync {
     pub last_seq: Seq,
     /// Where the next sync continues.
     pub cursor: SyncCursor,
+    /// What changed since the caller's cursor, or the whole state.
     pub changes: LineChanges,
     /// The places of the last scheduled opening, ordered by its draw, while in force.
     pub draw: Option<DrawRange>,
@@ -77,9 +88,15 @@ pub struct LineSync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Judgement {
     /// Admitted, until `until`.
-    Active { until: DateTime<Utc> },
+    Active {
+        /// When the admission ends.
+        until: DateTime<Utc>,
+    },
     /// In line, 1-based, counting places ahead not yet known to be empty.
-    Waiting { position: u64 },
+    Waiting {
+        /// The place in line, 1-based.
+        position: u64,
+    },
     /// Expired, ended, skipped, or left.
     Dead,
     /// Of a line this view does not know (new, or recreated): only the store can tell.
@@ -147,6 +164,7 @@ impl LineView {
         })
     }
 
+    /// The front of the line: every place up to it is decided (admitted or skipped).
     pub fn head(&self) -> Seq {
         self.head
     }

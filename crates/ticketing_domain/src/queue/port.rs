@@ -15,10 +15,12 @@ use crate::ids::UserId;
 pub struct ClientKey(String);
 
 impl ClientKey {
+    /// The key of a client (its network address).
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -28,15 +30,23 @@ impl ClientKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketState {
     /// Admitted until `until`.
-    Active { until: DateTime<Utc> },
+    Active {
+        /// When the admission ends.
+        until: DateTime<Utc>,
+    },
     /// In line; `position` is 1-based, counting the places ahead not yet known to be empty.
-    Waiting { position: u64 },
+    Waiting {
+        /// The place in line, 1-based.
+        position: u64,
+    },
 }
 
 /// A ticket handed out by [`WaitingQueue::enter`], and where it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entered {
+    /// The ticket handed out.
     pub ticket: Ticket,
+    /// Where the ticket stands now.
     pub state: TicketState,
     /// This entry was admitted straight in (an admission, counted against the budget), as
     /// opposed to a user handed back a place they already had.
@@ -62,8 +72,11 @@ pub struct AdmissionReport {
 /// settings in force, and a scheduled opening's draw when it is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineStep {
+    /// What the admission did.
     pub report: AdmissionReport,
+    /// What changed since the caller's cursor.
     pub sync: LineSync,
+    /// The settings in force.
     pub settings: LineSettings,
     /// The opening time has passed and these places wait for their draw: nobody is admitted
     /// until one instance draws it ([`WaitingQueue::draw`]).

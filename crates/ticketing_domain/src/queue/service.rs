@@ -23,7 +23,9 @@ pub const MAX_VIEW_AGE: Duration = Duration::from_secs(1);
 /// Where a client is: admitted, or still in line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueStatus {
+    /// Admitted: the token opens the protected endpoints.
     Active,
+    /// Still in line.
     Waiting,
 }
 
@@ -40,11 +42,16 @@ impl QueueStatus {
 /// A queue entry as the client is told: status, place, expected wait and when to poll again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueView {
+    /// The client's queue token, to send with every later request.
     pub token: QueueToken,
+    /// Whether the client is admitted or still in line.
     pub status: QueueStatus,
     /// 1-based among WAITING tokens; 0 when ACTIVE.
     pub position: u64,
+    /// Expected wait until admission (in a pre-queue: until the opening), in seconds; 0 when
+    /// ACTIVE.
     pub estimated_wait_seconds: u64,
+    /// When the admission ends, for an ACTIVE token.
     pub active_until: Option<DateTime<Utc>>,
     /// When a WAITING client should poll next.
     pub poll_after_seconds: Option<u64>,
@@ -138,6 +145,7 @@ impl std::fmt::Debug for LineOperator {
 }
 
 impl LineOperator {
+    /// The operator's use cases over `controls`; a change made here applies to `queue` at once.
     pub fn new(controls: Arc<dyn QueueControls>, queue: QueueService) -> Self {
         Self { controls, queue }
     }
@@ -182,6 +190,8 @@ impl LineOperator {
 }
 
 impl QueueService {
+    /// The waiting room over the line stored in `queue`, signing tokens with `keys`, admitting by
+    /// `policy` (until an operator changes the settings) and telling time by `clock`.
     pub fn new(
         queue: Arc<dyn WaitingQueue>,
         keys: TokenKeys,
@@ -206,6 +216,8 @@ impl QueueService {
         *self.settings.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The admission rules as configured, before any operator change (see
+    /// [`QueueService::settings`]).
     pub fn policy(&self) -> &QueuePolicy {
         &self.policy
     }

@@ -45,6 +45,7 @@ impl QueueToken {
         }
     }
 
+    /// The token as sent over the wire.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -135,6 +136,7 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
+    /// Signs with `current`; accepts tokens of `current` and, during a rotation, of `previous`.
     pub fn new(current: SigningKey, previous: Option<SigningKey>) -> Self {
         Self { current, previous }
     }
