@@ -399,7 +399,7 @@ pub struct HoldOrder {
 pub struct HoldTtl(Duration);
 
 impl HoldTtl {
-    /// `None` for a zero duration, which would hold nothing.
+    /// `None` for less than a second: the hold would lapse before anyone could pay it.
     pub fn new(duration: Duration) -> Option<Self> {
         (duration >= Duration::from_secs(1)).then_some(Self(duration))
     }
