@@ -105,9 +105,8 @@ async fn an_unknown_performance_is_not_found() {
     ));
 }
 
-#[tokio::test]
-async fn seat_statuses_follow_holds_sales_and_expiry_by_the_database_clock() {
-    let db = TestDatabase::with_demo_data().await;
+/// Seat 1 of performance 119 under a live hold, seat 2 under a lapsed one, seat 3 sold.
+async fn hold_sell_and_lapse_seats_1_to_3(db: &TestDatabase) {
     db.execute(
         "UPDATE seats SET status = 'HELD', hold_expires_at = now() + interval '5 minutes', reservation_id = 1
           WHERE performance_id = 119 AND seat_no = 1;
@@ -117,6 +116,12 @@ async fn seat_statuses_follow_holds_sales_and_expiry_by_the_database_clock() {
           WHERE performance_id = 119 AND seat_no = 3;",
     )
     .await;
+}
+
+#[tokio::test]
+async fn seat_statuses_follow_holds_sales_and_expiry_by_the_database_clock() {
+    let db = TestDatabase::with_demo_data().await;
+    hold_sell_and_lapse_seats_1_to_3(&db).await;
     let catalog = PgConcertCatalog::new(db.pool().clone());
 
     let seats = catalog.seats(concert(1), performance(119)).await.unwrap();
@@ -137,15 +142,7 @@ async fn taken_seats_are_the_sold_and_live_held_ones_with_the_database_clock() {
     use ticketing_domain::ids::SeatNo;
 
     let db = TestDatabase::with_demo_data().await;
-    db.execute(
-        "UPDATE seats SET status = 'HELD', hold_expires_at = now() + interval '5 minutes', reservation_id = 1
-          WHERE performance_id = 119 AND seat_no = 1;
-         UPDATE seats SET status = 'HELD', hold_expires_at = now() - interval '1 second', reservation_id = 2
-          WHERE performance_id = 119 AND seat_no = 2;
-         UPDATE seats SET status = 'SOLD', reservation_id = 3
-          WHERE performance_id = 119 AND seat_no = 3;",
-    )
-    .await;
+    hold_sell_and_lapse_seats_1_to_3(&db).await;
     let catalog = PgConcertCatalog::new(db.pool().clone());
     let seat = |no: i64| SeatNo::new(no).unwrap();
 
