@@ -1,9 +1,12 @@
 //! The connection pool: bounded in size and in every wait, so a slow or absent database turns
 //! into a fast error instead of a pile of hanging requests.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use diesel_async::pooled_connection::deadpool::{BuildError, Hook, HookError, Object, Pool};
+use deadpool::managed::{Hook, HookError, Manager, Metrics, Object, Pool, RecycleResult};
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::deadpool::BuildError;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolError as ConnectionPoolError, RecyclingMethod,
 };
@@ -13,9 +16,84 @@ use ticketing_domain::InfrastructureError;
 use crate::error;
 
 /// A pool of PostgreSQL connections.
-pub type PgPool = Pool<AsyncPgConnection>;
+pub type PgPool = Pool<BackingOffManager>;
 /// A connection borrowed from a [`PgPool`] (named apart from diesel's own `PgConnection`).
-pub type PooledConnection = Object<AsyncPgConnection>;
+pub type PooledConnection = Object<BackingOffManager>;
+
+/// How long new connections are not tried after one was refused.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// diesel-async's connection manager, which stops trying new connections for a moment after
+/// one failed. A server that is starting up refuses every connection ("the database system is
+/// starting up") and forks a process for each attempt: under load, one attempt per request
+/// kept it busy refusing and made those requests' 503s slow (docs/resilience.md). Within the
+/// back-off a request that needs a new connection is answered unavailable at once; connections
+/// already open are used as before.
+pub struct BackingOffManager {
+    connections: AsyncDieselConnectionManager<AsyncPgConnection>,
+    refused_until: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for BackingOffManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackingOffManager").finish_non_exhaustive()
+    }
+}
+
+impl BackingOffManager {
+    fn new(connections: AsyncDieselConnectionManager<AsyncPgConnection>) -> Self {
+        Self {
+            connections,
+            refused_until: Mutex::new(None),
+        }
+    }
+
+    fn refused_until(&self) -> Option<Instant> {
+        self.refused_until.lock().map_or(None, |until| *until)
+    }
+
+    fn set_refused_until(&self, until: Option<Instant>) {
+        if let Ok(mut refused_until) = self.refused_until.lock() {
+            *refused_until = until;
+        }
+    }
+}
+
+impl Manager for BackingOffManager {
+    type Type = AsyncPgConnection;
+    type Error = ConnectionPoolError;
+
+    async fn create(&self) -> Result<AsyncPgConnection, ConnectionPoolError> {
+        if self
+            .refused_until()
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return Err(ConnectionPoolError::ConnectionError(
+                ConnectionError::BadConnection(
+                    "not trying: a connection was refused a moment ago".to_string(),
+                ),
+            ));
+        }
+        match self.connections.create().await {
+            Ok(connection) => {
+                self.set_refused_until(None);
+                Ok(connection)
+            }
+            Err(refused) => {
+                self.set_refused_until(Some(Instant::now() + CONNECT_BACKOFF));
+                Err(refused)
+            }
+        }
+    }
+
+    async fn recycle(
+        &self,
+        connection: &mut AsyncPgConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<ConnectionPoolError> {
+        self.connections.recycle(connection, metrics).await
+    }
+}
 
 /// How to reach PostgreSQL and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +164,7 @@ pub fn build_pool(settings: &PgPoolSettings) -> Result<PgPool, BuildError> {
         "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}",
         ms = settings.statement_timeout.as_millis()
     );
-    Pool::builder(manager)
+    Pool::builder(BackingOffManager::new(manager))
         .max_size(settings.max_size)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(settings.checkout_timeout))
@@ -144,4 +222,56 @@ pub async fn max_connections(pool: &PgPool) -> Result<i64, InfrastructureError> 
     row.setting
         .parse()
         .map_err(|_| InfrastructureError::Unexpected(format!("max_connections {:?}", row.setting)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A port that accepts connections and closes them at once, counting them: a server that
+    /// refuses everyone.
+    async fn refusing_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&attempts);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        (
+            format!("postgres://postgres@127.0.0.1:{port}/nowhere"),
+            attempts,
+        )
+    }
+
+    #[tokio::test]
+    async fn after_a_refused_connection_new_ones_are_not_tried_for_a_moment() {
+        let (url, attempts) = refusing_server().await;
+        let pool = build_pool(&PgPoolSettings::new(url)).expect("a pool");
+
+        let first = checkout(&pool).await;
+        let tried_once = attempts.load(Ordering::SeqCst);
+        for _ in 0..20 {
+            assert!(matches!(
+                checkout(&pool).await,
+                Err(InfrastructureError::Unavailable(_))
+            ));
+        }
+        let during_the_back_off = attempts.load(Ordering::SeqCst);
+        tokio::time::sleep(CONNECT_BACKOFF + Duration::from_millis(50)).await;
+        let _ = checkout(&pool).await;
+
+        assert!(matches!(first, Err(InfrastructureError::Unavailable(_))));
+        assert_eq!(tried_once, 1);
+        assert_eq!(during_the_back_off, 1, "20 requests, no new attempt");
+        assert_eq!(attempts.load(Ordering::SeqCst), 2, "tried again after it");
+    }
 }
