@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379
 # Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
 TICKETING ?= $(or $(CARGO_TARGET_DIR),target)/release/ticketing
 
-.PHONY: run-cluster run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots
+.PHONY: run-cluster run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots soak
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
@@ -69,3 +69,8 @@ fuzz:
 ## chaos: kill -9 Redis, then PostgreSQL, under k6 load on instances of its own; fails on a 500, a slow answer, no recovery or a lost write
 chaos:
 	scripts/chaos-under-load.sh
+
+## soak: mixed traffic in waves for DURATION (30m) on instances of its own, sampled every 10 s, then a drain; fails on RSS growth, Redis not draining, a 5xx or PostgreSQL connections past the pool
+DURATION ?= 30m
+soak:
+	DURATION=$(DURATION) scripts/soak.sh
