@@ -42,6 +42,49 @@ impl From<DieselError> for ClaimError {
     }
 }
 
+/// Why a keyed write (a payment, a refund) did not commit, before each ledger turns it into its
+/// own error: a key conflict, stored data the schema should have made impossible, or the
+/// database.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Conflict(IdempotencyConflict),
+    Corrupt(String),
+    Database(DieselError),
+}
+
+impl From<DieselError> for Failure {
+    fn from(error: DieselError) -> Self {
+        Failure::Database(error)
+    }
+}
+
+impl From<ClaimError> for Failure {
+    fn from(error: ClaimError) -> Self {
+        match error {
+            ClaimError::Conflict(conflict) => Failure::Conflict(conflict),
+            ClaimError::Database(error) => Failure::Database(error),
+        }
+    }
+}
+
+impl From<Failure> for ticketing_domain::payment::LedgerError {
+    fn from(failure: Failure) -> Self {
+        use ticketing_domain::payment::LedgerError;
+        match failure {
+            Failure::Conflict(conflict) => LedgerError::Conflict(conflict),
+            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::Unexpected(
+                format!("stored payment or refund data is invalid: {what}"),
+            )),
+            Failure::Database(error) => LedgerError::Infrastructure(from_diesel(error)),
+        }
+    }
+}
+
+/// A stored value that the schema's constraints should have made impossible.
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> Failure {
+    Failure::Corrupt(what.to_string())
+}
+
 #[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Bool)]

@@ -11,17 +11,15 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use ticketing_domain::idempotency::{IdempotencyConflict, IdempotentRequest};
+use ticketing_domain::idempotency::IdempotentRequest;
 use ticketing_domain::ids::{PaymentId, ReservationId, UserId};
 use ticketing_domain::money::Won;
 use ticketing_domain::payment::{
     HoldToPay, LedgerAnswer, LedgerError, Payment, PaymentLedger, PaymentOutcome, PaymentRefusal,
     PaymentRequest,
 };
-use ticketing_domain::InfrastructureError;
 
-use crate::error::from_diesel;
-use crate::idempotency::{claim, read, record, Claim, ClaimError, StoredOutcome};
+use crate::idempotency::{claim, corrupt, read, record, Claim, Failure, StoredOutcome};
 use crate::pool::{checkout, PgPool};
 
 const SCOPE: &str = "payment";
@@ -155,44 +153,6 @@ enum RecordedOutcome {
     InsufficientBalance {
         price: i64,
     },
-}
-
-#[derive(Debug)]
-enum Failure {
-    Conflict(IdempotencyConflict),
-    Corrupt(String),
-    Database(DieselError),
-}
-
-impl From<DieselError> for Failure {
-    fn from(error: DieselError) -> Self {
-        Failure::Database(error)
-    }
-}
-
-impl From<ClaimError> for Failure {
-    fn from(error: ClaimError) -> Self {
-        match error {
-            ClaimError::Conflict(conflict) => Failure::Conflict(conflict),
-            ClaimError::Database(error) => Failure::Database(error),
-        }
-    }
-}
-
-impl From<Failure> for LedgerError {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Conflict(conflict) => LedgerError::Conflict(conflict),
-            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::Unexpected(
-                format!("stored payment data is invalid: {what}"),
-            )),
-            Failure::Database(error) => LedgerError::Infrastructure(from_diesel(error)),
-        }
-    }
-}
-
-fn corrupt(what: impl std::fmt::Display) -> Failure {
-    Failure::Corrupt(what.to_string())
 }
 
 fn encode(outcome: &PaymentOutcome) -> Result<StoredOutcome, Failure> {

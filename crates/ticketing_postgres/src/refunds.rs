@@ -10,12 +10,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Integer, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
-use ticketing_domain::idempotency::{IdempotencyConflict, IdempotentRequest};
+use ticketing_domain::idempotency::IdempotentRequest;
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::money::Won;
 use ticketing_domain::payment::LedgerError;
@@ -23,10 +22,8 @@ use ticketing_domain::refund::{
     RefundAnswer, RefundCandidate, RefundLedger, RefundOutcome, RefundRefusal, RefundRequest,
 };
 use ticketing_domain::reservation::{Reservation, ReservationStatus};
-use ticketing_domain::InfrastructureError;
 
-use crate::error::from_diesel;
-use crate::idempotency::{claim, record, Claim, ClaimError, StoredOutcome};
+use crate::idempotency::{claim, corrupt, record, Claim, Failure, StoredOutcome};
 use crate::pool::{checkout, PgPool};
 use crate::schema::{performances, reservations, seats};
 
@@ -121,44 +118,6 @@ enum RecordedOutcome {
     NotRefundable {
         reservation_id: i64,
     },
-}
-
-#[derive(Debug)]
-enum Failure {
-    Conflict(IdempotencyConflict),
-    Corrupt(String),
-    Database(DieselError),
-}
-
-impl From<DieselError> for Failure {
-    fn from(error: DieselError) -> Self {
-        Failure::Database(error)
-    }
-}
-
-impl From<ClaimError> for Failure {
-    fn from(error: ClaimError) -> Self {
-        match error {
-            ClaimError::Conflict(conflict) => Failure::Conflict(conflict),
-            ClaimError::Database(error) => Failure::Database(error),
-        }
-    }
-}
-
-impl From<Failure> for LedgerError {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Conflict(conflict) => LedgerError::Conflict(conflict),
-            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::Unexpected(
-                format!("stored refund data is invalid: {what}"),
-            )),
-            Failure::Database(error) => LedgerError::Infrastructure(from_diesel(error)),
-        }
-    }
-}
-
-fn corrupt(what: impl std::fmt::Display) -> Failure {
-    Failure::Corrupt(what.to_string())
 }
 
 fn encode(outcome: &RefundOutcome) -> Result<StoredOutcome, Failure> {
