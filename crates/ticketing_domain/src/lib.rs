@@ -14,6 +14,8 @@ pub mod queue;
 pub mod refund;
 pub mod reservation;
 pub mod taken_seats;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wallet;
 
 pub use error::InfrastructureError;
