@@ -20,7 +20,7 @@ test:
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test --workspace --all-targets
 	scripts/redis-cluster.sh up
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_CLUSTER_URLS=$$(scripts/redis-cluster.sh urls) $(CARGO) test -p ticketing_redis --test queue --test controls
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_CLUSTER_URLS=$$(scripts/redis-cluster.sh urls) $(CARGO) test -p ticketing_redis --test it -- queue:: controls::
 	scripts/check-alerts.sh
 
 ## run-cluster: N instances on a local Redis Cluster behind HAProxy on 127.0.0.1:8080
@@ -31,7 +31,7 @@ run-cluster:
 ## screenshots: the browser tests in headless Chromium, saving the README's screenshots to docs/images
 screenshots:
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
-	BROWSER_TESTS=required BROWSER_SCREENSHOTS=$(CURDIR)/docs/images TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test -p ticketing_app --test browser
+	BROWSER_TESTS=required BROWSER_SCREENSHOTS=$(CURDIR)/docs/images TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test -p ticketing_app --test it -- browser::
 
 ## lint: formatting and clippy, as CI would want them
 lint:
@@ -66,7 +66,7 @@ loadtest-max:
 fuzz:
 	scripts/fuzz.sh "$(BASE_URL)"
 
-## chaos: kill -9 Redis, then PostgreSQL, under k6 load on instances of its own; fails on a 500, a slow answer, no recovery or a lost write
+## chaos: kill -9 Redis, then PostgreSQL, under k6 load on instances of its own; fails on a 500, a slow answer, no recovery or a lost write (INSTANCES=2: two instances behind HAProxy, one of them killed too; RATE=1000)
 chaos:
 	scripts/chaos-under-load.sh
 
