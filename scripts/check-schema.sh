@@ -50,7 +50,8 @@ cleanup() {
 trap cleanup EXIT
 printf '[migrations_directory]\ndir = "%s"\n' "$(pwd)/migrations" > "$config"
 
-"$diesel" database setup --database-url "$url" --config-file "$config" >/dev/null
+# --no-default-migration: otherwise setup writes diesel's own first migration into migrations/.
+"$diesel" database setup --no-default-migration --database-url "$url" --config-file "$config" >/dev/null
 "$diesel" print-schema --database-url "$url" > "$generated"
 
 if [ "$mode" = write ]; then
