@@ -89,6 +89,9 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
+        // actix-web's own default is 5 s: a client (or load balancer) reusing a connection idle
+        // for about that long could send just as the server closed it, and see no answer.
+        server = server.keep_alive(settings.keep_alive());
         // Stop signals are handled in `run_until_stopped`, so the background jobs stop before
         // the workers (whose runtimes drive some pooled Redis connections) go away.
         let server = server.listen(listener)?.disable_signals().run();

@@ -87,6 +87,9 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// How long an idle client connection is kept open for its next request
+    /// (`APP__SERVER__KEEP_ALIVE_SECONDS`); 0 closes every connection after its answer.
+    pub keep_alive_seconds: u64,
     /// Comma-separated addresses whose `X-Forwarded-For` is believed (`APP__SERVER__TRUSTED_PROXIES`).
     #[serde(default)]
     pub trusted_proxies: String,
@@ -201,6 +204,19 @@ impl Settings {
             .set_override_option("environment", vars.get("APP_ENV").cloned())?
             .build()?
             .try_deserialize()
+    }
+
+    /// How long an idle client connection stays open; `None` when keep-alive is off (0).
+    ///
+    /// It must outlast the idle timeout of whatever sits in front (a load balancer, a client's
+    /// connection pool): a client that sends on a connection at the moment the server closes it
+    /// gets no answer, and clients do not resend a `POST` that got none (Go's `net/http`, which
+    /// k6 uses, does not).
+    pub fn keep_alive(&self) -> Option<Duration> {
+        match self.server.keep_alive_seconds {
+            0 => None,
+            seconds => Some(Duration::from_secs(seconds)),
+        }
     }
 
     pub fn postgres(&self) -> PgPoolSettings {
@@ -486,6 +502,20 @@ mod tests {
         assert_eq!(settings.server.port, 7000);
         assert_eq!(settings.server.workers, 5);
         let _ = std::fs::remove_dir_all(directory);
+    }
+
+    #[test]
+    fn keep_alive_outlasts_load_balancers_and_zero_turns_it_off() {
+        let defaults = Settings::load_from(vars(&[("APP_CONFIG_DIR", "/nonexistent")]))
+            .expect("defaults load");
+        // Longer than nginx's 75 s and HAProxy's or an AWS ALB's 60 s idle timeouts.
+        assert_eq!(defaults.keep_alive(), Some(Duration::from_secs(90)));
+        let off = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__SERVER__KEEP_ALIVE_SECONDS", "0"),
+        ]))
+        .expect("loads");
+        assert_eq!(off.keep_alive(), None);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //!
 //! Per person, Redis keeps only what cannot be signed into the token: a bit per liveness bucket
 //! (did they poll lately), a member of `left` if they left while waiting, and, for a token bound
-//! to a user, one hash field for the user's one place. Admissions and revocations go to a stream
-//! every instance follows, so token checks and polls are answered from each instance's memory.
+//! to a user, a field in each of two hashes (user -> place for the user's one place, place ->
+//! user so that a place that expires or idles out lets go of its user). Admissions and
+//! revocations go to a stream every instance follows, so token checks and polls are answered
+//! from each instance's memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +62,7 @@ impl Scripts {
 /// The names of the line's keys, in the order the scripts expect them.
 #[derive(Debug, Clone)]
 struct QueueKeys {
-    shared: [String; 13],
+    shared: [String; 14],
     keys: KeySpace,
 }
 
@@ -81,6 +83,7 @@ impl QueueKeys {
                 keys.key("line:draw"),
                 keys.key("line:order"),
                 keys.key("line:order_inverse"),
+                keys.key("line:seq_users"),
             ],
             keys: keys.clone(),
         }

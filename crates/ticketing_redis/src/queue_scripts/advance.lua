@@ -1,5 +1,7 @@
 -- One step of the line, safe to run from any number of instances at once: the room and this
--- second's budget are read and spent in the same atomic script.
+-- second's budget are read and spent in the same atomic script. Places that ended by themselves
+-- (expired, or skipped at the front as idle or left) let go of their users here, within the
+-- step's bounds (most expired per step, most places walked per step).
 -- ARGV: max_active, admit_per_second, active_ttl_ms (the configured ones: an operator's live
 -- settings take precedence), idle_ms, bucket_ms, most admitted per step, most places walked per
 -- step, cursor epoch, cursor log id, then the arrival numbers polled on the caller since its
@@ -29,6 +31,7 @@ if #polled > 0 then mark_seen(polled, idle_ms, bucket_ms) end
 
 local gone = redis.call('ZRANGEBYSCORE', active, '-inf', int(now), 'LIMIT', 0, batch)
 if #gone > 0 then redis.call('ZREM', active, unpack(gone)) end
+for _, seq in ipairs(gone) do forget_user_of(seq) end
 local in_use = redis.call('ZCOUNT', active, '(' .. int(now), '+inf')
 local head, last = head_now(), last_now()
 
@@ -57,6 +60,7 @@ while walking and place < last and place - head < walk_limit do
   local seq = seq_at(next_place)
   if has_left(seq) or not seen_within(seq, idle_ms, bucket_ms) then
     skipped = skipped + 1
+    forget_user_of(seq)
   elseif #admitted < room then
     redis.call('ZADD', active, int(expiry), seq)
     admitted[#admitted + 1] = seq

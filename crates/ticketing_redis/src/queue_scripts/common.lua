@@ -1,4 +1,4 @@
--- Shared by every waiting-line script. KEYS[1..13] are the same in all of them:
+-- Shared by every waiting-line script. KEYS[1..14] are the same in all of them:
 -- epoch (the line's incarnation), seq (last arrival number handed out), head (every place up to
 -- it is decided: admitted or skipped), active (sorted set: arrival number -> expiry ms), left
 -- (sorted set: arrival number -> place, of those who left while waiting), log (stream of
@@ -6,7 +6,9 @@
 -- total, log_floor), users (hash: user -> arrival number), seen (prefix of the liveness bitmaps:
 -- one bit per arrival number per time bucket), settings (hash: an operator's live settings:
 -- paused, rate, max_active, ttl_ms, opens_at), draw (hash: after, through, drawn: the places of
--- the last scheduled opening), order and inverse (strings of 4-byte offsets: the draw's order).
+-- the last scheduled opening), order and inverse (strings of 4-byte offsets: the draw's order),
+-- seq_users (hash: arrival number -> user, the other direction of users, so that a place that
+-- ends by itself, expired or idle, can let go of its user).
 -- A place is where someone stands in the line; it equals their arrival number except inside a
 -- draw, which permutes the places (after, through].
 -- The clock is Redis's own, so every app instance sees the same time.
@@ -14,6 +16,7 @@ local epoch_key, seq_key, head_key = KEYS[1], KEYS[2], KEYS[3]
 local active, left, log = KEYS[4], KEYS[5], KEYS[6]
 local admission, users, seen_prefix = KEYS[7], KEYS[8], KEYS[9]
 local settings_key, draw_key, order_key, inverse_key = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local seq_users = KEYS[14]
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -45,6 +48,24 @@ local function mark_seen(seqs, idle_ms, bucket_ms)
   local key = seen_prefix .. bucket_of(now, bucket_ms)
   for _, seq in ipairs(seqs) do redis.call('SETBIT', key, seq, 1) end
   redis.call('PEXPIRE', key, int(idle_ms + 2 * bucket_ms))
+end
+
+-- A place bound to a user: both directions, so that whichever way the place ends its user is
+-- forgotten with it.
+local function bind_user(user, seq)
+  redis.call('HSET', users, user, seq)
+  redis.call('HSET', seq_users, seq, user)
+end
+
+-- A place has ended (expired, skipped as idle or left, revoked): its user, if it had one, is
+-- forgotten unless they hold a newer place by now. Without this, users would keep a field for
+-- every person who ever entered. O(1).
+local function forget_user_of(seq)
+  local field = int(tonumber(seq))
+  local user = redis.call('HGET', seq_users, field)
+  if not user then return end
+  if redis.call('HGET', users, user) == field then redis.call('HDEL', users, user) end
+  redis.call('HDEL', seq_users, field)
 end
 
 local function has_left(seq) return redis.call('ZSCORE', left, seq) ~= false end

@@ -1,4 +1,4 @@
--- Enter the line. KEYS[14] = this client's entry counter.
+-- Enter the line. KEYS[15] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
 -- bucket_ms, entries per second per client (0 = unlimited), keep-alive window.
 -- Returns {status, epoch, place, number}: number is the expiry (ACTIVE: a live place handed
@@ -12,10 +12,10 @@ local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 
 if client_limit > 0 then
-  local entries = redis.call('INCR', KEYS[14])
-  if entries == 1 then redis.call('PEXPIRE', KEYS[14], 1000) end
+  local entries = redis.call('INCR', KEYS[15])
+  if entries == 1 then redis.call('PEXPIRE', KEYS[15], 1000) end
   if entries > client_limit then
-    return {'RATE_LIMITED', '', 0, math.max(redis.call('PTTL', KEYS[14]), 1)}
+    return {'RATE_LIMITED', '', 0, math.max(redis.call('PTTL', KEYS[15]), 1)}
   end
 end
 
@@ -38,7 +38,7 @@ end
 settle_opening(live)
 local seq = redis.call('INCR', seq_key)
 local head = head_now()
-if user ~= '' then redis.call('HSET', users, user, seq) end
+if user ~= '' then bind_user(user, seq) end
 
 -- Straight in when the line is open and not paused, every earlier place is decided, there is
 -- room and the budget allows.

@@ -9,6 +9,8 @@ if place <= head_now() then
 elseif seq <= last_now() then
   redis.call('ZADD', left, place, seq)
 end
+forget_user_of(seq)
+-- A place bound before seq_users existed is known only by the token's user.
 if ARGV[3] ~= '' and redis.call('HGET', users, ARGV[3]) == ARGV[2] then
   redis.call('HDEL', users, ARGV[3])
 end
