@@ -1,6 +1,7 @@
 // The load of scripts/chaos-under-load.sh (issue #12, item 2): requests arrive at a constant
-// RATE per second (default 300, about half of what this 2-core machine serves) for DURATION
-// (default 60s) while the script kills and restarts Redis and PostgreSQL under it. The mix, one
+// RATE per second (default 300) for DURATION (default 60s) while the script kills and restarts
+// Redis and PostgreSQL under it (and, with INSTANCES=2, one of two instances behind HAProxy,
+// which BASE_URL then points at). The mix, one
 // request per arrival, tagged by kind:
 //   enter  25%  POST /api/queue {"userId": 1..10000} (a new or the user's existing token)
 //   poll   15%  GET /api/queue with the last token this VU entered (the setup token before one)
@@ -10,7 +11,9 @@
 // No thresholds here: the script judges the run from what this one writes to the console
 // (k6 --console-output), one line per request and per acknowledged write:
 //   T0 <epoch ms>                              end of setup(): the start of the arrivals
-//   R <start epoch ms> <kind> <status> <http_req_duration ms> <Retry-After 0|1> <setup token 0|1> <wall ms>
+//   R <start epoch ms> <kind> <status> <http_req_duration ms> <Retry-After 0|1> <setup token 0|1> <wall ms> <served by>
+//     (<served by>: the X-Served-By header the load balancer of INSTANCES=2 adds, the HAProxy
+//     server that answered; '-' without a balancer and for the balancer's own answers)
 //   HELD <reservationId>                       a hold answered 200
 //   TOKEN <token> <activeUntil|null>           an entry answered 200
 import http from 'k6/http';
@@ -46,8 +49,9 @@ let myToken = null; // the last token this VU was given by an entry
 
 function record(kind, response, start, wall, withSetupToken) {
   const retryAfter = response.headers['Retry-After'] !== undefined ? 1 : 0;
+  const servedBy = response.headers['X-Served-By'] || '-';
   console.log(
-    `R ${start} ${kind} ${response.status} ${response.timings.duration.toFixed(2)} ${retryAfter} ${withSetupToken ? 1 : 0} ${wall}`,
+    `R ${start} ${kind} ${response.status} ${response.timings.duration.toFixed(2)} ${retryAfter} ${withSetupToken ? 1 : 0} ${wall} ${servedBy}`,
   );
 }
 
