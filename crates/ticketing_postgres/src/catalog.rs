@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use diesel::dsl::now;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::Timestamptz;
 use diesel_async::RunQueryDsl;
 use ticketing_domain::catalog::{
     CatalogError, Concert, ConcertCatalog, Performance, Seat, SeatStatus,
@@ -15,7 +16,8 @@ use ticketing_domain::InfrastructureError;
 
 use crate::error::from_diesel;
 use crate::pool::{checkout, PgPool};
-use crate::schema::{concerts, performances};
+use crate::schema::{concerts, performances, seats};
+use crate::seat_state::{seat_is_free, seat_is_taken};
 
 /// The catalog as stored in PostgreSQL.
 #[derive(Clone)]
@@ -43,43 +45,33 @@ struct ConcertRow {
     venue: String,
 }
 
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct PerformanceRow {
-    #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = BigInt)]
     concert_id: i64,
-    #[diesel(sql_type = Timestamptz)]
     starts_at: DateTime<Utc>,
-    #[diesel(sql_type = Integer)]
     total_seats: i32,
-    #[diesel(sql_type = Integer)]
-    available_seats: i32,
+    /// A count, so never null; typed as the sub-select it comes from.
+    available_seats: Option<i64>,
 }
 
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct SeatRow {
-    #[diesel(sql_type = Integer)]
     seat_no: i32,
-    #[diesel(sql_type = Text)]
     grade: String,
-    #[diesel(sql_type = BigInt)]
     price: i64,
-    #[diesel(sql_type = Text)]
     status: String,
+    /// Free by the database's clock (AVAILABLE, or its hold lapsed): reported AVAILABLE.
+    free: Option<bool>,
 }
 
 /// One row per taken seat, or one row with no seat when the performance has none taken; every
 /// row carries the database's clock at the read.
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct TakenSeatRow {
-    #[diesel(sql_type = Timestamptz)]
     read_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Integer>)]
     seat_no: Option<i32>,
-    #[diesel(sql_type = Nullable<Text>)]
     status: Option<String>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     hold_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -124,7 +116,7 @@ impl TryFrom<PerformanceRow> for Performance {
             concert_id: ConcertId::new(row.concert_id).map_err(corrupt)?,
             starts_at: row.starts_at,
             total_seats: u32::try_from(row.total_seats).map_err(corrupt)?,
-            available_seats: u32::try_from(row.available_seats).map_err(corrupt)?,
+            available_seats: u32::try_from(row.available_seats.unwrap_or(0)).map_err(corrupt)?,
         })
     }
 }
@@ -136,8 +128,12 @@ impl TryFrom<SeatRow> for Seat {
             no: SeatNo::new(row.seat_no.into()).map_err(corrupt)?,
             grade: row.grade,
             price: Won::new(row.price).map_err(corrupt)?,
-            status: SeatStatus::parse(&row.status)
-                .ok_or_else(|| corrupt(format!("seat status {}", row.status)))?,
+            status: if row.free == Some(true) {
+                SeatStatus::Available
+            } else {
+                SeatStatus::parse(&row.status)
+                    .ok_or_else(|| corrupt(format!("seat status {}", row.status)))?
+            },
         })
     }
 }
@@ -154,10 +150,6 @@ where
 fn db(error: diesel::result::Error) -> CatalogError {
     CatalogError::Infrastructure(from_diesel(error))
 }
-
-/// A seat is available when it is free or its hold has lapsed by the database's clock.
-const SEAT_IS_AVAILABLE: &str =
-    "(s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.hold_expires_at < now()))";
 
 #[async_trait]
 impl ConcertCatalog for PgConcertCatalog {
@@ -179,18 +171,24 @@ impl ConcertCatalog for PgConcertCatalog {
 
     async fn performances(&self, concert: ConcertId) -> Result<Vec<Performance>, CatalogError> {
         let mut connection = checkout(&self.pool).await?;
-        let rows = diesel::sql_query(format!(
-            "SELECT p.id, p.concert_id, p.starts_at, p.total_seats, \
-                    (SELECT count(*) FROM seats s \
-                      WHERE s.performance_id = p.id AND {SEAT_IS_AVAILABLE})::int AS available_seats \
-               FROM performances p \
-              WHERE p.concert_id = $1 \
-              ORDER BY p.starts_at, p.id"
-        ))
-        .bind::<BigInt, _>(concert.get())
-        .load::<PerformanceRow>(&mut connection)
-        .await
-        .map_err(db)?;
+        let available_seats = seats::table
+            .filter(seats::performance_id.eq(performances::id))
+            .filter(seat_is_free())
+            .count()
+            .single_value();
+        let rows = performances::table
+            .filter(performances::concert_id.eq(concert.get()))
+            .select((
+                performances::id,
+                performances::concert_id,
+                performances::starts_at,
+                performances::total_seats,
+                available_seats,
+            ))
+            .order_by((performances::starts_at, performances::id))
+            .load::<PerformanceRow>(&mut connection)
+            .await
+            .map_err(db)?;
         if rows.is_empty() {
             let exists = diesel::select(diesel::dsl::exists(
                 concerts::table.filter(concerts::id.eq(concert.get())),
@@ -211,19 +209,21 @@ impl ConcertCatalog for PgConcertCatalog {
         performance: PerformanceId,
     ) -> Result<Vec<Seat>, CatalogError> {
         let mut connection = checkout(&self.pool).await?;
-        let rows = diesel::sql_query(format!(
-            "SELECT s.seat_no, s.grade, s.price, \
-                    CASE WHEN {SEAT_IS_AVAILABLE} THEN 'AVAILABLE' ELSE s.status END AS status \
-               FROM seats s \
-               JOIN performances p ON p.id = s.performance_id \
-              WHERE p.id = $1 AND p.concert_id = $2 \
-              ORDER BY s.seat_no"
-        ))
-        .bind::<BigInt, _>(performance.get())
-        .bind::<BigInt, _>(concert.get())
-        .load::<SeatRow>(&mut connection)
-        .await
-        .map_err(db)?;
+        let rows = seats::table
+            .inner_join(performances::table)
+            .filter(performances::id.eq(performance.get()))
+            .filter(performances::concert_id.eq(concert.get()))
+            .select((
+                seats::seat_no,
+                seats::grade,
+                seats::price,
+                seats::status,
+                seat_is_free(),
+            ))
+            .order_by(seats::seat_no)
+            .load::<SeatRow>(&mut connection)
+            .await
+            .map_err(db)?;
         if rows.is_empty() {
             let exists = diesel::select(diesel::dsl::exists(
                 performances::table
@@ -249,22 +249,27 @@ impl ConcertCatalog for PgConcertCatalog {
         performance: PerformanceId,
     ) -> Result<TakenSeats, CatalogError> {
         let mut connection = checkout(&self.pool).await?;
-        // sql_query: one round trip tells whether the performance is the concert's (no row),
-        // which of its seats are taken (one row each) and the database's clock at the read,
-        // which the holds' expiries are later compared against; the LEFT JOIN keeps the
-        // performance's row when no seat is taken.
-        let rows = diesel::sql_query(
-            "SELECT now() AS read_at, s.seat_no, s.status, s.hold_expires_at \
-               FROM performances p \
-               LEFT JOIN seats s ON s.performance_id = p.id \
-                AND (s.status = 'SOLD' OR (s.status = 'HELD' AND s.hold_expires_at >= now())) \
-              WHERE p.id = $1 AND p.concert_id = $2",
-        )
-        .bind::<BigInt, _>(performance.get())
-        .bind::<BigInt, _>(concert.get())
-        .load::<TakenSeatRow>(&mut connection)
-        .await
-        .map_err(db)?;
+        // One round trip tells whether the performance is the concert's (no row), which of its
+        // seats are taken (one row each) and the database's clock at the read, which the holds'
+        // expiries are later compared against; the LEFT JOIN keeps the performance's row when no
+        // seat is taken.
+        let rows = performances::table
+            .left_join(
+                seats::table.on(seats::performance_id
+                    .eq(performances::id)
+                    .and(seat_is_taken())),
+            )
+            .filter(performances::id.eq(performance.get()))
+            .filter(performances::concert_id.eq(concert.get()))
+            .select((
+                now.into_sql::<Timestamptz>(),
+                seats::seat_no.nullable(),
+                seats::status.nullable(),
+                seats::hold_expires_at.nullable(),
+            ))
+            .load::<TakenSeatRow>(&mut connection)
+            .await
+            .map_err(db)?;
         let Some(read_at) = <[TakenSeatRow]>::first(&rows).map(|row| row.read_at) else {
             return Err(CatalogError::PerformanceNotFound {
                 concert,

@@ -6,6 +6,7 @@ use ticketing_domain::InfrastructureError;
 
 use crate::error::from_diesel;
 use crate::pool::{checkout, PgPool};
+use crate::seat_state::seat_released_sql;
 
 /// The first and last user of the demo set.
 pub const DEMO_USERS: std::ops::RangeInclusive<i64> = 1..=10_000;
@@ -52,13 +53,16 @@ SELECT setval(pg_get_serial_sequence('performances', 'id'), (SELECT max(id) FROM
 /// Returns every sale of the demo data set to its initial state: no reservations, payments,
 /// ledger entries, recorded outcomes or events, every seat free, every balance zero. For load tests;
 /// it destroys sales data.
-const RESET_SALES: &str = r#"
+const RESET_SALES: &str = concat!(
+    "
 TRUNCATE payment_reservations, payments, wallet_entries, idempotency_keys, reservations,
          outbox_events;
-UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
- WHERE status <> 'AVAILABLE';
+UPDATE seats SET ",
+    seat_released_sql!(),
+    " WHERE status <> 'AVAILABLE';
 UPDATE wallets SET balance = 0, updated_at = now() WHERE balance <> 0;
-"#;
+"
+);
 
 /// Resets every sale (see `RESET_SALES`), then loads whatever of the demo set is missing.
 ///

@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::dsl::{exists, now};
+use diesel::dsl::{auto_type, exists, now};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
@@ -28,6 +28,7 @@ use ticketing_domain::InfrastructureError;
 use crate::error::from_diesel;
 use crate::pool::{checkout, PgPool};
 use crate::schema::{performances, reservations, seats, users};
+use crate::seat_state::{seat_is_free, seat_is_free_sql, seat_released_sql};
 
 /// The seats and reservations stored in PostgreSQL.
 #[derive(Clone)]
@@ -51,7 +52,8 @@ impl PgSeatInventory {
 /// it is free or its hold lapsed (`$1` concert, `$2` performance, `$3` seat, `$4` user, `$5`
 /// hold seconds). The adapter no longer runs it (a limit cannot be enforced in one statement
 /// under races, see [`HOLD_SEATS`]); `examples/hold_bench.rs` keeps it as the database's ceiling.
-pub const HOLD_SEAT: &str = "
+pub const HOLD_SEAT: &str = concat!(
+    "
 WITH taken AS (
     UPDATE seats s
        SET status = 'HELD',
@@ -60,7 +62,9 @@ WITH taken AS (
       FROM performances p
      WHERE s.performance_id = $2 AND s.seat_no = $3
        AND p.id = s.performance_id AND p.concert_id = $1
-       AND (s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.hold_expires_at < now()))
+       AND ",
+    seat_is_free_sql!(),
+    "
  RETURNING s.reservation_id AS id, s.performance_id, s.seat_no, s.price, s.hold_expires_at
 ), lapsed AS (
     UPDATE reservations r
@@ -79,7 +83,8 @@ WITH taken AS (
 SELECT held.id, held.price, held.expires_at,
        EXISTS (SELECT 1 FROM seats s JOIN performances p ON p.id = s.performance_id
                 WHERE s.performance_id = $2 AND s.seat_no = $3 AND p.concert_id = $1) AS seat_exists
-  FROM (SELECT 1) AS one LEFT JOIN held ON true";
+  FROM (SELECT 1) AS one LEFT JOIN held ON true"
+);
 
 /// Takes the asked seats that are free (`$1` performance, `$2` the seats, `$3` hold seconds, `$4`
 /// user), retires the lapsed holds on them and records one HELD reservation per seat taken.
@@ -95,7 +100,8 @@ SELECT held.id, held.price, held.expires_at,
 /// `sql_query`: one statement chaining an ordered lock, three writes (the seats' reservation ids
 /// drawn while taking them) and the count through CTEs has no query-builder form; it is the one
 /// statement of a hold, whose round trips are counted in docs/holds-benchmark.md.
-const HOLD_SEATS: &str = "
+const HOLD_SEATS: &str = concat!(
+    "
 WITH locked AS (
     SELECT s.performance_id, s.seat_no
       FROM seats s
@@ -114,7 +120,9 @@ WITH locked AS (
            reservation_id = nextval(pg_get_serial_sequence('reservations', 'id'))
       FROM locked
      WHERE s.performance_id = locked.performance_id AND s.seat_no = locked.seat_no
-       AND (s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.hold_expires_at < now()))
+       AND ",
+    seat_is_free_sql!(),
+    "
  RETURNING s.reservation_id AS id, s.performance_id, s.seat_no, s.price, s.hold_expires_at
 ), lapsed AS (
     UPDATE reservations r
@@ -137,22 +145,21 @@ WITH locked AS (
     SELECT 'reservation.held', id, user_id, performance_id, seat_no, price FROM held
 )
 SELECT held.id, held.seat_no, held.price, held.expires_at, owned.owned
-  FROM owned LEFT JOIN held ON true";
-
-const FIND_RESERVATION: &str = "
-SELECT r.id, r.user_id, p.concert_id, r.performance_id, r.seat_no, r.price,
-       CASE WHEN r.status = 'HELD' AND r.expires_at < now() THEN 'EXPIRED' ELSE r.status END AS status,
-       r.expires_at
-  FROM reservations r
-  JOIN performances p ON p.id = r.performance_id
- WHERE r.id = $1";
+  FROM owned LEFT JOIN held ON true"
+);
 
 /// Frees the seat of a live hold, then cancels the reservation (`$1` reservation) and writes
 /// its event.
-const CANCEL_HOLD: &str = "
+///
+/// `sql_query`: the query builder has no data-modifying CTE; as three statements it would take a
+/// transaction and five round trips instead of one.
+const CANCEL_HOLD: &str = concat!(
+    "
 WITH released AS (
     UPDATE seats s
-       SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
+       SET ",
+    seat_released_sql!(),
+    "
       FROM reservations r
      WHERE r.id = $1 AND s.performance_id = r.performance_id AND s.seat_no = r.seat_no
        AND s.reservation_id = r.id AND s.status = 'HELD' AND s.hold_expires_at >= now()
@@ -167,14 +174,18 @@ WITH released AS (
     INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no)
     SELECT 'reservation.cancelled', id, user_id, performance_id, seat_no FROM cancelled
 )
-SELECT count(*) AS cancelled FROM cancelled";
-
-const RESERVATION_STATUS: &str = "SELECT status FROM reservations WHERE id = $1";
+SELECT count(*) AS cancelled FROM cancelled"
+);
 
 /// Frees up to `$1` lapsed holds, oldest first, skipping seats another transaction is working
 /// on, and marks their reservations EXPIRED, each with its `reservation.expired` event: a hold
 /// expires once (from HELD), here or when its seat is taken again, so the event is written once.
-const RELEASE_EXPIRED: &str = "
+///
+/// `sql_query`: a locking, limited sub-select (`FOR UPDATE SKIP LOCKED`) feeding three writes
+/// is one statement (the sweep holds no transaction open between them); the query builder has
+/// no data-modifying CTE.
+const RELEASE_EXPIRED: &str = concat!(
+    "
 WITH stale AS (
     SELECT performance_id, seat_no, reservation_id
       FROM seats
@@ -184,7 +195,9 @@ WITH stale AS (
        FOR UPDATE SKIP LOCKED
 ), released AS (
     UPDATE seats s
-       SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
+       SET ",
+    seat_released_sql!(),
+    "
       FROM stale
      WHERE s.performance_id = stale.performance_id AND s.seat_no = stale.seat_no
  RETURNING stale.reservation_id
@@ -198,7 +211,8 @@ WITH stale AS (
     INSERT INTO outbox_events (type, reservation_id, user_id, performance_id, seat_no)
     SELECT 'reservation.expired', id, user_id, performance_id, seat_no FROM expired
 )
-SELECT count(*) AS released FROM released";
+SELECT count(*) AS released FROM released"
+);
 
 #[derive(QueryableByName)]
 struct HeldRow {
@@ -240,10 +254,6 @@ async fn seat_states(
     request: &HoldRequest,
 ) -> Result<Vec<(SeatNo, bool)>, HoldFailure> {
     let asked: Vec<i32> = request.seats.seats().iter().map(|s| s.get()).collect();
-    let free = seats::status.eq("AVAILABLE").nullable().or(seats::status
-        .eq("HELD")
-        .nullable()
-        .and(seats::hold_expires_at.lt(now)));
     let rows: Vec<(i32, Option<bool>)> = seats::table
         .filter(seats::performance_id.eq(request.performance.get()))
         .filter(seats::seat_no.eq_any(&asked))
@@ -252,7 +262,7 @@ async fn seat_states(
                 .filter(performances::id.eq(request.performance.get()))
                 .filter(performances::concert_id.eq(request.concert.get())),
         ))
-        .select((seats::seat_no, free))
+        .select((seats::seat_no, seat_is_free()))
         .load(connection)
         .await?;
     rows.into_iter()
@@ -270,6 +280,9 @@ async fn seat_states(
 /// seat lock and nothing else takes it, so it cannot deadlock with seat locks. The schema is
 /// part of the key: advisory locks are per database, and stacks (and parallel tests) may share
 /// one.
+///
+/// `sql_query`: an advisory lock is a PostgreSQL function on a key hashed from text, not a
+/// table; it is pipelined with [`HOLD_SEATS`] (docs/holds-benchmark.md counts the round trips).
 const LOCK_USER_ON_PERFORMANCE: &str = "
 SELECT pg_advisory_xact_lock(hashtextextended(
            current_schema() || chr(31) || 'seats-of-user' || chr(31) || $1 || chr(31) || $2, 0))";
@@ -350,29 +363,6 @@ async fn take_seats(
     })
 }
 
-/// A listed reservation: its stored values and whether its hold (if HELD) has lapsed.
-type ListedRow = (i64, i64, i64, i64, i32, i64, String, DateTime<Utc>, bool);
-
-#[derive(QueryableByName)]
-struct ReservationRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    user_id: i64,
-    #[diesel(sql_type = BigInt)]
-    concert_id: i64,
-    #[diesel(sql_type = BigInt)]
-    performance_id: i64,
-    #[diesel(sql_type = Integer)]
-    seat_no: i32,
-    #[diesel(sql_type = BigInt)]
-    price: i64,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Timestamptz)]
-    expires_at: DateTime<Utc>,
-}
-
 #[derive(QueryableByName)]
 struct CountRow {
     #[diesel(sql_type = BigInt)]
@@ -386,31 +376,47 @@ struct ReleasedRow {
     released: i64,
 }
 
-#[derive(QueryableByName)]
-struct StatusRow {
-    #[diesel(sql_type = Text)]
-    status: String,
-}
-
 fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
     InfrastructureError::Unexpected(format!("stored reservation data is invalid: {what}"))
 }
 
-impl TryFrom<ReservationRow> for Reservation {
-    type Error = InfrastructureError;
-    fn try_from(row: ReservationRow) -> Result<Self, Self::Error> {
-        Ok(Reservation {
-            id: ReservationId::new(row.id).map_err(corrupt)?,
-            user: UserId::new(row.user_id).map_err(corrupt)?,
-            concert: ConcertId::new(row.concert_id).map_err(corrupt)?,
-            performance: PerformanceId::new(row.performance_id).map_err(corrupt)?,
-            seat: SeatNo::new(row.seat_no.into()).map_err(corrupt)?,
-            price: Won::new(row.price).map_err(corrupt)?,
-            status: ReservationStatus::parse(&row.status)
-                .ok_or_else(|| corrupt(format!("status {}", row.status)))?,
-            expires_at: row.expires_at,
-        })
-    }
+/// A reservation as it is read: its stored values, its performance's concert and whether its hold
+/// (if HELD) has lapsed by the database's clock, in which case it is reported EXPIRED.
+#[auto_type]
+fn reservations_as_read() -> _ {
+    reservations::table
+        .inner_join(performances::table.on(performances::id.eq(reservations::performance_id)))
+        .select((
+            reservations::id,
+            reservations::user_id,
+            performances::concert_id,
+            reservations::performance_id,
+            reservations::seat_no,
+            reservations::price,
+            reservations::status,
+            reservations::expires_at,
+            reservations::expires_at.lt(now),
+        ))
+}
+
+/// A reservation as it is read: see [`reservations_as_read`].
+type ReadRow = (i64, i64, i64, i64, i32, i64, String, DateTime<Utc>, bool);
+
+fn reservation_from(
+    (id, user, concert, performance, seat, price, status, expires_at, lapsed): ReadRow,
+) -> Result<Reservation, InfrastructureError> {
+    let stored =
+        ReservationStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?;
+    Ok(Reservation {
+        id: ReservationId::new(id).map_err(corrupt)?,
+        user: UserId::new(user).map_err(corrupt)?,
+        concert: ConcertId::new(concert).map_err(corrupt)?,
+        performance: PerformanceId::new(performance).map_err(corrupt)?,
+        seat: SeatNo::new(seat.into()).map_err(corrupt)?,
+        price: Won::new(price).map_err(corrupt)?,
+        status: stored.judged(lapsed),
+        expires_at,
+    })
 }
 
 #[async_trait]
@@ -468,15 +474,14 @@ impl SeatInventory for PgSeatInventory {
 
     async fn find(&self, id: ReservationId) -> Result<Option<Reservation>, InfrastructureError> {
         let mut connection = checkout(&self.pool).await?;
-        let row = diesel::sql_query(FIND_RESERVATION)
-            .bind::<BigInt, _>(id.get())
-            .get_result::<ReservationRow>(&mut connection)
-            .await;
-        match row {
-            Ok(row) => Reservation::try_from(row).map(Some),
-            Err(DieselError::NotFound) => Ok(None),
-            Err(error) => Err(from_diesel(error)),
-        }
+        reservations_as_read()
+            .filter(reservations::id.eq(id.get()))
+            .get_result::<ReadRow>(&mut connection)
+            .await
+            .optional()
+            .map_err(from_diesel)?
+            .map(reservation_from)
+            .transpose()
     }
 
     async fn cancel(&self, id: ReservationId) -> Result<CancelOutcome, InfrastructureError> {
@@ -490,16 +495,18 @@ impl SeatInventory for PgSeatInventory {
             return Ok(CancelOutcome::Cancelled);
         }
         // Read again, after any concurrent payment committed: its outcome decides the answer.
-        let status = diesel::sql_query(RESERVATION_STATUS)
-            .bind::<BigInt, _>(id.get())
-            .get_result::<StatusRow>(&mut connection)
-            .await;
-        match status {
-            Ok(row) if row.status == "CONFIRMED" => Ok(CancelOutcome::Confirmed),
-            Ok(_) => Ok(CancelOutcome::AlreadyReleased),
-            Err(DieselError::NotFound) => Ok(CancelOutcome::NotFound),
-            Err(error) => Err(from_diesel(error)),
-        }
+        let status = reservations::table
+            .find(id.get())
+            .select(reservations::status)
+            .get_result::<String>(&mut connection)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        Ok(match status.as_deref() {
+            Some("CONFIRMED") => CancelOutcome::Confirmed,
+            Some(_) => CancelOutcome::AlreadyReleased,
+            None => CancelOutcome::NotFound,
+        })
     }
 
     async fn list(
@@ -512,20 +519,8 @@ impl SeatInventory for PgSeatInventory {
         let live_hold = reservations::status
             .eq("HELD")
             .and(reservations::expires_at.ge(now));
-        let mut listed = reservations::table
-            .inner_join(performances::table)
+        let mut listed = reservations_as_read()
             .filter(reservations::user_id.eq(query.user.get()))
-            .select((
-                reservations::id,
-                reservations::user_id,
-                performances::concert_id,
-                reservations::performance_id,
-                reservations::seat_no,
-                reservations::price,
-                reservations::status,
-                reservations::expires_at,
-                lapsed,
-            ))
             .order(reservations::id.desc())
             .limit(i64::from(count))
             .into_boxed();
@@ -543,7 +538,7 @@ impl SeatInventory for PgSeatInventory {
             ),
             Some(other) => listed.filter(reservations::status.eq(other.as_str())),
         };
-        let rows: Vec<ListedRow> = listed.load(&mut connection).await.map_err(from_diesel)?;
+        let rows: Vec<ReadRow> = listed.load(&mut connection).await.map_err(from_diesel)?;
         if rows.is_empty() {
             let known = diesel::select(exists(users::table.filter(users::id.eq(query.user.get()))))
                 .get_result::<bool>(&mut connection)
@@ -554,22 +549,7 @@ impl SeatInventory for PgSeatInventory {
             }
         }
         rows.into_iter()
-            .map(
-                |(id, user, concert, performance, seat, price, status, expires_at, lapsed)| {
-                    let stored = ReservationStatus::parse(&status)
-                        .ok_or_else(|| corrupt(format!("status {status}")))?;
-                    Ok(Reservation {
-                        id: ReservationId::new(id).map_err(corrupt)?,
-                        user: UserId::new(user).map_err(corrupt)?,
-                        concert: ConcertId::new(concert).map_err(corrupt)?,
-                        performance: PerformanceId::new(performance).map_err(corrupt)?,
-                        seat: SeatNo::new(seat.into()).map_err(corrupt)?,
-                        price: Won::new(price).map_err(corrupt)?,
-                        status: stored.judged(lapsed),
-                        expires_at,
-                    })
-                },
-            )
+            .map(reservation_from)
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }

@@ -16,7 +16,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use diesel::dsl::now;
-use diesel::pg::data_types::PgInterval;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -30,6 +29,7 @@ use ticketing_domain::InfrastructureError;
 use crate::error::from_diesel;
 use crate::pool::{checkout, PgPool};
 use crate::schema::outbox_events;
+use crate::time::interval;
 
 /// How long a claim keeps other relays off its rows: far longer than publishing one batch
 /// may take (the Redis command timeout), so only a dead or stuck relay's rows are claimed again.
@@ -78,6 +78,7 @@ impl PgEventOutbox {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 struct EventRow {
     id: i64,
+    #[diesel(column_name = type_)]
     kind: String,
     occurred_at: DateTime<Utc>,
     reservation_id: Option<i64>,
@@ -287,14 +288,13 @@ impl EventOutbox for PgEventOutbox {
 
     async fn forget_sent_older_than(&self, age: Duration) -> Result<u64, InfrastructureError> {
         let mut connection = checkout(&self.pool).await?;
-        let age = PgInterval::from_microseconds(i64::try_from(age.as_micros()).unwrap_or(i64::MAX));
         let forgotten = diesel::delete(
             outbox_events::table
                 .filter(outbox_events::sent_at.is_not_null())
                 .filter(
                     outbox_events::sent_at
                         .assume_not_null()
-                        .lt(now.into_sql::<Timestamptz>() - age),
+                        .lt(now.into_sql::<Timestamptz>() - interval(age)),
                 ),
         )
         .execute(&mut connection)

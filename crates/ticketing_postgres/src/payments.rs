@@ -28,8 +28,8 @@ const SCOPE: &str = "payment";
 /// order, the order holds lock seats in, so payments of several reservations cannot deadlock
 /// with holds or with each other. `payable` is judged by the database's clock on both rows.
 ///
-/// `sql_query`: `FOR UPDATE OF s` locks only the seats; the query builder's `for_update` would
-/// lock the joined reservations too.
+/// `sql_query`: `FOR UPDATE OF s` locks only the seats; the query builder's `for_update` has no
+/// `OF` and would lock the joined reservations too.
 const CHECK_HOLDS: &str = "
 SELECT r.id, r.user_id, r.price,
        (r.status = 'HELD' AND r.expires_at >= now()
@@ -43,6 +43,10 @@ SELECT r.id, r.user_id, r.price,
 /// `$1` user, `$2` price, `$3` the reservation paid when there is one (null for several):
 /// debits only if the balance covers it, with its ledger entry and its `balance.debited` event;
 /// no row otherwise.
+///
+/// `sql_query`: three writes chained through CTEs in one round trip of the payment's
+/// transaction (payments are the slowest step measured in docs/performance.md); the query
+/// builder has no data-modifying CTE.
 const DEBIT: &str = "
 WITH debited AS (
     UPDATE wallets SET balance = balance - $2, updated_at = now()
@@ -61,7 +65,8 @@ SELECT balance FROM debited";
 /// sum: sells the seats, confirms the reservations (each with its `reservation.confirmed` event),
 /// records one payment and what it paid.
 ///
-/// `sql_query`: four writes chained through CTEs in one round trip.
+/// `sql_query`: five writes chained through CTEs in one round trip of the payment's transaction
+/// (see [`DEBIT`]); the query builder has no data-modifying CTE.
 const CONFIRM: &str = "
 WITH sold AS (
     UPDATE seats s SET status = 'SOLD', hold_expires_at = NULL

@@ -26,6 +26,7 @@ use ticketing_domain::reservation::{Reservation, ReservationStatus};
 use crate::idempotency::{claim, corrupt, record, Claim, Failure, StoredOutcome};
 use crate::pool::{checkout, PgPool};
 use crate::schema::{performances, reservations, seats};
+use crate::seat_state::seat_released_sql;
 
 const SCOPE: &str = "refund";
 
@@ -34,10 +35,14 @@ const SCOPE: &str = "refund";
 /// (`reservation.refunded`, `balance.refunded`); the new balance, or no
 /// row when the reservation was not CONFIRMED (never after the domain's judgement under lock).
 ///
-/// `sql_query`: four writes chained through CTEs in one round trip.
-const REFUND: &str = "
+/// `sql_query`: six writes chained through CTEs in one round trip; the query builder has no
+/// data-modifying CTE.
+const REFUND: &str = concat!(
+    "
 WITH freed AS (
-    UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
+    UPDATE seats SET ",
+    seat_released_sql!(),
+    "
      WHERE performance_id = $2 AND seat_no = $3 AND reservation_id = $1 AND status = 'SOLD'
 ), refunded AS (
     UPDATE reservations SET status = 'REFUNDED', updated_at = now()
@@ -58,7 +63,8 @@ WITH freed AS (
     INSERT INTO outbox_events (type, reservation_id, user_id, amount, balance)
     SELECT 'balance.refunded', $1, user_id, $4, balance FROM credited
 )
-SELECT balance FROM credited";
+SELECT balance FROM credited"
+);
 
 /// The refunds stored in PostgreSQL.
 #[derive(Clone)]
@@ -213,7 +219,7 @@ async fn candidate(
     id: ReservationId,
 ) -> Result<Option<RefundCandidate>, Failure> {
     let row = reservations::table
-        .inner_join(performances::table)
+        .inner_join(performances::table.on(performances::id.eq(reservations::performance_id)))
         .filter(reservations::id.eq(id.get()))
         .select((
             reservations::id,

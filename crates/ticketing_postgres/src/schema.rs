@@ -1,4 +1,4 @@
-//! Diesel's view of the tables created by `migrations/`.
+// @generated automatically by Diesel CLI.
 
 diesel::table! {
     concerts (id) {
@@ -11,12 +11,74 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_fingerprint -> Text,
+        outcome -> Text,
+        outcome_data -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox_events (id) {
+        id -> Int8,
+        #[sql_name = "type"]
+        type_ -> Text,
+        occurred_at -> Timestamptz,
+        reservation_id -> Nullable<Int8>,
+        user_id -> Nullable<Int8>,
+        performance_id -> Nullable<Int8>,
+        seat_no -> Nullable<Int4>,
+        amount -> Nullable<Int8>,
+        balance -> Nullable<Int8>,
+        claim -> Nullable<Int8>,
+        claimed_until -> Nullable<Timestamptz>,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    payment_reservations (payment_id, reservation_id) {
+        payment_id -> Int8,
+        reservation_id -> Int8,
+        amount -> Int8,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> Int8,
+        reservation_id -> Int8,
+        user_id -> Int8,
+        amount -> Int8,
+        status -> Text,
+        paid_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     performances (id) {
         id -> Int8,
         concert_id -> Int8,
         starts_at -> Timestamptz,
         total_seats -> Int4,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reservations (id) {
+        id -> Int8,
+        user_id -> Int8,
+        performance_id -> Int8,
+        seat_no -> Int4,
+        price -> Int8,
+        status -> Text,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -40,14 +102,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    wallets (user_id) {
-        user_id -> Int8,
-        balance -> Int8,
-        updated_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
     wallet_entries (id) {
         id -> Int8,
         user_id -> Int8,
@@ -59,83 +113,33 @@ diesel::table! {
 }
 
 diesel::table! {
-    reservations (id) {
-        id -> Int8,
+    wallets (user_id) {
         user_id -> Int8,
-        performance_id -> Int8,
-        seat_no -> Int4,
-        price -> Int8,
-        status -> Text,
-        expires_at -> Timestamptz,
-        created_at -> Timestamptz,
+        balance -> Int8,
         updated_at -> Timestamptz,
     }
 }
 
-diesel::table! {
-    payments (id) {
-        id -> Int8,
-        reservation_id -> Int8,
-        user_id -> Int8,
-        amount -> Int8,
-        status -> Text,
-        paid_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    payment_reservations (payment_id, reservation_id) {
-        payment_id -> Int8,
-        reservation_id -> Int8,
-        amount -> Int8,
-    }
-}
-
-diesel::table! {
-    outbox_events (id) {
-        id -> Int8,
-        #[sql_name = "type"]
-        kind -> Text,
-        occurred_at -> Timestamptz,
-        reservation_id -> Nullable<Int8>,
-        user_id -> Nullable<Int8>,
-        performance_id -> Nullable<Int8>,
-        seat_no -> Nullable<Int4>,
-        amount -> Nullable<Int8>,
-        balance -> Nullable<Int8>,
-        claim -> Nullable<Int8>,
-        claimed_until -> Nullable<Timestamptz>,
-        sent_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    idempotency_keys (scope, key) {
-        scope -> Text,
-        key -> Text,
-        request_fingerprint -> Text,
-        outcome -> Text,
-        outcome_data -> Text,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::joinable!(performances -> concerts (concert_id));
-diesel::joinable!(wallets -> users (user_id));
-diesel::joinable!(payments -> reservations (reservation_id));
 diesel::joinable!(payment_reservations -> payments (payment_id));
-diesel::joinable!(reservations -> performances (performance_id));
+diesel::joinable!(payment_reservations -> reservations (reservation_id));
+diesel::joinable!(payments -> reservations (reservation_id));
+diesel::joinable!(payments -> users (user_id));
+diesel::joinable!(performances -> concerts (concert_id));
+diesel::joinable!(reservations -> users (user_id));
+diesel::joinable!(seats -> performances (performance_id));
+diesel::joinable!(wallet_entries -> wallets (user_id));
+diesel::joinable!(wallets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     concerts,
+    idempotency_keys,
+    outbox_events,
+    payment_reservations,
+    payments,
     performances,
+    reservations,
     seats,
     users,
-    wallets,
     wallet_entries,
-    reservations,
-    payments,
-    payment_reservations,
-    outbox_events,
-    idempotency_keys,
+    wallets,
 );
