@@ -5,9 +5,9 @@
 #   scripts/check-schema.sh                 check (CI: .ci/run)
 #   scripts/check-schema.sh --write         regenerate the file after changing a migration
 #   scripts/check-schema.sh --install-cli   first build the diesel CLI if it is missing
-# The CLI is `diesel` on PATH, or else the one built into target/tools (next to the build cache,
-# so CI builds it once and `cargo clean` takes it away): the version of the diesel library, with
-# libpq and OpenSSL built from the crates' bundled sources, so it needs no libpq-dev.
+# The CLI is the one built into target/tools (next to the build cache, so CI builds it once and
+# `cargo clean` takes it away), or `diesel` on PATH if it is the same version: the version of the
+# diesel library, with libpq and OpenSSL built from the crates' bundled sources (no libpq-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +24,12 @@ for argument in "$@"; do
   esac
 done
 
-diesel=$(command -v diesel || echo "$tools/bin/diesel")
+# Another version may print the same schema differently: only the pinned one will do.
+diesel=$tools/bin/diesel
+if [ ! -x "$diesel" ] && command -v diesel >/dev/null 2>&1 \
+  && diesel --version | grep -q "Version: $diesel_cli_version\$"; then
+  diesel=$(command -v diesel)
+fi
 if [ ! -x "$diesel" ]; then
   install_command=(cargo install --locked diesel_cli --version "=$diesel_cli_version"
     --no-default-features --features postgres-bundled --root "$tools")
