@@ -688,6 +688,102 @@ async fn an_active_ticket_expires_after_its_ttl_and_its_place_goes_to_the_next()
     assert_eq!(again.ticket.seq, 3, "the expired user starts over");
 }
 
+/// The two hashes that bind places to users: user -> place and place -> user.
+async fn user_bindings(redis: &TestRedis) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let users = redis.keys().key("line:users");
+    let seq_users = redis.keys().key("line:seq_users");
+    redis
+        .pool()
+        .run(async |connection| {
+            redis::pipe()
+                .cmd("HGETALL")
+                .arg(&users)
+                .cmd("HGETALL")
+                .arg(&seq_users)
+                .query_async(connection)
+                .await
+        })
+        .await
+        .unwrap()
+}
+
+fn bindings(pairs: &[(u64, Seq)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(user, seq)| (user.to_string(), seq.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_expired_or_idle_place_lets_go_of_its_user() {
+    let redis = TestRedis::new();
+    let mut short = policy(1, UNLIMITED);
+    short.active_ttl = Duration::from_millis(600);
+    short.waiting_idle_timeout = Duration::from_millis(800);
+    let queue = queue(&redis, short);
+    let expiring = queue.enter(Some(user(9)), &client()).await.unwrap();
+    assert!(is_active(&expiring.state));
+    let idling = queue.enter(Some(user(5)), &client()).await.unwrap();
+    assert_eq!(position(&idling.state), Some(1));
+    let (users, seq_users) = user_bindings(&redis).await;
+    assert_eq!(users, bindings(&[(9, 1), (5, 2)]));
+    assert_eq!(
+        seq_users.get("1").map(String::as_str),
+        Some("9"),
+        "the place knows its user"
+    );
+
+    // User 9's ACTIVE token expires (0.6 s); user 5 never polls and idles out (0.8 to 1 s).
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let step = queue.advance(&[], &SyncCursor::default()).await.unwrap();
+
+    assert_eq!((step.report.expired, step.report.dropped_idle), (1, 1));
+    let (users, seq_users) = user_bindings(&redis).await;
+    assert!(users.is_empty(), "both users are forgotten: {users:?}");
+    assert!(seq_users.is_empty(), "{seq_users:?}");
+    let again = queue.enter(Some(user(9)), &client()).await.unwrap();
+    assert_eq!(again.ticket.seq, 3, "user 9 starts afresh");
+    assert!(is_active(&again.state), "into the room the expiry freed");
+    let again = queue.enter(Some(user(5)), &client()).await.unwrap();
+    assert_eq!(again.ticket.seq, 4, "user 5 starts afresh");
+    assert_eq!(position(&again.state), Some(1));
+    assert_eq!(user_bindings(&redis).await.0, bindings(&[(9, 3), (5, 4)]));
+}
+
+#[tokio::test]
+async fn a_user_who_entered_again_before_the_sweep_keeps_the_new_place() {
+    let redis = TestRedis::new();
+    let mut short_ttl = policy(1, UNLIMITED);
+    short_ttl.active_ttl = Duration::from_millis(600);
+    let queue = queue(&redis, short_ttl);
+    let first = queue.enter(Some(user(9)), &client()).await.unwrap().ticket;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Expired, but no step has swept it yet: the user enters again and gets a new place.
+    let second = queue.enter(Some(user(9)), &client()).await.unwrap();
+    assert_eq!(second.ticket.seq, first.seq + 1);
+
+    let step = queue.advance(&[], &SyncCursor::default()).await.unwrap();
+
+    assert_eq!(step.report.expired, 1);
+    let (users, seq_users) = user_bindings(&redis).await;
+    assert_eq!(
+        users,
+        bindings(&[(9, second.ticket.seq)]),
+        "the new place stays"
+    );
+    assert_eq!(
+        seq_users,
+        [(second.ticket.seq.to_string(), "9".to_string())]
+            .into_iter()
+            .collect()
+    );
+    let same = queue.enter(Some(user(9)), &client()).await.unwrap();
+    assert_eq!(
+        same.ticket.seq, second.ticket.seq,
+        "still one place per user"
+    );
+}
+
 #[tokio::test]
 async fn before_anyone_enters_a_step_reports_no_line() {
     let redis = TestRedis::new();
