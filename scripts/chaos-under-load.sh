@@ -44,9 +44,12 @@
 #
 # Assertions (each failing one makes the exit status non-zero):
 #   - no 500 (no 5xx but 503) and no request without an answer (k6 status 0); with INSTANCES=2
-#     the one exception is a 502 for a request that cannot be retried safely (a hold) and was in
-#     flight on the killed instance when it died (started before the kill, answered after it):
-#     those are counted and listed, and must be at most IN_FLIGHT_502_MAX (5);
+#     the one exception is a request that cannot be retried safely (a hold) and was in flight on
+#     the killed instance when it died (started before the kill, answered after it): it gets
+#     HAProxy's 502, or, when it was not the first request on its client connection, its client
+#     connection closed without an answer (HAProxy's way, as a server closing a keep-alive
+#     connection, so that a client retries what it may); those are counted and listed, and must
+#     be at most IN_FLIGHT_502_MAX (5);
 #   - p99 of the 503 answers' durations < 500 ms; the longest request < 2 s;
 #   - every 503 carries Retry-After;
 #   - after each restart, the error rate (answers neither 2xx nor 409) is under 1% in every second
@@ -256,7 +259,7 @@ defaults
     log global
     option httplog
     option http-buffer-request
-    timeout connect 1s
+    timeout connect 250ms
     timeout client 30s
     timeout server 10s
     timeout http-request 10s
@@ -486,8 +489,11 @@ say('assertions:')
 def in_flight_at_kill(r):
     kill = events.get('app_kill')
     return kill is not None and r[0] <= kill + 50 and r[0] + r[6] >= kill
+# Such a request gets HAProxy's 502, or, when it was not the first request on its client
+# connection, the client connection closed without an answer (HAProxy then does what a server
+# closing a keep-alive connection does, so that a client may retry what it can): k6 status 0.
+excused = [r for r in records if r[2] in (502, 0) and r[1] in NOT_RETRIED and in_flight_at_kill(r)]
 gateway = [r for r in records if r[2] >= 500 and r[2] != 503]
-excused = [r for r in gateway if r[2] == 502 and r[1] in NOT_RETRIED and in_flight_at_kill(r)]
 other = [r for r in gateway if r not in excused]
 check(not other, f'5xx other than 503: {len(other)} (must be 0)' +
       (' ' + str(Counter((r[1], r[2]) for r in other)) if other else '') +
@@ -495,13 +501,14 @@ check(not other, f'5xx other than 503: {len(other)} (must be 0)' +
 if instances > 1:
     in_flight = [r for r in records if in_flight_at_kill(r)]
     check(len(excused) <= in_flight_502_max,
-          f'502s for holds in flight on instance 2 when it was killed (not retried: a hold has no Idempotency-Key): '
-          f'{len(excused)} (must be <= {in_flight_502_max}); requests in flight at the kill, all instances: {len(in_flight)} '
+          f'holds in flight on instance 2 when it was killed, answered 502 or not at all (not retried: a hold has no Idempotency-Key): '
+          f'{len(excused)}, {sum(1 for r in excused if r[2] == 502)} x 502 (must be <= {in_flight_502_max}); requests in flight at the kill, all instances: {len(in_flight)} '
           f'({", ".join(f"{k} {n}" for k, n in sorted(Counter((r[1], r[2]) for r in in_flight).items()))})')
     for r in excused:
-        say(f'        502 {r[1]} sent t+{rel(r[0]):.3f}s, answered after {r[6]} ms (kill at t+{rel(events["app_kill"]):.3f}s)')
-noanswer = [r for r in records if r[2] == 0]
-check(not noanswer, f'requests without an answer (k6 status 0: timeout, refused, reset): {len(noanswer)} (must be 0)')
+        say(f'        {r[2] or "no answer"}: {r[1]} sent t+{rel(r[0]):.3f}s, answered after {r[6]} ms (kill at t+{rel(events["app_kill"]):.3f}s)')
+noanswer = [r for r in records if r[2] == 0 and r not in excused]
+check(not noanswer, f'requests without an answer (k6 status 0: timeout, refused, reset): {len(noanswer)} (must be 0)'
+      + (f'; not counting the {sum(1 for r in excused if r[2] == 0)} above' if instances > 1 else ''))
 d503 = [r[3] for r in records if r[2] == 503]
 check(not d503 or pct(d503, 99) < 500, f'p99 of the {len(d503)} 503 answers: {pct(d503, 99):.1f} ms (must be < 500 ms); max {max(d503) if d503 else float("nan"):.1f} ms')
 if instances > 1:
