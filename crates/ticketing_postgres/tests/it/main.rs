@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
+mod contract;
 mod holds;
 mod migrations_and_demo_data;
 mod model;

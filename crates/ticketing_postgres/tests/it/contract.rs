@@ -1,0 +1,183 @@
+//! The PostgreSQL adapters against the contract of their ports
+//! (`ticketing_domain::testing::store_contract`), each port on a schema of its own. The store's
+//! clock is PostgreSQL's `now()`, which a test cannot move: moving time forward moves every
+//! stored instant back by as much instead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ticketing_domain::catalog::{Concert, ConcertCatalog};
+use ticketing_domain::events::EventOutbox;
+use ticketing_domain::idempotency::OutcomeRetention;
+use ticketing_domain::ids::{ConcertId, PerformanceId, UserId};
+use ticketing_domain::payment::PaymentLedger;
+use ticketing_domain::refund::RefundLedger;
+use ticketing_domain::reservation::SeatInventory;
+use ticketing_domain::testing::store_contract::{self as contract, SeatSpec, StoreFixture};
+use ticketing_domain::wallet::Wallet;
+use ticketing_postgres::{
+    PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgRefundLedger,
+    PgSeatInventory, PgWallet,
+};
+use ticketing_testkit::TestDatabase;
+
+/// The adapters on an empty migrated schema of their own.
+struct PgStore {
+    db: TestDatabase,
+}
+
+impl PgStore {
+    async fn new() -> Self {
+        Self {
+            db: TestDatabase::new().await,
+        }
+    }
+}
+
+/// A text literal of SQL.
+fn text(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Every stored instant, which `advance` moves back.
+const INSTANTS: &[(&str, &[&str])] = &[
+    ("concerts", &["created_at"]),
+    ("performances", &["starts_at", "created_at"]),
+    ("seats", &["hold_expires_at"]),
+    ("users", &["created_at"]),
+    ("wallets", &["updated_at"]),
+    ("wallet_entries", &["created_at"]),
+    ("reservations", &["expires_at", "created_at", "updated_at"]),
+    ("payments", &["paid_at"]),
+    ("idempotency_keys", &["created_at"]),
+    (
+        "outbox_events",
+        &["occurred_at", "claimed_until", "sent_at"],
+    ),
+];
+
+#[async_trait]
+impl StoreFixture for PgStore {
+    fn catalog(&self) -> Arc<dyn ConcertCatalog> {
+        Arc::new(PgConcertCatalog::new(self.db.pool().clone()))
+    }
+    fn inventory(&self) -> Arc<dyn SeatInventory> {
+        Arc::new(PgSeatInventory::new(self.db.pool().clone()))
+    }
+    fn wallet(&self) -> Arc<dyn Wallet> {
+        Arc::new(PgWallet::new(self.db.pool().clone()))
+    }
+    fn payment_ledger(&self) -> Arc<dyn PaymentLedger> {
+        Arc::new(PgPaymentLedger::new(self.db.pool().clone()))
+    }
+    fn refund_ledger(&self) -> Arc<dyn RefundLedger> {
+        Arc::new(PgRefundLedger::new(self.db.pool().clone()))
+    }
+    fn retention(&self) -> Arc<dyn OutcomeRetention> {
+        Arc::new(PgOutcomeRetention::new(self.db.pool().clone()))
+    }
+    fn outbox(&self) -> Arc<dyn EventOutbox> {
+        Arc::new(PgEventOutbox::new(self.db.pool().clone()))
+    }
+
+    async fn seed_concert(&self, concert: &Concert) {
+        self.db
+            .execute(&format!(
+                "INSERT INTO concerts (id, title, artist, venue) VALUES ({}, {}, {}, {})",
+                concert.id,
+                text(&concert.title),
+                text(&concert.artist),
+                text(&concert.venue)
+            ))
+            .await;
+    }
+
+    async fn seed_performance(
+        &self,
+        concert: ConcertId,
+        performance: PerformanceId,
+        starts_in: Duration,
+        seats: &[SeatSpec],
+    ) {
+        let rows: Vec<String> = seats
+            .iter()
+            .map(|seat| {
+                format!(
+                    "({performance}, {}, {}, {})",
+                    seat.no,
+                    text(&seat.grade),
+                    seat.price.get()
+                )
+            })
+            .collect();
+        self.db
+            .execute(&format!(
+                "INSERT INTO performances (id, concert_id, starts_at, total_seats)
+                 VALUES ({performance}, {concert}, now() + make_interval(secs => {}), {});
+                 INSERT INTO seats (performance_id, seat_no, grade, price) VALUES {};",
+                starts_in.as_secs_f64(),
+                seats.len(),
+                rows.join(", ")
+            ))
+            .await;
+    }
+
+    async fn seed_user(&self, user: UserId) {
+        self.db
+            .execute(&format!(
+                "INSERT INTO users (id) VALUES ({user}); INSERT INTO wallets (user_id) VALUES ({user});"
+            ))
+            .await;
+    }
+
+    async fn advance(&self, by: Duration) {
+        let step = format!("make_interval(secs => {})", by.as_secs_f64());
+        let statements: Vec<String> = INSTANTS
+            .iter()
+            .map(|(table, columns)| {
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|column| format!("{column} = {column} - {step}"))
+                    .collect();
+                format!("UPDATE {table} SET {};", sets.join(", "))
+            })
+            .collect();
+        self.db.execute(&statements.join("\n")).await;
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_keeps_the_contract() {
+    contract::concert_catalog_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn the_seat_inventory_keeps_the_contract() {
+    contract::seat_inventory_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn the_wallet_keeps_the_contract() {
+    contract::wallet_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn the_payment_ledger_keeps_the_contract() {
+    contract::payment_ledger_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn the_refund_ledger_keeps_the_contract() {
+    contract::refund_ledger_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn the_outcome_retention_keeps_the_contract() {
+    contract::outcome_retention_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn the_event_outbox_keeps_the_contract() {
+    contract::event_outbox_contract(&PgStore::new().await).await;
+}
