@@ -6,5 +6,7 @@
 mod support;
 
 mod controls;
+mod event_contract;
 mod events;
+mod line_contract;
 mod queue;
