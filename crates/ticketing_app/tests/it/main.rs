@@ -15,6 +15,7 @@ mod crash;
 mod doc_examples;
 mod events_api;
 mod faults_api;
+mod keep_alive;
 mod operations_api;
 mod page_api;
 mod payments_api;
