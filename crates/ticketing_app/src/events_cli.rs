@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
+use ticketing_domain::error::ErrorChain;
 use ticketing_redis::{GroupStart, KeySpace, RedisEventStream, RedisPool, StreamEntry};
 
 use crate::Settings;
@@ -142,7 +143,10 @@ pub async fn tail(settings: &Settings, command: &TailCommand) -> anyhow::Result<
         {
             Ok(entries) => entries,
             Err(error) => {
-                eprintln!("ticketing events tail: reading the stream failed ({error}); retrying");
+                eprintln!(
+                    "ticketing events tail: reading the stream failed ({}); retrying",
+                    ErrorChain(&error)
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -165,7 +169,8 @@ pub async fn tail(settings: &Settings, command: &TailCommand) -> anyhow::Result<
         stdout.flush().context("writing to stdout")?;
         if let Err(error) = stream.ack(&command.group, &done).await {
             eprintln!(
-                "ticketing events tail: acknowledging failed ({error}); they will be read again"
+                "ticketing events tail: acknowledging failed ({}); they will be read again",
+                ErrorChain(&error)
             );
         }
     }

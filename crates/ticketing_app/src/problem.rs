@@ -204,11 +204,17 @@ impl From<InvalidId> for ApiError {
     }
 }
 
+/// The log keeps the whole cause chain (the driver's error and its causes); the client gets
+/// only the public detail.
 impl From<InfrastructureError> for ApiError {
     fn from(error: InfrastructureError) -> Self {
-        match error {
-            InfrastructureError::Unavailable(cause) => ApiError::Unavailable(cause),
-            InfrastructureError::Unexpected(cause) => ApiError::Internal(cause),
+        let chain = error.chain().to_string();
+        // A kind of failure this version does not know is treated as a bug, not as a reason
+        // to retry.
+        if error.is_unavailable() {
+            ApiError::Unavailable(chain)
+        } else {
+            ApiError::Internal(chain)
         }
     }
 }
@@ -220,6 +226,7 @@ impl From<CatalogError> for ApiError {
                 ApiError::NotFound(error.to_string())
             }
             CatalogError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -238,6 +245,7 @@ impl From<QueueError> for ApiError {
                 retry_after_seconds: retry_after.as_secs_f64().ceil().max(1.0) as u64,
             },
             QueueError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -253,6 +261,7 @@ impl From<ControlError> for ApiError {
         match error {
             ControlError::Invalid(invalid) => invalid.into(),
             ControlError::Queue(queue) => queue.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -264,6 +273,7 @@ impl From<AccessError> for ApiError {
             AccessError::TokenNotActive => ApiError::TokenNotActive,
             AccessError::TokenUserMismatch => ApiError::TokenUserMismatch,
             AccessError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -282,6 +292,7 @@ impl From<HoldError> for ApiError {
             HoldError::InvalidSelection(invalid) => ApiError::InvalidRequest(invalid.to_string()),
             HoldError::SeatLimitReached { .. } => ApiError::SeatLimitReached(error.to_string()),
             HoldError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -295,6 +306,7 @@ impl From<ReservationError> for ApiError {
                 ApiError::ReservationConfirmed(error.to_string())
             }
             ReservationError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -329,6 +341,7 @@ impl From<WalletError> for ApiError {
             WalletError::UserNotFound(_) => ApiError::NotFound(error.to_string()),
             WalletError::Conflict(conflict) => conflict.into(),
             WalletError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -348,6 +361,7 @@ impl From<PaymentError> for ApiError {
             }
             PaymentError::Conflict(conflict) => conflict.into(),
             PaymentError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -357,6 +371,7 @@ impl From<OwnerError> for ApiError {
         match error {
             OwnerError::TokenMissing => ApiError::TokenMissing,
             OwnerError::Access(access) => access.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -373,6 +388,7 @@ impl From<ListError> for ApiError {
             ListError::Owner(owner) => owner.into(),
             ListError::UserNotFound(_) => ApiError::NotFound(error.to_string()),
             ListError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
@@ -389,11 +405,19 @@ impl From<RefundError> for ApiError {
             }
             RefundError::Conflict(conflict) => conflict.into(),
             RefundError::Infrastructure(cause) => cause.into(),
+            other => ApiError::unmapped(&other),
         }
     }
 }
 
 impl ApiError {
+    /// The answer to a domain error this version of the HTTP layer has no mapping for (the
+    /// domain's errors are `#[non_exhaustive]`, for its embedders): a bug to fix here, answered
+    /// as one.
+    fn unmapped(error: &dyn std::fmt::Display) -> Self {
+        ApiError::Internal(format!("a domain error without an HTTP mapping: {error}"))
+    }
+
     /// The answer of the one-seat form of `POST /api/reservations`, as in v1: a 409 without the
     /// list of taken seats.
     pub fn without_seat_list(self) -> Self {

@@ -40,6 +40,7 @@ impl TokenBinding {
 
 /// Why a request outside the queue may not act for a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OwnerError {
     /// Binding is required and the request carries no queue token.
     #[error("a Queue-Token bound to the user is needed")]

@@ -40,6 +40,7 @@ pub struct Performance {
 
 /// What a buyer can do with a seat right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SeatStatus {
     /// Free to hold (including a seat whose hold has expired).
     Available,
@@ -85,6 +86,7 @@ pub struct Seat {
 
 /// Why a catalog listing could not be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CatalogError {
     /// No concert has this id.
     #[error("concert {0} does not exist")]
@@ -272,7 +274,7 @@ mod tests {
         let mut store = MockConcertCatalog::new();
         store
             .expect_concerts()
-            .returning(|| Err(InfrastructureError::Unavailable("pool timeout".into()).into()));
+            .returning(|| Err(InfrastructureError::unavailable("pool timeout").into()));
         let service = CatalogService::new(Arc::new(store));
 
         let result = service.list_concerts().await;

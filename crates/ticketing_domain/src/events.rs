@@ -21,6 +21,7 @@ use crate::InfrastructureError;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
 pub enum EventType {
     /// A seat was put under a hold for a new reservation (`reservation.held`).
     ReservationHeld,
@@ -107,6 +108,7 @@ pub struct Event {
 
 /// What orders events: those of one key are published in the order they were recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OrderingKey {
     /// The events of one reservation.
     Reservation(ReservationId),
@@ -455,7 +457,7 @@ mod tests {
         let mut outbox = MockEventOutbox::new();
         outbox
             .expect_relay()
-            .returning(|_, _| Err(InfrastructureError::Unavailable("redis is down".into())));
+            .returning(|_, _| Err(InfrastructureError::unavailable("redis is down")));
 
         assert!(relay(outbox, 10).relay_pending().await.is_err());
     }

@@ -47,6 +47,7 @@ pub struct IdempotentRequest {
 
 /// Why a keyed request cannot run now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdempotencyConflict {
     /// The key was already used with a request of another fingerprint.
     #[error("this Idempotency-Key was used with a different request")]

@@ -19,6 +19,7 @@ pub const MAX_RESERVATIONS_PER_PAYMENT: usize = 20;
 
 /// Why a list of reservations cannot be paid at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidReservationSelection {
     /// The list names no reservation.
     #[error("reservationIds must name at least one reservation")]
@@ -85,6 +86,7 @@ impl ReservationSelection {
 /// Which form of payment a client sent: `reservationId` or `reservationIds`. The answers differ,
 /// so the same key with the other form is another request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: the caller chooses the form and shapes its answer by it.
 pub enum PaymentForm {
     /// One reservation, as `reservationId`.
     One,
@@ -193,6 +195,8 @@ pub struct Payment {
 
 /// A final "no": recorded under the request's key and answered again on every retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+// Not `#[non_exhaustive]`: every ledger adapter records each refusal under its Idempotency-Key
+// and must fail to compile, not fall through a wildcard, when a new one appears.
 pub enum PaymentRefusal {
     /// No reservation of this user has this id (another user's reservation counts as unknown).
     #[error("reservation {0} of this user does not exist")]
@@ -233,6 +237,8 @@ pub struct Receipt {
 
 /// Why a payment could not be attempted or recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum LedgerError {
     /// The idempotency key was used for another request, or its first request is still running.
     #[error(transparent)]
@@ -244,6 +250,7 @@ pub enum LedgerError {
 
 /// Why a payment did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PaymentError {
     /// The queue token does not open payment for the user, or the line cannot tell (see
     /// [`AccessError`]).

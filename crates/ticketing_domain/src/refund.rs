@@ -65,6 +65,8 @@ impl RefundRequest {
 
 /// A final "no": recorded under the request's key and answered again on every retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+// Not `#[non_exhaustive]`: every ledger adapter records each refusal under its Idempotency-Key
+// and must fail to compile, not fall through a wildcard, when a new one appears.
 pub enum RefundRefusal {
     /// No reservation of this user has this id (another user's reservation counts as unknown).
     #[error("reservation {0} of this user does not exist")]
@@ -93,6 +95,7 @@ pub struct RefundAnswer {
 
 /// Why a refund did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RefundError {
     /// The request may not act for the user (see [`OwnerCheck::vouch`]).
     #[error(transparent)]

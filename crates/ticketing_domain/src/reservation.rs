@@ -18,6 +18,7 @@ use crate::InfrastructureError;
 
 /// Where a reservation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ReservationStatus {
     /// The seat is held until `expires_at`.
     Held,
@@ -148,6 +149,7 @@ pub struct HoldRules {
 
 /// Why a list of seats cannot be held at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvalidSeatSelection {
     /// The list names no seat.
     #[error("seatIds must name at least one seat")]
@@ -253,6 +255,8 @@ impl SeatSelection {
 
 /// Why a selection cannot be held, as [`SeatSelection::judge`] decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum SeatRefusal {
     /// The first asked seat that does not exist.
     NotFound(SeatNo),
@@ -339,6 +343,7 @@ impl ReservationPage {
 
 /// Why a user's reservations could not be listed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ListError {
     /// The request may not act for the user (see [`OwnerCheck::vouch`]).
     #[error(transparent)]
@@ -412,6 +417,7 @@ impl HoldTtl {
 
 /// Why a seat could not be held.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HoldError {
     /// The token may not act for the order's user.
     #[error(transparent)]
@@ -474,6 +480,7 @@ fn unavailable_message(performance: PerformanceId, seats: &[SeatNo]) -> String {
 
 /// Why a reservation could not be shown or cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReservationError {
     /// The token may not act for the reservation's user.
     #[error(transparent)]
@@ -491,6 +498,8 @@ pub enum ReservationError {
 
 /// What cancelling did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum CancelOutcome {
     /// The hold was live: the reservation is CANCELLED and the seat free.
     Cancelled,

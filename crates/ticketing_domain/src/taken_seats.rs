@@ -15,6 +15,8 @@ use crate::ids::{ConcertId, PerformanceId, SeatNo};
 
 /// How a seat was taken when it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum Taken {
     /// Paid for: taken until a refund, which this memory does not foresee.
     Sold,

@@ -11,6 +11,7 @@ use crate::InfrastructureError;
 
 /// Why a balance could not be read or charged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WalletError {
     /// No user has this id.
     #[error("user {0} does not exist")]

@@ -93,7 +93,7 @@ impl TakenSeatRow {
 
 /// A stored value that the schema's constraints should have made impossible.
 fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::Unexpected(format!("stored catalog data is invalid: {what}"))
+    InfrastructureError::unexpected(format!("stored catalog data is invalid: {what}"))
 }
 
 impl TryFrom<ConcertRow> for Concert {

@@ -4,6 +4,16 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::deadpool::PoolError;
 use ticketing_domain::InfrastructureError;
 
+/// The driver's failure, named after the store, as the cause an [`InfrastructureError`] keeps:
+/// the log reads `a dependency is unavailable: postgres: <diesel's error>: <its causes>`.
+#[derive(Debug, thiserror::Error)]
+enum PostgresFailure {
+    #[error("postgres")]
+    Statement(#[source] DieselError),
+    #[error("postgres pool")]
+    Pool(#[source] PoolError),
+}
+
 /// Messages of server errors that mean "too slow, busy or going away, try again", which diesel
 /// files under `DatabaseErrorKind::Unknown` (it keeps the message, not the SQLSTATE).
 const TRANSIENT_SERVER_MESSAGES: &[&str] = &[
@@ -25,7 +35,7 @@ const TRANSIENT_SERVER_MESSAGES: &[&str] = &[
 ];
 
 pub(crate) fn from_diesel(error: DieselError) -> InfrastructureError {
-    match &error {
+    let transient = match &error {
         DieselError::DatabaseError(
             DatabaseErrorKind::ClosedConnection
             | DatabaseErrorKind::UnableToSendCommand
@@ -33,28 +43,28 @@ pub(crate) fn from_diesel(error: DieselError) -> InfrastructureError {
             // 25006: a read-only server, such as a standby just after a failover.
             | DatabaseErrorKind::ReadOnlyTransaction,
             _,
-        ) => InfrastructureError::Unavailable(error.to_string()),
-        DieselError::DatabaseError(_, info)
-            if TRANSIENT_SERVER_MESSAGES
-                .iter()
-                .any(|m| info.message().contains(m)) =>
-        {
-            InfrastructureError::Unavailable(error.to_string())
-        }
-        DieselError::BrokenTransactionManager => {
-            InfrastructureError::Unavailable(error.to_string())
-        }
-        _ => InfrastructureError::Unexpected(error.to_string()),
+        )
+        | DieselError::BrokenTransactionManager => true,
+        DieselError::DatabaseError(_, info) => TRANSIENT_SERVER_MESSAGES
+            .iter()
+            .any(|m| info.message().contains(m)),
+        _ => false,
+    };
+    let cause = PostgresFailure::Statement(error);
+    if transient {
+        InfrastructureError::unavailable(cause)
+    } else {
+        InfrastructureError::unexpected(cause)
     }
 }
 
 pub(crate) fn from_pool(error: PoolError) -> InfrastructureError {
     match error {
         PoolError::Timeout(_) | PoolError::Backend(_) | PoolError::PostCreateHook(_) => {
-            InfrastructureError::Unavailable(format!("postgres: {error}"))
+            InfrastructureError::unavailable(PostgresFailure::Pool(error))
         }
         PoolError::Closed | PoolError::NoRuntimeSpecified => {
-            InfrastructureError::Unexpected(format!("postgres pool: {error}"))
+            InfrastructureError::unexpected(PostgresFailure::Pool(error))
         }
     }
 }
@@ -139,6 +149,22 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn the_driver_error_stays_the_cause_named_after_the_store() {
+        let error = from_diesel(server_error(
+            DatabaseErrorKind::Unknown,
+            "canceling statement due to statement timeout",
+        ));
+        assert_eq!(
+            error.chain().to_string(),
+            "a dependency is unavailable: postgres: canceling statement due to statement timeout"
+        );
+        let driver = std::error::Error::source(&error)
+            .and_then(std::error::Error::source)
+            .and_then(|cause| cause.downcast_ref::<DieselError>());
+        assert!(matches!(driver, Some(DieselError::DatabaseError(..))));
     }
 
     #[test]

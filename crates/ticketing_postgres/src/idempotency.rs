@@ -76,7 +76,7 @@ impl From<Failure> for ticketing_domain::payment::LedgerError {
         use ticketing_domain::payment::LedgerError;
         match failure {
             Failure::Conflict(conflict) => LedgerError::Conflict(conflict),
-            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::Unexpected(
+            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::unexpected(
                 format!("stored payment or refund data is invalid: {what}"),
             )),
             Failure::Database(error) => LedgerError::Infrastructure(from_diesel(error)),

@@ -377,7 +377,7 @@ struct ReleasedRow {
 }
 
 fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::Unexpected(format!("stored reservation data is invalid: {what}"))
+    InfrastructureError::unexpected(format!("stored reservation data is invalid: {what}"))
 }
 
 /// A reservation as it is read: its stored values, its performance's concert and whether its hold

@@ -12,6 +12,7 @@ const MIGRATION_LOCK_KEY: &str =
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MigrationError {
     #[error("cannot connect to PostgreSQL to migrate: {0}")]
     Connect(#[from] diesel::ConnectionError),

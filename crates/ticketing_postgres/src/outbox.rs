@@ -131,7 +131,7 @@ impl From<ClaimedRow> for EventRow {
 }
 
 fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::Unexpected(format!("stored event is invalid: {what}"))
+    InfrastructureError::unexpected(format!("stored event is invalid: {what}"))
 }
 
 impl TryFrom<EventRow> for Event {

@@ -119,7 +119,7 @@ impl Wallet for PgWallet {
             .optional()
             .map_err(from_diesel)?
             .ok_or(WalletError::UserNotFound(user))?;
-        Won::new(balance).map_err(|e| InfrastructureError::Unexpected(e.to_string()).into())
+        Won::new(balance).map_err(|e| InfrastructureError::unexpected(e).into())
     }
 
     async fn charge(
@@ -157,7 +157,7 @@ impl Wallet for PgWallet {
             ChargeFailure::UserNotFound => WalletError::UserNotFound(user),
             ChargeFailure::Conflict(conflict) => WalletError::Conflict(conflict),
             ChargeFailure::Corrupt(what) => {
-                InfrastructureError::Unexpected(format!("stored charge outcome is invalid: {what}"))
+                InfrastructureError::unexpected(format!("stored charge outcome is invalid: {what}"))
                     .into()
             }
             ChargeFailure::Database(error) => from_diesel(error).into(),

@@ -176,6 +176,7 @@ pub fn slot_of(key: &str) -> u16 {
 
 /// Why the pool could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedisPoolError {
     #[error("invalid Redis URL")]
     InvalidUrl(#[from] RedisError),

@@ -117,7 +117,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 fn unexpected(what: impl std::fmt::Display) -> QueueError {
-    QueueError::Infrastructure(InfrastructureError::Unexpected(format!(
+    QueueError::Infrastructure(InfrastructureError::unexpected(format!(
         "waiting line script answered {what}"
     )))
 }

@@ -222,6 +222,7 @@ impl DrawRange {
 
 /// Why a change was refused by the store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ControlError {
     /// The change was refused: a value out of range, or a new opening scheduled while the places of
     /// the last draw are still being admitted.

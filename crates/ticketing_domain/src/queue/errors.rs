@@ -6,6 +6,7 @@ use crate::InfrastructureError;
 
 /// Why a queue operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueueError {
     /// The token is forged, or its ticket is no longer live (expired, left, revoked, dropped for
     /// idling).
@@ -24,6 +25,7 @@ pub enum QueueError {
 
 /// Why a token does not open a protected endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AccessError {
     /// The token is forged, or its ticket is no longer live (expired, or its session ended: left,
     /// paid, revoked, dropped for idling).

@@ -38,6 +38,8 @@ impl SyncCursor {
 
 /// One change the feed reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum LineEvent {
     /// These places were admitted, all until `until`.
     Admitted {
@@ -55,6 +57,8 @@ pub enum LineEvent {
 
 /// What changed, or the whole state.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum LineChanges {
     /// The changes after the cursor the view gave, in order.
     Since(Vec<LineEvent>),
@@ -86,6 +90,7 @@ pub struct LineSync {
 
 /// What the view can tell of a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Judgement {
     /// Admitted, until `until`.
     Active {

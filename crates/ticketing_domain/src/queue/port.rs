@@ -28,6 +28,8 @@ impl ClientKey {
 
 /// Where a live ticket stands, as the store knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: port vocabulary, which every adapter and its tests handle in full;
+// a new variant changes the port and must break them.
 pub enum TicketState {
     /// Admitted until `until`.
     Active {

@@ -22,6 +22,7 @@ pub const MAX_VIEW_AGE: Duration = Duration::from_secs(1);
 
 /// Where a client is: admitted, or still in line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueueStatus {
     /// Admitted: the token opens the protected endpoints.
     Active,
@@ -665,7 +666,7 @@ mod tests {
     }
 
     fn down() -> QueueError {
-        InfrastructureError::Unavailable("redis down".into()).into()
+        InfrastructureError::unavailable("redis down").into()
     }
 
     #[tokio::test]

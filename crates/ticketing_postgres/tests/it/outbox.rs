@@ -40,9 +40,7 @@ impl EventPublisher for Recorder {
             tokio::time::sleep(delay).await;
         }
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(InfrastructureError::Unavailable(
-                "the stream is down".into(),
-            ));
+            return Err(InfrastructureError::unavailable("the stream is down"));
         }
         self.appended.lock().unwrap().extend_from_slice(events);
         Ok(())
