@@ -1118,8 +1118,8 @@ struct FakeLine {
 }
 
 fn not_in_this_test() -> QueueError {
-    QueueError::Infrastructure(InfrastructureError::Unexpected(
-        "not used by the model test".to_string(),
+    QueueError::Infrastructure(InfrastructureError::unexpected(
+        "not used by the model test",
     ))
 }
 
