@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ticketing_domain::error::ErrorChain;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -77,7 +78,7 @@ async fn release_lapsed_holds(state: AppState, interval: Duration) {
             Ok(0) => {}
             Ok(released) => tracing::debug!(released, "released lapsed holds"),
             Err(error) => {
-                tracing::warn!(%error, "releasing lapsed holds failed; retrying next tick")
+                tracing::warn!(error = %ErrorChain(&error), "releasing lapsed holds failed; retrying next tick")
             }
         }
     }
@@ -99,14 +100,9 @@ async fn probe_dependencies(state: AppState) {
     let mut ticker = ticker(Duration::from_secs(5));
     loop {
         ticker.tick().await;
-        let postgres = tokio::time::timeout(
-            PROBE_TIMEOUT,
-            ticketing_postgres::pool::ping(&state.postgres),
-        );
-        let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
-        let (postgres, redis) = tokio::join!(postgres, redis);
-        crate::observability::dependency_up("postgres", matches!(postgres, Ok(Ok(()))));
-        crate::observability::dependency_up("redis", matches!(redis, Ok(Ok(()))));
+        for dependency in state.dependencies.probe(PROBE_TIMEOUT).await {
+            crate::observability::dependency_up(dependency.name, dependency.up);
+        }
     }
 }
 
@@ -118,7 +114,9 @@ async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Dur
         match state.outcome_retention.forget_older_than(retention).await {
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "forgot old idempotency outcomes"),
-            Err(error) => tracing::warn!(%error, "forgetting old idempotency outcomes failed"),
+            Err(error) => {
+                tracing::warn!(error = %ErrorChain(&error), "forgetting old idempotency outcomes failed")
+            }
         }
     }
 }
@@ -146,7 +144,7 @@ async fn relay_events(state: AppState, interval: Duration, retention: Duration) 
             Err(error) => {
                 // Once per outage, not once per tick.
                 if !failing {
-                    tracing::warn!(%error, "publishing events failed; they wait in the outbox");
+                    tracing::warn!(error = %ErrorChain(&error), "publishing events failed; they wait in the outbox");
                     failing = true;
                 }
             }
@@ -156,7 +154,9 @@ async fn relay_events(state: AppState, interval: Duration, retention: Duration) 
             match state.events.forget_sent_older_than(retention).await {
                 Ok(0) => {}
                 Ok(forgotten) => tracing::info!(forgotten, "forgot old sent events"),
-                Err(error) => tracing::warn!(%error, "forgetting old sent events failed"),
+                Err(error) => {
+                    tracing::warn!(error = %ErrorChain(&error), "forgetting old sent events failed")
+                }
             }
         }
     }
@@ -189,7 +189,7 @@ async fn admit_from_the_queue(state: AppState, interval: Duration) {
             }
             Err(error) => {
                 crate::observability::admission_step_failed();
-                tracing::warn!(%error, "admission step failed; retrying next tick");
+                tracing::warn!(error = %ErrorChain(&error), "admission step failed; retrying next tick");
             }
         }
     }

@@ -14,7 +14,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use ticketing_domain::queue::AdmissionReport;
 use tracing::Instrument;
 
-use crate::state::AppState;
+use crate::problem::ApiError;
+use crate::state::{AppState, PoolFigures};
 
 const REQUEST_DURATION: &str = "http_request_duration_seconds";
 
@@ -202,41 +203,58 @@ pub fn admission_step_failed() {
     counter!("queue_admission_steps_total", "outcome" => "error").increment(1);
 }
 
-/// A hold attempt's outcome: `held`, or the contract code of the refusal.
-pub fn hold_attempt(outcome: &'static str) {
-    counter!("holds_total", "outcome" => outcome).increment(1);
+/// The use cases whose attempts are counted by outcome: the success's name, or the contract code
+/// of the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// `holds_total`: `held`, or the refusal's code.
+    Holds,
+    /// `payments_total`: `paid`, `replayed`, or the refusal's code.
+    Payments,
 }
 
-/// A payment attempt's outcome: `paid`, or the contract code of the refusal.
-pub fn payment_attempt(outcome: &'static str) {
-    counter!("payments_total", "outcome" => outcome).increment(1);
+impl Attempts {
+    fn count(self, outcome: &'static str) {
+        let name = match self {
+            Attempts::Holds => "holds_total",
+            Attempts::Payments => "payments_total",
+        };
+        counter!(name, "outcome" => outcome).increment(1);
+    }
+
+    /// Counts a success under `outcome`.
+    pub fn succeeded(self, outcome: &'static str) {
+        self.count(outcome);
+    }
+
+    /// The use case's result with its error as the HTTP answer, a refusal counted under that
+    /// answer's contract code: the one place where a failed attempt becomes a metric label, so
+    /// the label is always the `code` the client saw.
+    ///
+    /// # Errors
+    /// The answer to the use case's error.
+    pub fn answer<T, E: Into<ApiError>>(self, result: Result<T, E>) -> Result<T, ApiError> {
+        result.map_err(|error| {
+            let problem = error.into();
+            self.count(problem.code());
+            problem
+        })
+    }
 }
 
-fn pool_gauges(pool: &'static str, size: usize, available: usize, waiting: usize, max: usize) {
-    gauge!("pool_connections", "pool" => pool).set(size as f64);
-    gauge!("pool_connections_idle", "pool" => pool).set(available as f64);
-    gauge!("pool_waiting_requests", "pool" => pool).set(waiting as f64);
-    gauge!("pool_max_connections", "pool" => pool).set(max as f64);
+fn pool_gauges(pool: &PoolFigures) {
+    let name = pool.name;
+    gauge!("pool_connections", "pool" => name).set(pool.size as f64);
+    gauge!("pool_connections_idle", "pool" => name).set(pool.available as f64);
+    gauge!("pool_waiting_requests", "pool" => name).set(pool.waiting as f64);
+    gauge!("pool_max_connections", "pool" => name).set(pool.max_size as f64);
 }
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let postgres = state.postgres.status();
-    pool_gauges(
-        "postgres",
-        postgres.size,
-        postgres.available,
-        postgres.waiting,
-        postgres.max_size,
-    );
-    let redis = state.redis.status();
-    pool_gauges(
-        "redis",
-        redis.size,
-        redis.available,
-        redis.waiting,
-        redis.max_size,
-    );
+    for pool in state.dependencies.pools() {
+        pool_gauges(&pool);
+    }
     let body = recorder()
         .as_ref()
         .map(PrometheusHandle::render)

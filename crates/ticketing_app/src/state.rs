@@ -1,7 +1,10 @@
-//! What every handler shares: the use cases, wired to their adapters.
+//! What every handler shares: the use cases, wired to their adapters, and the stores' probes.
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use ticketing_domain::access::{OwnerCheck, TokenBinding};
 use ticketing_domain::catalog::CatalogService;
@@ -11,7 +14,7 @@ use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
 use ticketing_domain::refund::RefundService;
-use ticketing_domain::reservation::{HoldRules, ReservationService};
+use ticketing_domain::reservation::ReservationService;
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
     PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger,
@@ -33,7 +36,114 @@ impl Clock for SystemClock {
     }
 }
 
-/// The application's use cases and the pools behind them.
+/// The use cases the handlers call, wired to adapters of any kind: the PostgreSQL and Redis
+/// ones in production ([`AppState::new`]), the domain's mocks in handler tests.
+#[derive(Clone)]
+pub struct Services {
+    pub catalog: CatalogService,
+    pub queue: QueueService,
+    pub operator: LineOperator,
+    pub reservations: ReservationService,
+    pub wallet: WalletService,
+    pub payments: PaymentService,
+    pub refunds: RefundService,
+    pub outcome_retention: Arc<dyn OutcomeRetention>,
+    /// Publishes the outbox's events to the stream.
+    pub events: EventRelay,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").finish_non_exhaustive()
+    }
+}
+
+/// Whether one store answered a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DependencyHealth {
+    /// As in `/readyz` and the `dependency` label of `dependency_up`: `postgres`, `redis`.
+    pub name: &'static str,
+    pub up: bool,
+}
+
+/// The figures of one connection pool, for the gauges of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFigures {
+    /// The `pool` label: `postgres`, `redis`.
+    pub name: &'static str,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+    pub max_size: usize,
+}
+
+/// The stores behind the use cases, as readiness, the dependency probe job and the pool gauges
+/// see them. Kept apart from the use cases so that a state built on mocks needs no pools.
+#[async_trait]
+pub trait Dependencies: Send + Sync {
+    /// Pings every store at once, waiting at most `timeout` for each.
+    async fn probe(&self, timeout: Duration) -> Vec<DependencyHealth>;
+
+    /// The connection pools' figures now.
+    fn pools(&self) -> Vec<PoolFigures>;
+}
+
+/// The PostgreSQL and Redis pools of the real wiring.
+#[derive(Clone)]
+pub struct StorePools {
+    pub postgres: PgPool,
+    pub redis: RedisPool,
+}
+
+impl std::fmt::Debug for StorePools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorePools").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Dependencies for StorePools {
+    async fn probe(&self, timeout: Duration) -> Vec<DependencyHealth> {
+        let postgres =
+            tokio::time::timeout(timeout, ticketing_postgres::pool::ping(&self.postgres));
+        let redis = tokio::time::timeout(timeout, self.redis.ping());
+        let (postgres, redis) = tokio::join!(postgres, redis);
+        vec![
+            DependencyHealth {
+                name: "postgres",
+                up: matches!(postgres, Ok(Ok(()))),
+            },
+            DependencyHealth {
+                name: "redis",
+                up: matches!(redis, Ok(Ok(()))),
+            },
+        ]
+    }
+
+    fn pools(&self) -> Vec<PoolFigures> {
+        let postgres = self.postgres.status();
+        let redis = self.redis.status();
+        vec![
+            PoolFigures {
+                name: "postgres",
+                size: postgres.size,
+                available: postgres.available,
+                waiting: postgres.waiting,
+                max_size: postgres.max_size,
+            },
+            PoolFigures {
+                name: "redis",
+                size: redis.size,
+                available: redis.available,
+                waiting: redis.waiting,
+                max_size: redis.max_size,
+            },
+        ]
+    }
+}
+
+/// What every handler shares: the use cases, the HTTP layer's own settings and caches, and the
+/// stores' probes.
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: CatalogService,
@@ -51,8 +161,8 @@ pub struct AppState {
     /// Publishes the outbox's events to the Redis stream.
     pub events: EventRelay,
     pub catalog_cache: CatalogCache,
-    pub postgres: PgPool,
-    pub redis: RedisPool,
+    /// The stores, for readiness, the probe job and the pool gauges.
+    pub dependencies: Arc<dyn Dependencies>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,7 +183,6 @@ impl AppState {
     ) -> Result<Self, config::ConfigError> {
         let keys = KeySpace::new(&settings.redis.key_prefix);
         let policy: QueuePolicy = settings.queue_policy()?;
-        let hold_rules: HoldRules = settings.hold_rules()?;
         let line = Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy));
         let queue = QueueService::new(
             line.clone(),
@@ -84,14 +193,8 @@ impl AppState {
         let operator = LineOperator::new(line, queue.clone());
         let binding = TokenBinding::new(settings.security.require_bound_tokens);
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
-        let catalog_cache = CatalogCache::new(std::time::Duration::from_millis(
-            settings.catalog.max_staleness_ms,
-        ));
-        let catalog = CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone())));
-        let seat_memory = CachedSeatMemory::new(catalog_cache.clone(), catalog.clone());
-        Ok(Self {
-            catalog_cache,
-            catalog,
+        let services = Services {
+            catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
             wallet: WalletService::new(Arc::new(PgWallet::new(postgres.clone()))),
             payments: PaymentService::new(
                 Arc::new(PgPaymentLedger::new(postgres.clone())),
@@ -114,16 +217,43 @@ impl AppState {
             ),
             queue,
             operator,
-            admin_token: settings.admin_token()?.map(Arc::from),
-            trusted_proxies: settings.trusted_proxies()?.into(),
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
-                hold_rules,
+                settings.hold_rules()?,
                 owner,
-            )
-            .with_memory(Arc::new(seat_memory)),
-            postgres,
-            redis,
+            ),
+        };
+        Self::from_services(services, Arc::new(StorePools { postgres, redis }), settings)
+    }
+
+    /// The state over use cases wired to any adapters, with the HTTP layer's settings (admin
+    /// token, trusted proxies, catalog cache) from `settings`. The seat holds learn from the
+    /// catalog cache which seats were just taken.
+    ///
+    /// # Errors
+    /// When a setting holds a value the HTTP layer does not accept.
+    pub fn from_services(
+        services: Services,
+        dependencies: Arc<dyn Dependencies>,
+        settings: &Settings,
+    ) -> Result<Self, config::ConfigError> {
+        let catalog_cache =
+            CatalogCache::new(Duration::from_millis(settings.catalog.max_staleness_ms));
+        let seat_memory = CachedSeatMemory::new(catalog_cache.clone(), services.catalog.clone());
+        Ok(Self {
+            admin_token: settings.admin_token()?.map(Arc::from),
+            trusted_proxies: settings.trusted_proxies()?.into(),
+            reservations: services.reservations.with_memory(Arc::new(seat_memory)),
+            catalog_cache,
+            catalog: services.catalog,
+            queue: services.queue,
+            operator: services.operator,
+            wallet: services.wallet,
+            payments: services.payments,
+            refunds: services.refunds,
+            outcome_retention: services.outcome_retention,
+            events: services.events,
+            dependencies,
         })
     }
 }

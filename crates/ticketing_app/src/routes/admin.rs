@@ -12,6 +12,7 @@ use ticketing_domain::queue::{LineSettings, LineStatus, QueueToken, SettingsChan
 use utoipa::ToSchema;
 
 use super::body::optional_json;
+use super::responses::{AdminApiOff, AdminUnauthorized, Unavailable};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::problem::Problem;
@@ -121,9 +122,9 @@ pub(crate) struct AdminQueueChange {
 #[utoipa::path(get, path = "/api/admin/queue", tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, description = "Settings in force and the line's size", body = AdminQueueBody),
-        (status = 401, description = "ADMIN_UNAUTHORIZED", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND: the admin API is off", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        AdminUnauthorized,
+        AdminApiOff,
+        Unavailable))]
 pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = state.operator.status().await?;
     Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
@@ -148,9 +149,9 @@ fn describe(settings: &LineSettings) -> String {
     responses(
         (status = 200, description = "The new state", body = AdminQueueBody),
         (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "ADMIN_UNAUTHORIZED", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND: the admin API is off", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        AdminUnauthorized,
+        AdminApiOff,
+        Unavailable))]
 pub(crate) async fn change(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -200,9 +201,9 @@ pub(crate) async fn change(
     responses(
         (status = 204, description = "Revoked (or was not live)"),
         (status = 400, description = "INVALID_REQUEST: not of a token's shape", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "ADMIN_UNAUTHORIZED", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND: the admin API is off", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        AdminUnauthorized,
+        AdminApiOff,
+        Unavailable))]
 pub(crate) async fn revoke(
     state: web::Data<AppState>,
     request: HttpRequest,

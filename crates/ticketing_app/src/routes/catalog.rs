@@ -12,6 +12,7 @@ use ticketing_domain::catalog::{Concert, Performance, Seat};
 use ticketing_domain::ids::{ConcertId, PerformanceId};
 
 use super::access::require_active_token;
+use super::responses::{InvalidRequest, NotFound, TokenNotActive, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -110,9 +111,9 @@ fn json(body: Bytes) -> HttpResponse {
 #[utoipa::path(get, path = "/api/concerts", tag = "catalog", security(("queue_token" = [])),
     responses(
         (status = 200, description = "Concerts by id", body = [ConcertBody]),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        TokenRequired,
+        TokenNotActive,
+        Unavailable))]
 pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state
         .catalog_cache
@@ -129,11 +130,11 @@ pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResp
     params(("concertId" = i64, Path, minimum = 1, description = "A concert id, > 0")),
     responses(
         (status = 200, description = "Performances, earliest first", body = [PerformanceBody]),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        InvalidRequest,
+        TokenRequired,
+        TokenNotActive,
+        NotFound,
+        Unavailable))]
 pub(crate) async fn list_performances(
     state: web::Data<AppState>,
     path: web::Path<i64>,
@@ -155,11 +156,11 @@ pub(crate) async fn list_performances(
            ("performanceId" = i64, Path, minimum = 1, description = "A performance of that concert")),
     responses(
         (status = 200, description = "Seats by number", body = [SeatBody]),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE", content_type = "application/problem+json", body = Problem),
+        InvalidRequest,
+        TokenRequired,
+        TokenNotActive,
         (status = 404, description = "NOT_FOUND, also for a performance of another concert", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn list_seats(
     state: web::Data<AppState>,
     path: web::Path<(i64, i64)>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::responses::Unavailable;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -27,24 +28,25 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// 200 when PostgreSQL and Redis answer, else 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready"),
-    (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = crate::problem::Problem)))]
+    Unavailable))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let postgres = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        ticketing_postgres::pool::ping(&state.postgres),
-    );
-    let redis = tokio::time::timeout(PROBE_TIMEOUT, state.redis.ping());
-    let (postgres, redis) = tokio::join!(postgres, redis);
-    let verdict = |result: Result<Result<(), _>, _>| matches!(result, Ok(Ok(())));
-    let (postgres_up, redis_up) = (verdict(postgres), verdict(redis));
-    if postgres_up && redis_up {
-        Ok(HttpResponse::Ok().json(json!({ "status": "ready", "postgres": "up", "redis": "up" })))
+    let dependencies = state.dependencies.probe(PROBE_TIMEOUT).await;
+    let state_of = |up: bool| if up { "up" } else { "down" };
+    if dependencies.iter().all(|dependency| dependency.up) {
+        let mut body = serde_json::Map::new();
+        body.insert("status".to_string(), json!("ready"));
+        for dependency in &dependencies {
+            body.insert(dependency.name.to_string(), json!(state_of(dependency.up)));
+        }
+        Ok(HttpResponse::Ok().json(body))
     } else {
-        let state_of = |up: bool| if up { "up" } else { "down" };
+        let report: Vec<String> = dependencies
+            .iter()
+            .map(|dependency| format!("{} {}", dependency.name, state_of(dependency.up)))
+            .collect();
         Err(ApiError::Unavailable(format!(
-            "not ready: postgres {}, redis {}",
-            state_of(postgres_up),
-            state_of(redis_up)
+            "not ready: {}",
+            report.join(", ")
         )))
     }
 }

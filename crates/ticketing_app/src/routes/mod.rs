@@ -7,11 +7,14 @@ mod catalog;
 mod docs;
 mod headers;
 mod health;
+#[cfg(test)]
+mod mocked_tests;
 mod openapi;
 mod page;
 mod payments;
 mod queue;
 mod reservations;
+mod responses;
 mod time_format;
 mod wallet;
 

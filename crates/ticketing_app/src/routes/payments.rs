@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::headers::idempotency_key;
+use super::responses::{TokenNotAllowed, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
-use crate::observability;
+use crate::observability::Attempts;
 use crate::problem::ApiError;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -106,12 +107,12 @@ impl PaidBody {
     responses(
         (status = 200, description = "Paid", body = PaidBody),
         (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
+        TokenRequired,
+        TokenNotAllowed,
         (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn pay(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -121,20 +122,12 @@ pub(crate) async fn pay(
     let payment = PaymentRequest::try_from(&*body)?;
     let form = payment.form;
     let key = idempotency_key(&request)?;
-    let receipt = state
-        .payments
-        .pay(token, payment, key)
-        .await
-        .map_err(|error| {
-            let problem = ApiError::from(error);
-            observability::payment_attempt(problem.code());
-            problem
-        })?;
+    let receipt = Attempts::Payments.answer(state.payments.pay(token, payment, key).await)?;
     // A replay answers the first payment again; nothing was paid this time.
     if receipt.replayed {
-        observability::payment_attempt("replayed");
+        Attempts::Payments.succeeded("replayed");
     } else {
-        observability::payment_attempt("paid");
+        Attempts::Payments.succeeded("paid");
         state.catalog_cache.everything_changed();
     }
     Ok(HttpResponse::Ok().json(PaidBody::new(receipt.payment, form)))

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::body::optional_json;
+use super::responses::{InvalidRequest, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::problem::Problem;
@@ -93,9 +94,9 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
     request_body(content = Option<EnterBody>, description = "Optional: bind the token to a user"),
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
+        InvalidRequest,
         (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE, with Retry-After", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn enter(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -117,8 +118,8 @@ pub(crate) async fn enter(
 #[utoipa::path(get, path = "/api/queue", tag = "queue", security(("queue_token" = [])),
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        TokenRequired,
+        Unavailable))]
 pub(crate) async fn poll(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -131,8 +132,8 @@ pub(crate) async fn poll(
 #[utoipa::path(delete, path = "/api/queue", tag = "queue", security(("queue_token" = [])),
     responses(
         (status = 204, description = "Left"),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        TokenRequired,
+        Unavailable))]
 pub(crate) async fn leave(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -14,8 +14,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::{optional_queue_token, require_active_token};
 use super::headers::idempotency_key;
+use super::responses::{
+    BoundTokenMismatch, BoundTokenRequired, InvalidRequest, NotFound, TokenNotAllowed,
+    TokenRequired, Unavailable,
+};
 use super::time_format::rfc3339;
-use crate::observability;
+use crate::observability::Attempts;
 use crate::problem::ApiError;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -147,11 +151,11 @@ pub(crate) enum HoldAnswer {
     responses(
         (status = 200, description = "Held: the reservation for `seatId`, `{\"reservations\": [...]}` for `seatIds`", body = HoldAnswer),
         (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
+        TokenRequired,
+        TokenNotAllowed,
         (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
@@ -159,19 +163,13 @@ pub(crate) async fn hold(
 ) -> Result<HttpResponse, ApiError> {
     let (form, order) = hold_order(body.into_inner())?;
     let (concert, performance) = (order.concert, order.performance);
-    let held = state
-        .reservations
-        .hold_seats(&token, order)
-        .await
-        .map_err(|error| {
-            let problem = ApiError::from(error);
-            observability::hold_attempt(problem.code());
-            match form {
-                Form::One => problem.without_seat_list(),
-                Form::Several => problem,
-            }
+    let held = Attempts::Holds
+        .answer(state.reservations.hold_seats(&token, order).await)
+        .map_err(|problem| match form {
+            Form::One => problem.without_seat_list(),
+            Form::Several => problem,
         })?;
-    observability::hold_attempt("held");
+    Attempts::Holds.succeeded("held");
     state.catalog_cache.seats_taken(concert, performance).await;
     let mut bodies = held.into_iter().map(ReservationBody::from);
     let answer = match (form, bodies.next()) {
@@ -193,11 +191,11 @@ pub(crate) async fn hold(
     params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0")),
     responses(
         (status = 200, description = "The reservation", body = ReservationBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        InvalidRequest,
+        TokenRequired,
+        TokenNotAllowed,
+        NotFound,
+        Unavailable))]
 pub(crate) async fn show(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
@@ -213,12 +211,12 @@ pub(crate) async fn show(
     params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0")),
     responses(
         (status = 204, description = "Cancelled, or already lapsed or cancelled"),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        InvalidRequest,
+        TokenRequired,
+        TokenNotAllowed,
+        NotFound,
         (status = 409, description = "RESERVATION_CONFIRMED: a paid reservation", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn cancel(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
@@ -250,12 +248,12 @@ pub(crate) struct RefundBody {
     request_body = RefundBody,
     responses(
         (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
+        InvalidRequest,
+        BoundTokenRequired,
+        BoundTokenMismatch,
         (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn refund(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -300,10 +298,10 @@ pub(crate) struct ListParams {
         (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
             headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = Problem),
-        (status = 401, description = "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
-        (status = 403, description = "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS", content_type = "application/problem+json", body = Problem),
+        BoundTokenRequired,
+        BoundTokenMismatch,
         (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -7,6 +7,7 @@ use ticketing_domain::money::{ChargeAmount, Won};
 use utoipa::ToSchema;
 
 use super::headers::idempotency_key;
+use super::responses::{InvalidRequest, NotFound, Unavailable};
 use crate::problem::ApiError;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -43,9 +44,9 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
     params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0")),
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        InvalidRequest,
+        NotFound,
+        Unavailable))]
 pub(crate) async fn balance(
     state: web::Data<AppState>,
     path: web::Path<i64>,
@@ -62,10 +63,10 @@ pub(crate) async fn balance(
     request_body = ChargeBody,
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
-        (status = 400, description = "INVALID_REQUEST", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND", content_type = "application/problem+json", body = Problem),
+        InvalidRequest,
+        NotFound,
         (status = 409, description = "IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
-        (status = 503, description = "UNAVAILABLE", content_type = "application/problem+json", body = Problem)))]
+        Unavailable))]
 pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
