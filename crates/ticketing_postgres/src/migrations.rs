@@ -33,6 +33,8 @@ pub enum MigrationError {
 /// [`MigrationError`] when PostgreSQL cannot be reached or a migration fails.
 pub async fn run_pending(url: &str) -> Result<usize, MigrationError> {
     let mut connection = AsyncPgConnection::establish(url).await?;
+    // sql_query here and below: advisory locks are PostgreSQL functions, not tables, and the
+    // harness runs the migrations themselves.
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
         .execute(&mut connection)
         .await?;
@@ -64,6 +66,8 @@ pub async fn create_database_if_missing(url: &str) -> Result<bool, MigrationErro
 
     let name = database_name(url);
     let mut connection = AsyncPgConnection::establish(&with_database(url, "postgres")).await?;
+    // sql_query: pg_database is the server's catalog, not a table of the schema; CREATE DATABASE
+    // below is DDL, which the query builder does not write.
     let existing = diesel::sql_query("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind::<Text, _>(&name)
         .execute(&mut connection)
