@@ -19,8 +19,9 @@ run: stack-up release
 test:
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) scripts/stack.sh up
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(CARGO) test --workspace --all-targets
+	$(CARGO) test -p ticketing_domain --features testing --doc
 	scripts/redis-cluster.sh up
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_CLUSTER_URLS=$$(scripts/redis-cluster.sh urls) $(CARGO) test -p ticketing_redis --test it -- queue:: controls::
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_CLUSTER_URLS=$$(scripts/redis-cluster.sh urls) $(CARGO) test -p ticketing_redis --test it -- queue:: controls:: line_contract::
 	scripts/check-alerts.sh
 
 ## run-cluster: N instances on a local Redis Cluster behind HAProxy on 127.0.0.1:8080

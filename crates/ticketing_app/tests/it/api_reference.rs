@@ -18,8 +18,8 @@ use support::TestApp;
 type Endpoint = (String, String);
 type Errors = BTreeSet<(u16, String)>;
 
-const API_MD: &str = include_str!("../../../docs/api.md");
-const README: &str = include_str!("../../../README.md");
+const API_MD: &str = include_str!("../../../../docs/api.md");
+const README: &str = include_str!("../../../../README.md");
 
 /// The upper-case words of `text` (codes such as `SEAT_UNAVAILABLE`).
 fn shouted_words(text: &str) -> BTreeSet<String> {

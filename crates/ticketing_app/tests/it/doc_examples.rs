@@ -13,8 +13,8 @@ use support::TestApp;
 const DOCUMENTED_BASE: &str = "http://127.0.0.1:8080";
 
 const DOCUMENTS: [(&str, &str); 2] = [
-    ("README.md", include_str!("../../../README.md")),
-    ("docs/api.md", include_str!("../../../docs/api.md")),
+    ("README.md", include_str!("../../../../README.md")),
+    ("docs/api.md", include_str!("../../../../docs/api.md")),
 ];
 
 /// The ```sh blocks of a Markdown text.

@@ -32,8 +32,8 @@
 //! one schema for all its cases and resets it between them: it deletes what the previous case
 //! made and puts back the six seats, the four wallets and the performance's start.
 //!
-//! `cargo test -p ticketing_postgres --test model` runs 1,000 cases of 1 to 19 steps (about 40 s
-//! on two cores). Longer: `MODEL_CASES=20000 cargo test -p ticketing_postgres --test model`, and
+//! `cargo test -p ticketing_postgres --test it -- model::` runs 1,000 cases of 1 to 19 steps (about 40 s
+//! on two cores). Longer: `MODEL_CASES=20000 cargo test -p ticketing_postgres --test it -- model::`, and
 //! `MODEL_STEPS=40` for sequences of up to 39 steps; `-- --nocapture` shows how often each kind
 //! of answer came. A failure prints the smallest sequence of steps found; `PROPTEST_RNG_SEED`
 //! (with the same `MODEL_CASES` and `MODEL_WORKERS`) replays a run.
