@@ -10,6 +10,24 @@ const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tick
 
 static DATABASE_READY: OnceCell<()> = OnceCell::const_new();
 
+/// Every stored instant, by table: what [`TestDatabase::pass`] moves back. A migration that
+/// adds a timestamp column adds it here (a test in ticketing_postgres checks the two agree).
+pub const STORED_INSTANTS: &[(&str, &[&str])] = &[
+    ("concerts", &["created_at"]),
+    ("performances", &["starts_at", "created_at"]),
+    ("seats", &["hold_expires_at"]),
+    ("users", &["created_at"]),
+    ("wallets", &["updated_at"]),
+    ("wallet_entries", &["created_at"]),
+    ("reservations", &["expires_at", "created_at", "updated_at"]),
+    ("payments", &["paid_at"]),
+    ("idempotency_keys", &["created_at"]),
+    (
+        "outbox_events",
+        &["occurred_at", "claimed_until", "sent_at"],
+    ),
+];
+
 /// A schema of its own, migrated, dropped with this value.
 pub struct TestDatabase {
     schema: String,
@@ -128,6 +146,24 @@ impl TestDatabase {
             .await
             .unwrap_or_else(|e| panic!("transaction SQL failed: {e}\n{sql}"));
         client
+    }
+
+    /// Lets `elapsed` pass for what is stored: PostgreSQL's `now()` is the store's clock and a
+    /// test cannot move it, so every stored instant moves back by `elapsed` instead. A hold
+    /// that lapses in 1 s has lapsed after `pass(Duration::from_secs(2))`, with no wait.
+    pub async fn pass(&self, elapsed: std::time::Duration) {
+        let step = format!("make_interval(secs => {})", elapsed.as_secs_f64());
+        let statements: Vec<String> = STORED_INSTANTS
+            .iter()
+            .map(|(table, columns)| {
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|column| format!("{column} = {column} - {step}"))
+                    .collect();
+                format!("UPDATE {table} SET {};", sets.join(", "))
+            })
+            .collect();
+        self.execute(&statements.join("\n")).await;
     }
 
     /// Runs a query returning one `i64` (counts, sums) in this schema.

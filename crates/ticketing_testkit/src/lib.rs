@@ -7,7 +7,7 @@ mod local_postgres;
 mod local_redis;
 mod redis_space;
 
-pub use database::TestDatabase;
+pub use database::{TestDatabase, STORED_INSTANTS};
 pub use local_postgres::LocalPostgres;
 pub use local_redis::LocalRedis;
 pub use redis_space::TestRedis;

@@ -1,7 +1,10 @@
 //! A Redis key prefix per test, on the single Redis of `TEST_REDIS_URL` or, with
 //! `TEST_REDIS_CLUSTER_URLS`, on a Redis Cluster.
 
+use std::time::Duration;
+
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::Script;
 use ticketing_redis::{KeySpace, RedisPool, RedisSettings};
 
 use crate::unique_suffix;
@@ -67,6 +70,57 @@ impl TestRedis {
 
     pub fn pool(&self) -> &RedisPool {
         &self.pool
+    }
+
+    /// Redis's own clock (`TIME`), in milliseconds since the epoch: the line's clock.
+    pub async fn now_ms(&self) -> i64 {
+        let (seconds, micros): (i64, i64) = self
+            .pool
+            .run(async |connection| redis::cmd("TIME").query_async(connection).await)
+            .await
+            .expect("Redis TIME");
+        seconds * 1000 + micros / 1000
+    }
+
+    /// Waits until Redis's clock has just entered its next second, where the admission budget
+    /// of the line starts afresh: the one wait on Redis's clock a test cannot avoid when it
+    /// counts admissions within one second.
+    pub async fn wait_for_next_second(&self) {
+        let left = 1000 - self.now_ms().await.rem_euclid(1000);
+        tokio::time::sleep(Duration::from_millis(
+            u64::try_from(left).unwrap_or(1000) + 20,
+        ))
+        .await;
+    }
+
+    /// Lets `elapsed` pass for the line stored under this prefix, with no wait: Redis's clock
+    /// cannot be moved, so what the line stored moves into the past instead (session expiries,
+    /// the liveness bitmaps of polls, the second the budget was counted in, per-client entry
+    /// windows, a scheduled opening). `waiting_idle_timeout` is the line's policy's, which sets
+    /// the width of its liveness buckets.
+    pub async fn pass(&self, elapsed: Duration, waiting_idle_timeout: Duration) {
+        let keys = self.keys();
+        let idle_ms = u64::try_from(waiting_idle_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        // As RedisWaitingQueue buckets polls: a quarter of the idle timeout, at least 50 ms.
+        let bucket_ms = (idle_ms / 4).max(50);
+        let script = Script::new(include_str!("move_line_into_the_past.lua"));
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(keys.key("line:active"))
+            .key(keys.key("line:seen:"))
+            .key(keys.key("line:admission"))
+            .key(keys.key("line:settings"))
+            .arg(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+            .arg(idle_ms)
+            .arg(bucket_ms)
+            .arg(keys.key("line:entries:*"));
+        let _: i64 = self
+            .pool
+            .run(async |connection| invocation.invoke_async(connection).await)
+            .await
+            .expect("moving the line into the past");
     }
 }
 

@@ -40,23 +40,6 @@ fn text(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// Every stored instant, which `advance` moves back.
-const INSTANTS: &[(&str, &[&str])] = &[
-    ("concerts", &["created_at"]),
-    ("performances", &["starts_at", "created_at"]),
-    ("seats", &["hold_expires_at"]),
-    ("users", &["created_at"]),
-    ("wallets", &["updated_at"]),
-    ("wallet_entries", &["created_at"]),
-    ("reservations", &["expires_at", "created_at", "updated_at"]),
-    ("payments", &["paid_at"]),
-    ("idempotency_keys", &["created_at"]),
-    (
-        "outbox_events",
-        &["occurred_at", "claimed_until", "sent_at"],
-    ),
-];
-
 #[async_trait]
 impl StoreFixture for PgStore {
     fn catalog(&self) -> Arc<dyn ConcertCatalog> {
@@ -132,18 +115,7 @@ impl StoreFixture for PgStore {
     }
 
     async fn advance(&self, by: Duration) {
-        let step = format!("make_interval(secs => {})", by.as_secs_f64());
-        let statements: Vec<String> = INSTANTS
-            .iter()
-            .map(|(table, columns)| {
-                let sets: Vec<String> = columns
-                    .iter()
-                    .map(|column| format!("{column} = {column} - {step}"))
-                    .collect();
-                format!("UPDATE {table} SET {};", sets.join(", "))
-            })
-            .collect();
-        self.db.execute(&statements.join("\n")).await;
+        self.db.pass(by).await;
     }
 }
 
@@ -180,4 +152,25 @@ async fn the_outcome_retention_keeps_the_contract() {
 #[tokio::test]
 async fn the_event_outbox_keeps_the_contract() {
     contract::event_outbox_contract(&PgStore::new().await).await;
+}
+
+#[tokio::test]
+async fn passing_time_moves_every_stored_instant() {
+    let db = TestDatabase::new().await;
+    let listed: usize = ticketing_testkit::STORED_INSTANTS
+        .iter()
+        .map(|(_, columns)| columns.len())
+        .sum();
+    let in_schema = db
+        .query_i64(&format!(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = '{}' AND data_type = 'timestamp with time zone'",
+            db.schema()
+        ))
+        .await;
+    assert_eq!(
+        usize::try_from(in_schema).unwrap(),
+        listed,
+        "a timestamp column is missing from STORED_INSTANTS"
+    );
 }
