@@ -11,13 +11,13 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use diesel::dsl::{auto_type, exists, now};
+use diesel::dsl::{exists, now};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Double, Integer, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
+use ticketing_domain::ids::{ReservationId, SeatNo};
 use ticketing_domain::money::Won;
 use ticketing_domain::reservation::{
     CancelOutcome, HoldError, HoldRequest, HoldTtl, Reservation, ReservationQuery,
@@ -27,6 +27,7 @@ use ticketing_domain::InfrastructureError;
 
 use crate::error::from_diesel;
 use crate::pool::{checkout, PgPool};
+use crate::reservation_read::{corrupt, reservation_from, reservations_as_read, ReservationRow};
 use crate::schema::{performances, reservations, seats, users};
 use crate::seat_state::{seat_is_free, seat_is_free_sql, seat_released_sql};
 
@@ -376,49 +377,6 @@ struct ReleasedRow {
     released: i64,
 }
 
-fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::unexpected(format!("stored reservation data is invalid: {what}"))
-}
-
-/// A reservation as it is read: its stored values, its performance's concert and whether its hold
-/// (if HELD) has lapsed by the database's clock, in which case it is reported EXPIRED.
-#[auto_type]
-fn reservations_as_read() -> _ {
-    reservations::table
-        .inner_join(performances::table.on(performances::id.eq(reservations::performance_id)))
-        .select((
-            reservations::id,
-            reservations::user_id,
-            performances::concert_id,
-            reservations::performance_id,
-            reservations::seat_no,
-            reservations::price,
-            reservations::status,
-            reservations::expires_at,
-            reservations::expires_at.lt(now),
-        ))
-}
-
-/// A reservation as it is read: see [`reservations_as_read`].
-type ReadRow = (i64, i64, i64, i64, i32, i64, String, DateTime<Utc>, bool);
-
-fn reservation_from(
-    (id, user, concert, performance, seat, price, status, expires_at, lapsed): ReadRow,
-) -> Result<Reservation, InfrastructureError> {
-    let stored =
-        ReservationStatus::parse(&status).ok_or_else(|| corrupt(format!("status {status}")))?;
-    Ok(Reservation {
-        id: ReservationId::new(id).map_err(corrupt)?,
-        user: UserId::new(user).map_err(corrupt)?,
-        concert: ConcertId::new(concert).map_err(corrupt)?,
-        performance: PerformanceId::new(performance).map_err(corrupt)?,
-        seat: SeatNo::new(seat.into()).map_err(corrupt)?,
-        price: Won::new(price).map_err(corrupt)?,
-        status: stored.judged(lapsed),
-        expires_at,
-    })
-}
-
 #[async_trait]
 impl SeatInventory for PgSeatInventory {
     async fn hold(
@@ -476,7 +434,7 @@ impl SeatInventory for PgSeatInventory {
         let mut connection = checkout(&self.pool).await?;
         reservations_as_read()
             .filter(reservations::id.eq(id.get()))
-            .get_result::<ReadRow>(&mut connection)
+            .get_result::<ReservationRow>(&mut connection)
             .await
             .optional()
             .map_err(from_diesel)?
@@ -538,7 +496,7 @@ impl SeatInventory for PgSeatInventory {
             ),
             Some(other) => listed.filter(reservations::status.eq(other.as_str())),
         };
-        let rows: Vec<ReadRow> = listed.load(&mut connection).await.map_err(from_diesel)?;
+        let rows: Vec<ReservationRow> = listed.load(&mut connection).await.map_err(from_diesel)?;
         if rows.is_empty() {
             let known = diesel::select(exists(users::table.filter(users::id.eq(query.user.get()))))
                 .get_result::<bool>(&mut connection)

@@ -25,6 +25,9 @@ use ticketing_domain::reservation::{Reservation, ReservationStatus};
 
 use crate::idempotency::{claim, corrupt, record, Claim, Failure, StoredOutcome};
 use crate::pool::{checkout, PgPool};
+use crate::reservation_read::{
+    reservation_columns, reservation_from, reservations_with_performance, ReservationRow,
+};
 use crate::schema::{performances, reservations, seats};
 use crate::seat_state::seat_released_sql;
 
@@ -90,20 +93,6 @@ struct BalanceRow {
     #[allow(dead_code)]
     balance: i64,
 }
-
-/// A reservation as a refund reads it: stored values, its performance's start, the time.
-type CandidateRow = (
-    i64,
-    i64,
-    i64,
-    i64,
-    i32,
-    i64,
-    String,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
 
 /// How an outcome is kept in `idempotency_keys`.
 #[derive(Serialize, Deserialize)]
@@ -218,41 +207,21 @@ async fn candidate(
     connection: &mut AsyncPgConnection,
     id: ReservationId,
 ) -> Result<Option<RefundCandidate>, Failure> {
-    let row = reservations::table
-        .inner_join(performances::table.on(performances::id.eq(reservations::performance_id)))
+    let row = reservations_with_performance()
         .filter(reservations::id.eq(id.get()))
         .select((
-            reservations::id,
-            reservations::user_id,
-            performances::concert_id,
-            reservations::performance_id,
-            reservations::seat_no,
-            reservations::price,
-            reservations::status,
-            reservations::expires_at,
+            reservation_columns(),
             performances::starts_at,
             now.into_sql::<Timestamptz>(),
         ))
-        .get_result::<CandidateRow>(connection)
+        .get_result::<(ReservationRow, DateTime<Utc>, DateTime<Utc>)>(connection)
         .await
         .optional()?;
-    let Some((id, user, concert, performance, seat, price, status, expires_at, starts_at, read_at)) =
-        row
-    else {
+    let Some((reservation, starts_at, read_at)) = row else {
         return Ok(None);
     };
-    let status = ReservationStatus::parse(&status).ok_or_else(|| corrupt(status))?;
     Ok(Some(RefundCandidate {
-        reservation: Reservation {
-            id: ReservationId::new(id).map_err(corrupt)?,
-            user: UserId::new(user).map_err(corrupt)?,
-            concert: ConcertId::new(concert).map_err(corrupt)?,
-            performance: PerformanceId::new(performance).map_err(corrupt)?,
-            seat: SeatNo::new(seat.into()).map_err(corrupt)?,
-            price: Won::new(price).map_err(corrupt)?,
-            status,
-            expires_at,
-        },
+        reservation: reservation_from(reservation).map_err(corrupt)?,
         performance_starts_at: starts_at,
         now: read_at,
     }))
