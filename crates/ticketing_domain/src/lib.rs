@@ -14,7 +14,8 @@ pub mod queue;
 pub mod refund;
 pub mod reservation;
 pub mod taken_seats;
-#[cfg(feature = "testing")]
+// The crate's own unit tests use the in-memory adapters and the manual clock too.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod wallet;
 

@@ -573,28 +573,8 @@ mod tests {
     use crate::queue::line::{LineChanges, LineEvent, LineSync, SyncCursor};
     use crate::queue::port::{Entered, LineStep, MockWaitingQueue};
     use crate::queue::token::SigningKey;
+    use crate::testing::store::ManualClock;
     use crate::InfrastructureError;
-
-    /// A clock the test moves by hand.
-    #[derive(Debug, Clone)]
-    struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-    impl ManualClock {
-        fn new() -> Self {
-            Self(Arc::new(Mutex::new(at(0))))
-        }
-
-        fn advance(&self, millis: i64) {
-            let mut now = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            *now += chrono::Duration::milliseconds(millis);
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> DateTime<Utc> {
-            *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-        }
-    }
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_900_000_000 + seconds, 0).expect("valid")
@@ -671,7 +651,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_forged_token_is_refused_without_asking_the_store() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let service = service(MockWaitingQueue::new(), &clock);
         let forged =
             TokenKeys::new(SigningKey::new(vec![4; 32]).expect("long"), None).seal(&ticket(1));
@@ -689,7 +669,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_fresh_view_an_active_token_passes_from_memory() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let service = service(synced_store(), &clock);
         service.advance().await.expect("step");
 
@@ -700,12 +680,12 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_stale_view_the_store_is_asked() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = synced_store();
         queue.expect_lookup().times(1).returning(|_, _| Ok(None));
         let service = service(queue, &clock);
         service.advance().await.expect("step");
-        clock.advance(1_500);
+        clock.advance(Duration::from_millis(1_500));
 
         assert_eq!(
             service.authorize(token(2)).await,
@@ -716,12 +696,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_whose_answer_came_late_is_as_old_as_its_read() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = MockWaitingQueue::new();
         let slow = clock.clone();
         queue.expect_advance().times(1).returning(move |_, _| {
             // Read at 0 s, answered 1.5 s later (a starved process).
-            slow.advance(1_500);
+            slow.advance(Duration::from_millis(1_500));
             Ok(step(admitted_one_to_three()))
         });
         queue.expect_lookup().times(1).returning(|_, _| Ok(None));
@@ -737,7 +717,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revocation_from_the_feed_is_refused_from_memory() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = MockWaitingQueue::new();
         let mut sequence = mockall::Sequence::new();
         queue
@@ -765,7 +745,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_ended_here_is_refused_at_once() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = synced_store();
         queue.expect_revoke().times(1).returning(|_| Ok(true));
         let service = service(queue, &clock);
@@ -781,7 +761,7 @@ mod tests {
 
     #[tokio::test]
     async fn far_back_in_line_is_not_active_from_memory_near_the_front_the_store_decides() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = synced_store();
         queue
             .expect_lookup()
@@ -807,12 +787,12 @@ mod tests {
 
     #[tokio::test]
     async fn while_the_store_is_down_what_the_view_knows_is_answered() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = synced_store();
         queue.expect_lookup().returning(|_, _| Err(down()));
         let service = service(queue, &clock);
         service.advance().await.expect("step");
-        clock.advance(5_000);
+        clock.advance(Duration::from_millis(5_000));
 
         assert!(
             service.authorize(token(1)).await.is_ok(),
@@ -837,12 +817,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_past_its_end_is_refused_even_while_the_store_is_down() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = synced_store();
         queue.expect_lookup().returning(|_, _| Err(down()));
         let service = service(queue, &clock);
         service.advance().await.expect("step");
-        clock.advance(601_000);
+        clock.advance(Duration::from_millis(601_000));
 
         assert_eq!(
             service.authorize(token(1)).await,
@@ -852,7 +832,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_poll_answered_from_memory_is_reported_with_the_next_step() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = MockWaitingQueue::new();
         queue.expect_enter().times(1).returning(|_, _| {
             Ok(Entered {
@@ -894,7 +874,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_token_not_polled_here_lately_is_checked_with_the_store() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = synced_store();
         queue
             .expect_lookup()
@@ -913,7 +893,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_view_carries_the_wait_and_when_to_poll_again() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let mut queue = MockWaitingQueue::new();
         queue.expect_enter().returning(|_, _| {
             Ok(Entered {
@@ -938,7 +918,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_of_another_user_cannot_act_for_them() {
-        let clock = ManualClock::new();
+        let clock = ManualClock::new(at(0));
         let bound = Ticket {
             user: Some(UserId::new(7).expect("valid")),
             ..ticket(2)
