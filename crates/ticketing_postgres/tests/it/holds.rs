@@ -138,7 +138,7 @@ async fn a_lapsed_hold_is_free_at_once_and_its_reservation_expires() {
         .await
         .unwrap();
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
     assert_eq!(
         inventory.find(first.id).await.unwrap().unwrap().status,
         ReservationStatus::Expired,
@@ -239,7 +239,7 @@ async fn the_clean_up_releases_lapsed_holds_only() {
         .hold_one(request(7, 1, 119, 2), ttl(300))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     assert_eq!(inventory.release_expired(100).await.unwrap(), 1);
     assert_eq!(inventory.release_expired(100).await.unwrap(), 0);
@@ -318,7 +318,7 @@ async fn racing_holds_on_a_lapsed_seat_have_exactly_one_winner() {
         .hold_one(request(1, 1, 119, 77), ttl(1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     let attempts: Vec<_> = (0..200)
         .map(|i| {
@@ -465,7 +465,7 @@ async fn a_selection_retires_the_lapsed_holds_on_its_seats() {
         .hold_one(request(8, 1, 119, 21), ttl(1))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     let held = inventory
         .hold(
@@ -608,7 +608,7 @@ async fn paid_seats_count_against_the_limit_and_lapsed_or_cancelled_ones_do_not(
         .await
         .unwrap();
     inventory.cancel(cancelled.id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     let one_more = inventory
         .hold(several(7, 1, 119, &[4]), ttl(300), two)
@@ -710,7 +710,7 @@ async fn a_users_reservations_are_listed_newest_first_with_reported_statuses() {
         .hold_one(request(8, 1, 119, 4), ttl(300))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     let all = inventory
         .list(list_query(7, None, None, 10), 10)
@@ -808,10 +808,20 @@ async fn a_transaction_left_open_lets_go_of_its_locks_after_the_statement_timeou
             .unwrap();
     }
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-
-    db.execute(
-        "BEGIN; SELECT 1 FROM seats WHERE performance_id = 119 AND seat_no = 42 FOR UPDATE NOWAIT; COMMIT;",
+    // Short of the pool's default timeout (5 s): the session must end by the 500 ms set here.
+    let db = &db;
+    crate::eventually(
+        "the seat the abandoned transaction locked is free",
+        Duration::from_secs(3),
+        move || async move {
+            let mut connection = db.pool().get().await.unwrap();
+            connection
+                .batch_execute(
+                    "SELECT 1 FROM seats WHERE performance_id = 119 AND seat_no = 42 FOR UPDATE NOWAIT",
+                )
+                .await
+                .is_ok()
+        },
     )
     .await;
 }

@@ -278,7 +278,7 @@ async fn lapsed_cancelled_and_paid_reservations_are_not_payable() {
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     for reservation in [lapsing, cancelled, paid] {
         assert_eq!(
@@ -486,7 +486,7 @@ async fn a_payment_of_several_that_cannot_be_whole_changes_nothing() {
     let mine = hold(&db, 7, 1, 300).await;
     let lapsing = hold(&db, 7, 2, 1).await;
     let foreign = hold(&db, 8, 3, 300).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     assert_eq!(
         ledger

@@ -25,12 +25,21 @@ use ticketing_postgres::{
 };
 use ticketing_testkit::TestDatabase;
 
-/// A stream in memory: what was appended, in order; it can be made to fail or to be slow.
+/// A stream in memory: what was appended, in order; it can be made to fail, to be slow, or to
+/// stay in the middle of a publication until the test lets it finish.
 #[derive(Default)]
 struct Recorder {
     appended: Mutex<Vec<Event>>,
     down: std::sync::atomic::AtomicBool,
     delay: Option<Duration>,
+    held_open: Option<HeldOpen>,
+}
+
+/// A publication that has started and finishes only when the test says so.
+#[derive(Default)]
+struct HeldOpen {
+    started: tokio::sync::Notify,
+    finish: tokio::sync::Notify,
 }
 
 #[async_trait]
@@ -38,6 +47,10 @@ impl EventPublisher for Recorder {
     async fn publish(&self, events: &[Event]) -> Result<(), InfrastructureError> {
         if let Some(delay) = self.delay {
             tokio::time::sleep(delay).await;
+        }
+        if let Some(held_open) = &self.held_open {
+            held_open.started.notify_one();
+            held_open.finish.notified().await;
         }
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(InfrastructureError::unavailable("the stream is down"));
@@ -293,7 +306,7 @@ async fn a_lapsed_hold_expires_once_whether_swept_or_taken_again() {
     let inventory = PgSeatInventory::new(db.pool().clone());
     let swept = hold(&db, 7, &[1], 1).await[0];
     let retaken = hold(&db, 7, &[2], 1).await[0];
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     hold(&db, 8, &[2], 300).await;
     inventory.release_expired(100).await.unwrap();
@@ -367,10 +380,7 @@ async fn sent_events_are_forgotten_after_their_retention() {
             .unwrap(),
         0
     );
-    db.execute(
-        "UPDATE outbox_events SET sent_at = now() - interval '2 hours' WHERE sent_at IS NOT NULL",
-    )
-    .await;
+    db.pass(Duration::from_secs(2 * 3600)).await;
     assert_eq!(
         outbox
             .forget_sent_older_than(Duration::from_secs(3600))
@@ -415,6 +425,7 @@ async fn several_relays_publish_each_event_once_and_each_reservation_in_order() 
         }
     }
     let total = db.query_i64("SELECT count(*) FROM outbox_events").await as usize;
+    // Slow enough that the four relays' claims overlap.
     let recorder = Arc::new(Recorder {
         delay: Some(Duration::from_millis(20)),
         ..Recorder::default()
@@ -430,6 +441,8 @@ async fn several_relays_publish_each_event_once_and_each_reservation_in_order() 
                     if report.claimed == 0 {
                         break;
                     }
+                    // Not a wait for time to pass: without a pause a relay whose claim was all
+                    // held back would spin on the database while the others publish.
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             })
@@ -466,7 +479,7 @@ async fn a_relay_holds_no_lock_while_it_publishes() {
         charge(&db, user_id, 1000).await;
     }
     let slow = Arc::new(Recorder {
-        delay: Some(Duration::from_millis(1500)),
+        held_open: Some(HeldOpen::default()),
         ..Recorder::default()
     });
     let publishing = {
@@ -474,7 +487,10 @@ async fn a_relay_holds_no_lock_while_it_publishes() {
         let slow = slow.clone();
         tokio::spawn(async move { outbox.relay(2, slow).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held_open = slow.held_open.as_ref().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), held_open.started.notified())
+        .await
+        .expect("the slow relay claims its rows and starts publishing");
 
     db.execute("BEGIN; SELECT id FROM outbox_events FOR UPDATE NOWAIT; COMMIT;")
         .await;
@@ -485,6 +501,7 @@ async fn a_relay_holds_no_lock_while_it_publishes() {
         .unwrap();
 
     assert_eq!(report.published, 2, "the two rows nobody holds");
+    held_open.finish.notify_one();
     assert_eq!(publishing.await.unwrap().unwrap().published, 2);
     let first: HashSet<i64> = slow
         .appended
@@ -514,7 +531,7 @@ async fn the_rows_of_a_dead_relay_are_published_once_its_lease_lapses() {
     let outbox = PgEventOutbox::new(db.pool().clone());
 
     assert_eq!(outbox.relay(10, recorder.clone()).await.unwrap().claimed, 0);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    db.pass(Duration::from_secs(2)).await;
 
     assert_eq!(
         outbox.relay(10, recorder.clone()).await.unwrap().published,

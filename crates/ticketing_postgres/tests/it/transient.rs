@@ -56,9 +56,14 @@ async fn a_session_ended_by_the_server_mid_statement_is_unavailable_and_the_pool
     let waiting_on_the_lock = format!(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}' AND wait_event_type = 'Lock'"
     );
-    while db.query_i64(&waiting_on_the_lock).await == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let db = &db;
+    let waiting_on_the_lock = &waiting_on_the_lock;
+    crate::eventually(
+        "the charge waits on the locked wallet",
+        Duration::from_secs(10),
+        move || async move { db.query_i64(waiting_on_the_lock).await > 0 },
+    )
+    .await;
 
     db.execute(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'"
