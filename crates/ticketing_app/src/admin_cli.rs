@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 /// What an operator asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdminAction {
     Status,
     Pause,

@@ -9,6 +9,7 @@ use crate::{admin_cli, logging, Application, Settings};
 
 /// What the binary was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command {
     Serve,
     Migrate,

@@ -24,6 +24,7 @@ const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Every failure an endpoint can answer with.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),

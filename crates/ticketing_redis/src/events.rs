@@ -129,6 +129,7 @@ fn entry(raw: StreamId) -> StreamEntry {
 
 /// Where a new consumer group starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupStart {
     /// With the oldest entry the stream still has.
     Beginning,

@@ -57,6 +57,7 @@ impl RedisSettings {
 }
 
 /// A connection to a single Redis or to a Redis Cluster; commands and scripts run on either.
+#[non_exhaustive]
 pub enum RedisConnection {
     Single(MultiplexedConnection),
     /// Routes each command by its keys' slot, following MOVED and ASK.
