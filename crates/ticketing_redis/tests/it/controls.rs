@@ -3,7 +3,8 @@
 //!
 //! Times are Redis's: an opening is judged by Redis's clock, and an admission at Redis time `t`
 //! is ACTIVE until `t + active_ttl`. Openings are first scheduled far ahead (so that entering many
-//! people never races the clock), then moved to a moment just ahead and waited on.
+//! people never races the clock), then moved to a moment just ahead, which the line's stored
+//! times are then moved past (`TestRedis::pass`) instead of waiting for it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,9 +25,11 @@ use ticketing_testkit::TestRedis;
 
 use support::{another_instance, client, policy_idling_after, queue, user, TTL, UNLIMITED};
 
+/// Long enough that nobody in a pre-queue is dropped for idling during a test.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
 fn policy(max_active: u32, admit_per_second: u32) -> QueuePolicy {
-    // Long enough that nobody in a pre-queue is dropped for idling during a test.
-    policy_idling_after(max_active, admit_per_second, Duration::from_secs(600))
+    policy_idling_after(max_active, admit_per_second, IDLE_TIMEOUT)
 }
 
 fn non_zero(value: u32) -> NonZeroU32 {
@@ -108,23 +111,6 @@ async fn a_line_followed_from(queue: &RedisWaitingQueue) -> SyncCursor {
     cursor
 }
 
-/// Redis's clock, in ms since the epoch.
-async fn redis_now_ms(redis: &TestRedis) -> i64 {
-    let (seconds, micros): (i64, i64) = redis
-        .pool()
-        .run(async |connection| redis::cmd("TIME").query_async(connection).await)
-        .await
-        .unwrap();
-    seconds * 1000 + micros / 1000
-}
-
-/// Sleeps until a little after the next second of Redis's clock starts.
-async fn sleep_into_next_redis_second(redis: &TestRedis) {
-    let now = redis_now_ms(redis).await;
-    let left = 1000 - now.rem_euclid(1000);
-    tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap() + 30)).await;
-}
-
 /// Schedules an opening `in_ms` after Redis's now (whole milliseconds, as the store keeps it),
 /// through `queue`; returns the opening time.
 async fn schedule_opening(
@@ -132,7 +118,7 @@ async fn schedule_opening(
     redis: &TestRedis,
     in_ms: i64,
 ) -> DateTime<Utc> {
-    let now = redis_now_ms(redis).await;
+    let now = redis.now_ms().await;
     let opens_at = at_ms(now + in_ms);
     let change =
         SettingsChange::new(None, None, None, None, Some(Some(opens_at)), at_ms(now)).unwrap();
@@ -146,22 +132,13 @@ async fn start_pre_queue(queue: &RedisWaitingQueue, redis: &TestRedis) -> DateTi
     schedule_opening(queue, redis, 3_600_000).await
 }
 
-/// Sleeps until Redis's clock is past `at`.
-async fn wait_for_redis_time(redis: &TestRedis, at: DateTime<Utc>) {
-    loop {
-        let left = at.timestamp_millis() - redis_now_ms(redis).await;
-        if left < 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap() + 5)).await;
-    }
-}
-
-/// Moves the scheduled opening to just ahead and waits until Redis's clock passed it.
+/// Moves the scheduled opening to a second ahead, then lets a little more than that second
+/// pass for the line; returns the opening time as the line now keeps it (moved with the rest).
 async fn open_now(queue: &RedisWaitingQueue, redis: &TestRedis) -> DateTime<Utc> {
-    let opens_at = schedule_opening(queue, redis, 300).await;
-    wait_for_redis_time(redis, opens_at).await;
-    opens_at
+    let opens_at = schedule_opening(queue, redis, 1000).await;
+    let elapsed = Duration::from_millis(1001);
+    redis.pass(elapsed, IDLE_TIMEOUT).await;
+    opens_at - elapsed
 }
 
 /// Spearman's rank correlation of two rankings of `0..n` (both permutations, so no ties).
@@ -297,9 +274,9 @@ async fn a_new_room_and_session_length_bind_admissions_on_every_instance() {
     let (_, after) = b.change(&limits(None, None, Some(30))).await.unwrap();
     assert_eq!(after.active_ttl, Duration::from_secs(30));
     assert!(a.revoke(&tickets[0]).await.unwrap());
-    let before_ms = redis_now_ms(&redis).await;
+    let before_ms = redis.now_ms().await;
     let freed = step(&a, &[], &mut cursor_a).await;
-    let after_ms = redis_now_ms(&redis).await;
+    let after_ms = redis.now_ms().await;
     assert_eq!((freed.report.admitted, freed.report.active), (1, 2));
     assert_eq!(admitted_in_feed(&freed), vec![tickets[2].seq], "the front");
     let until = until_of(&a.lookup(&tickets[2], false).await.unwrap().unwrap());
@@ -340,9 +317,9 @@ async fn a_new_room_and_session_length_bind_admissions_on_every_instance() {
         (emptied.report.dropped_idle, emptied.report.waiting),
         (1, 0)
     );
-    let before_ms = redis_now_ms(&redis).await;
+    let before_ms = redis.now_ms().await;
     let straight_in = b.enter(None, &client()).await.unwrap();
-    let after_ms = redis_now_ms(&redis).await;
+    let after_ms = redis.now_ms().await;
     let admitted = admitted_at(until_of(&straight_in.state), Duration::from_secs(30));
     assert!(
         (before_ms..=after_ms).contains(&admitted),
@@ -360,7 +337,7 @@ async fn a_new_rate_binds_admissions_on_every_instance() {
     let (_, after) = a.change(&limits(Some(rate), None, None)).await.unwrap();
     assert_eq!(after.admit_per_second, non_zero(2));
 
-    sleep_into_next_redis_second(&redis).await;
+    redis.wait_for_next_second().await;
     let mut entries: Vec<Entered> = Vec::new();
     for i in 0..12 {
         let instance = if i % 2 == 0 { &a } else { &b };
@@ -377,7 +354,8 @@ async fn a_new_rate_binds_admissions_on_every_instance() {
         admissions.len()
     );
 
-    // Both instances step for a little over two seconds.
+    // Both instances step for a little over two seconds of Redis's own clock: the rate over
+    // real seconds is what is observed, so the store's clock is not moved here.
     let (mut cursor_a, mut cursor_b) = (SyncCursor::default(), SyncCursor::default());
     step(&a, &[], &mut cursor_a).await;
     step(&b, &[], &mut cursor_b).await;
@@ -931,7 +909,7 @@ async fn a_new_opening_is_refused_while_the_last_draws_places_are_undecided() {
         );
     };
     // Due, not drawn yet.
-    refused(b.change(&later(redis_now_ms(&redis).await)).await);
+    refused(b.change(&later(redis.now_ms().await)).await);
     // Other settings still change meanwhile.
     b.change(&limits(None, None, Some(300))).await.unwrap();
 
@@ -945,7 +923,7 @@ async fn a_new_opening_is_refused_while_the_last_draws_places_are_undecided() {
         assert_eq!(now_admitted.len(), 2, "round {round}");
         assert_eq!(step.sync.draw, Some(range), "round {round}");
         // Drawn, with places undecided.
-        refused(a.change(&later(redis_now_ms(&redis).await)).await);
+        refused(a.change(&later(redis.now_ms().await)).await);
         for seq in &now_admitted {
             assert!(b.revoke(&by_seq[seq]).await.unwrap());
         }
@@ -958,7 +936,7 @@ async fn a_new_opening_is_refused_while_the_last_draws_places_are_undecided() {
     assert_eq!(last.sync.head, range.through);
 
     // Every drawn place decided: a new opening may be scheduled.
-    let now = redis_now_ms(&redis).await;
+    let now = redis.now_ms().await;
     let (before, after) = b.change(&later(now)).await.unwrap();
     assert_eq!(before.opens_at, None);
     assert_eq!(after.opens_at, Some(at_ms(now + 3_600_000)));

@@ -3,6 +3,10 @@
 //! Times of admission are read from the store's own answers: an admission at Redis time `t`
 //! is ACTIVE until `t + active_ttl`, so the budget checks count admissions per Redis second
 //! exactly, whatever the speed of the machine running the tests.
+//!
+//! Time passes for the line by `TestRedis::pass` (what it stored moves into the past), not by
+//! sleeping: the short sessions and idle timeouts of these tests are a few seconds, so that the
+//! checks made before time passes are far from them even on a busy machine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -73,24 +77,6 @@ async fn sync_view(queue: &RedisWaitingQueue, view: &mut LineView) -> LineStep {
     let step = queue.advance(&[], &view.cursor()).await.unwrap();
     view.apply(step.sync.clone(), Utc::now());
     step
-}
-
-/// Redis's clock, in ms since the epoch.
-async fn redis_now_ms(redis: &TestRedis) -> i64 {
-    let (seconds, micros): (i64, i64) = redis
-        .pool()
-        .run(async |connection| redis::cmd("TIME").query_async(connection).await)
-        .await
-        .unwrap();
-    seconds * 1000 + micros / 1000
-}
-
-/// Sleeps until a little after the next second of Redis's clock starts, so that what follows
-/// runs at the start of a fresh admission budget.
-async fn sleep_into_next_redis_second(redis: &TestRedis) {
-    let now = redis_now_ms(redis).await;
-    let left = 1000 - now.rem_euclid(1000);
-    tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap() + 30)).await;
 }
 
 fn active_seqs(changes: &LineChanges) -> Vec<Seq> {
@@ -312,6 +298,8 @@ async fn two_instances_racing_admit_within_the_rate_spread_over_each_second() {
         assert!(!is_active(&entry.state));
     }
 
+    // Real Redis seconds go by: the spread of admissions over each second, by two loops, is
+    // what is observed, so the store's clock is not moved here.
     let started = Instant::now();
     let run_for = Duration::from_millis(2500);
     let loops: Vec<_> = instances
@@ -532,19 +520,21 @@ async fn a_user_whose_ticket_was_revoked_gets_a_new_place() {
 async fn an_idle_waiting_place_is_skipped_while_places_kept_alive_stay() {
     let redis = TestRedis::new();
     let mut short_idle = policy(1, UNLIMITED);
-    short_idle.waiting_idle_timeout = Duration::from_millis(800);
+    short_idle.waiting_idle_timeout = Duration::from_secs(8);
     let queue = queue(&redis, short_idle);
     queue.enter(None, &client()).await.unwrap();
     let idle = queue.enter(Some(user(5)), &client()).await.unwrap().ticket;
     let kept_by_steps = queue.enter(None, &client()).await.unwrap().ticket;
     let kept_by_lookups = queue.enter(None, &client()).await.unwrap().ticket;
 
-    // The idle place is dropped 0.8 to 1 s after its entry; the others are polled every 0.1 s.
+    // The idle place is dropped 8 to 10 s after its entry; the others are polled every 2 s (a
+    // liveness bucket of this idle timeout), for 16 s.
     let mut cursor = SyncCursor::default();
     let mut dropped = 0;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(1500) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..8 {
+        redis
+            .pass(Duration::from_secs(2), short_idle.waiting_idle_timeout)
+            .await;
         let step = step(&queue, &[kept_by_steps.seq], &mut cursor).await;
         dropped += step.report.dropped_idle;
         assert_eq!(step.report.admitted, 0, "the room stays full");
@@ -575,14 +565,16 @@ async fn an_idle_waiting_place_is_skipped_while_places_kept_alive_stay() {
 async fn an_idle_place_is_dead_to_lookup_before_any_step_reaches_it() {
     let redis = TestRedis::new();
     let mut short_idle = policy(1, UNLIMITED);
-    short_idle.waiting_idle_timeout = Duration::from_millis(600);
+    short_idle.waiting_idle_timeout = Duration::from_secs(6);
     let queue = queue(&redis, short_idle);
     queue.enter(None, &client()).await.unwrap();
     let idle = queue.enter(None, &client()).await.unwrap().ticket;
     assert!(queue.lookup(&idle, true).await.unwrap().is_some());
 
-    // Dropped 0.6 to 0.75 s after the last poll.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Dropped 6 to 7.5 s after the last poll.
+    redis
+        .pass(Duration::from_secs(9), short_idle.waiting_idle_timeout)
+        .await;
 
     assert_eq!(queue.lookup(&idle, true).await.unwrap(), None);
     assert_eq!(
@@ -599,8 +591,9 @@ async fn an_idle_place_is_dead_to_lookup_before_any_step_reaches_it() {
 async fn a_place_that_left_is_skipped_without_spending_the_budget() {
     let redis = TestRedis::new();
     // One admission per second: a budget spent on a place that left would leave none for `next`.
-    let queue = queue(&redis, policy(100, 1));
-    sleep_into_next_redis_second(&redis).await;
+    let one_per_second = policy(100, 1);
+    let queue = queue(&redis, one_per_second);
+    redis.wait_for_next_second().await;
     let first = queue.enter(None, &client()).await.unwrap();
     assert!(is_active(&first.state));
     let mut left = Vec::new();
@@ -619,7 +612,10 @@ async fn a_place_that_left_is_skipped_without_spending_the_budget() {
     }
     assert_eq!(queue.lookup(&left[0], true).await.unwrap(), None);
 
-    sleep_into_next_redis_second(&redis).await;
+    // The next second: a fresh budget of one.
+    redis
+        .pass(Duration::from_secs(1), one_per_second.waiting_idle_timeout)
+        .await;
     let step = queue.advance(&[], &SyncCursor::default()).await.unwrap();
 
     assert_eq!(step.report.dropped_idle, 2);
@@ -663,7 +659,7 @@ async fn revoking_an_active_ticket_frees_its_place() {
 async fn an_active_ticket_expires_after_its_ttl_and_its_place_goes_to_the_next() {
     let redis = TestRedis::new();
     let mut short_ttl = policy(1, UNLIMITED);
-    short_ttl.active_ttl = Duration::from_millis(600);
+    short_ttl.active_ttl = Duration::from_secs(6);
     let queue = queue(&redis, short_ttl);
     let active = queue.enter(Some(user(9)), &client()).await.unwrap().ticket;
     let next = queue.enter(None, &client()).await.unwrap().ticket;
@@ -671,7 +667,9 @@ async fn an_active_ticket_expires_after_its_ttl_and_its_place_goes_to_the_next()
         &queue.lookup(&active, false).await.unwrap().unwrap()
     ));
 
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    redis
+        .pass(Duration::from_secs(9), short_ttl.waiting_idle_timeout)
+        .await;
 
     assert_eq!(queue.lookup(&active, false).await.unwrap(), None);
     let step = queue.advance(&[], &SyncCursor::default()).await.unwrap();
@@ -718,8 +716,8 @@ fn bindings(pairs: &[(u64, Seq)]) -> BTreeMap<String, String> {
 async fn an_expired_or_idle_place_lets_go_of_its_user() {
     let redis = TestRedis::new();
     let mut short = policy(1, UNLIMITED);
-    short.active_ttl = Duration::from_millis(600);
-    short.waiting_idle_timeout = Duration::from_millis(800);
+    short.active_ttl = Duration::from_secs(6);
+    short.waiting_idle_timeout = Duration::from_secs(8);
     let queue = queue(&redis, short);
     let expiring = queue.enter(Some(user(9)), &client()).await.unwrap();
     assert!(is_active(&expiring.state));
@@ -733,8 +731,10 @@ async fn an_expired_or_idle_place_lets_go_of_its_user() {
         "the place knows its user"
     );
 
-    // User 9's ACTIVE token expires (0.6 s); user 5 never polls and idles out (0.8 to 1 s).
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // User 9's ACTIVE session expires (6 s); user 5 never polls and idles out (8 to 10 s).
+    redis
+        .pass(Duration::from_secs(13), short.waiting_idle_timeout)
+        .await;
     let step = queue.advance(&[], &SyncCursor::default()).await.unwrap();
 
     assert_eq!((step.report.expired, step.report.dropped_idle), (1, 1));
@@ -754,10 +754,12 @@ async fn an_expired_or_idle_place_lets_go_of_its_user() {
 async fn a_user_who_entered_again_before_the_sweep_keeps_the_new_place() {
     let redis = TestRedis::new();
     let mut short_ttl = policy(1, UNLIMITED);
-    short_ttl.active_ttl = Duration::from_millis(600);
+    short_ttl.active_ttl = Duration::from_secs(6);
     let queue = queue(&redis, short_ttl);
     let first = queue.enter(Some(user(9)), &client()).await.unwrap().ticket;
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    redis
+        .pass(Duration::from_secs(9), short_ttl.waiting_idle_timeout)
+        .await;
     // Expired, but no step has swept it yet: the user enters again and gets a new place.
     let second = queue.enter(Some(user(9)), &client()).await.unwrap();
     assert_eq!(second.ticket.seq, first.seq + 1);
@@ -1013,7 +1015,7 @@ async fn a_cursor_behind_what_the_log_trimmed_gets_a_snapshot() {
     // The log keeps a minute of changes (`publish` trims with MINID); an instance that fell
     // further behind, as if that minute had passed:
     let log = redis.keys().key("line:log");
-    let trim_before = redis_now_ms(&redis).await + 1;
+    let trim_before = redis.now_ms().await + 1;
     let trimmed: i64 = redis
         .pool()
         .run(async |connection| {
