@@ -16,15 +16,18 @@ pub mod startup_checks;
 mod state;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use ticketing_domain::clock::Clock;
 use ticketing_postgres::pool::build_pool;
 use ticketing_redis::RedisPool;
 
 use crate::jobs::BackgroundJobs;
+use crate::state::SystemClock;
 
 pub use settings::Settings;
 pub use state::AppState;
@@ -52,10 +55,25 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or a pool cannot be built.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the clock the queue tells time by: this instance's view
+    /// of the line judges by it which tokens are still ACTIVE, whether a WAITING one was polled
+    /// within the idle timeout, and the waits it estimates. Holds still lapse by PostgreSQL's
+    /// `now()` and the line's state by Redis's `TIME`, whatever `clock` says: whoever moves
+    /// `clock` moves what those stores hold with it (as the tests' `TestApp::pass` does).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         observability::init();
         let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
         let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
-        let app_state = AppState::new(postgres, redis, settings)?;
+        let app_state = AppState::new(postgres, redis, settings, clock)?;
         let state = web::Data::new(app_state.clone());
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);

@@ -26,9 +26,9 @@ use crate::catalog_cache::CatalogCache;
 use crate::seat_memory::CachedSeatMemory;
 use crate::settings::Settings;
 
-/// The process's wall clock.
+/// The process's wall clock: the one [`crate::Application::build`] gives the app.
 #[derive(Debug, Clone, Copy)]
-struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -172,7 +172,8 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Wires every use case to the PostgreSQL and Redis adapters, as `settings` say.
+    /// Wires every use case to the PostgreSQL and Redis adapters, as `settings` say, the queue
+    /// telling time by `clock` (see [`crate::Application::build_with_clock`]).
     ///
     /// # Errors
     /// When a setting holds a value no use case accepts.
@@ -180,16 +181,12 @@ impl AppState {
         postgres: PgPool,
         redis: RedisPool,
         settings: &Settings,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, config::ConfigError> {
         let keys = KeySpace::new(&settings.redis.key_prefix);
         let policy: QueuePolicy = settings.queue_policy()?;
         let line = Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy));
-        let queue = QueueService::new(
-            line.clone(),
-            settings.token_keys()?,
-            policy,
-            Arc::new(SystemClock),
-        );
+        let queue = QueueService::new(line.clone(), settings.token_keys()?, policy, clock);
         let operator = LineOperator::new(line, queue.clone());
         let binding = TokenBinding::new(settings.security.require_bound_tokens);
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);

@@ -55,7 +55,7 @@ async fn the_status_filter_sees_statuses_as_reported() {
     let paid = app.bought(7, 1).await;
     let token = app.active_token(None).await;
     let lapsing = app.held(&token, 7, 2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.pass(std::time::Duration::from_secs(2)).await;
 
     let (_, confirmed) = list(&app, "/api/users/7/reservations?status=CONFIRMED").await;
     let (_, expired) = list(&app, "/api/users/7/reservations?status=EXPIRED").await;

@@ -2,8 +2,13 @@
 //! of its own, and one helper per endpoint.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use reqwest::{Client, Response};
 use ticketing_app::{Application, Settings};
+use ticketing_domain::clock::Clock;
 use ticketing_testkit::{TestDatabase, TestRedis};
 
 pub struct TestApp {
@@ -12,6 +17,27 @@ pub struct TestApp {
     pub client: Client,
     pub db: TestDatabase,
     pub redis: TestRedis,
+    /// The clock of this app and of its peers, moved by [`TestApp::pass`].
+    clock: MovableClock,
+}
+
+/// The system's time plus an offset a test moves forward: the app's clock, shared by its peers.
+#[derive(Debug, Clone, Default)]
+struct MovableClock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl MovableClock {
+    fn advance(&self, elapsed: Duration) {
+        let elapsed_ms = i64::try_from(elapsed.as_millis()).expect("a test's span of time");
+        self.offset_ms.fetch_add(elapsed_ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for MovableClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    }
 }
 
 pub const TOKEN_HEADER: &str = "Queue-Token";
@@ -43,10 +69,12 @@ impl TestApp {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let settings = Settings::load_from(vars).expect("test settings");
-        let address = serve(&settings).await;
+        let clock = MovableClock::default();
+        let address = serve(&settings, &clock).await;
         Self {
             address,
             settings,
+            clock,
             client: Client::builder()
                 .pool_max_idle_per_host(64)
                 .build()
@@ -59,7 +87,24 @@ impl TestApp {
     /// A second instance of the app on the same database and Redis prefix, as behind a load
     /// balancer; returns its base address.
     pub async fn spawn_peer(&self) -> String {
-        serve(&self.settings).await
+        serve(&self.settings, &self.clock).await
+    }
+
+    /// Lets `elapsed` pass, with no wait, for the app (and its peers), PostgreSQL and the line
+    /// in Redis at once: holds, tokens and idle timeouts lapse as if the time had gone by.
+    /// Background jobs act on it at their next tick, not here. The stores' clocks cannot move,
+    /// so from then on the app's clock runs `elapsed` ahead of theirs: an instant the app learns
+    /// from Redis afterwards (a new token's end) looks that much nearer to it. A TTL a test does
+    /// not mean to lapse must be well above all the time it lets pass.
+    pub async fn pass(&self, elapsed: Duration) {
+        let waiting_idle_timeout = self
+            .settings
+            .queue_policy()
+            .expect("queue policy")
+            .waiting_idle_timeout;
+        self.db.pass(elapsed).await;
+        self.redis.pass(elapsed, waiting_idle_timeout).await;
+        self.clock.advance(elapsed);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -334,8 +379,10 @@ impl TestApp {
     }
 }
 
-async fn serve(settings: &Settings) -> String {
-    let application = Application::build(settings).await.expect("build app");
+async fn serve(settings: &Settings, clock: &MovableClock) -> String {
+    let application = Application::build_with_clock(settings, Arc::new(clock.clone()))
+        .await
+        .expect("build app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     address
