@@ -172,7 +172,7 @@ async fn admit_from_the_queue(state: AppState, interval: Duration) {
         match state.queue.advance().await {
             Ok(report) => {
                 crate::observability::admission_step(&report);
-                crate::observability::queue_settings(&state.queue.settings(), chrono::Utc::now());
+                crate::observability::queue_settings(&state.queue.settings(), state.queue.now());
                 let lost = state.queue.lines_lost();
                 crate::observability::lines_lost(lost.saturating_sub(lines_lost_reported));
                 lines_lost_reported = lost;

@@ -179,7 +179,7 @@ pub(crate) async fn change(
         body.max_active,
         body.active_ttl_seconds,
         opens_at,
-        chrono::Utc::now(),
+        state.queue.now(),
     )?;
     let (before, after) = state.operator.change(&change).await?;
     tracing::info!(

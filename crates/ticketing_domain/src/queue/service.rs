@@ -212,6 +212,12 @@ impl QueueService {
         }
     }
 
+    /// The time by the clock this service judges the line with: what a caller compares the
+    /// line's settings (a scheduled opening) against, so that it agrees with the service.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// The settings in force, as this instance last learned them.
     pub fn settings(&self) -> LineSettings {
         *self.settings.read().unwrap_or_else(PoisonError::into_inner)
