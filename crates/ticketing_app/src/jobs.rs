@@ -74,7 +74,7 @@ async fn release_lapsed_holds(state: AppState, interval: Duration) {
     let mut ticker = ticker(interval);
     loop {
         ticker.tick().await;
-        match state.reservations.release_expired_holds().await {
+        match state.services.reservations.release_expired_holds().await {
             Ok(0) => {}
             Ok(released) => tracing::debug!(released, "released lapsed holds"),
             Err(error) => {
@@ -111,7 +111,12 @@ async fn forget_old_outcomes(state: AppState, interval: Duration, retention: Dur
     let mut ticker = ticker(interval);
     loop {
         ticker.tick().await;
-        match state.outcome_retention.forget_older_than(retention).await {
+        match state
+            .services
+            .outcome_retention
+            .forget_older_than(retention)
+            .await
+        {
             Ok(0) => {}
             Ok(forgotten) => tracing::info!(forgotten, "forgot old idempotency outcomes"),
             Err(error) => {
@@ -132,7 +137,7 @@ async fn relay_events(state: AppState, interval: Duration, retention: Duration) 
     let mut ticks: u32 = 0;
     loop {
         ticker.tick().await;
-        match state.events.relay_pending().await {
+        match state.services.events.relay_pending().await {
             Ok(published) => {
                 if failing {
                     tracing::info!(published, "publishing events again");
@@ -151,7 +156,12 @@ async fn relay_events(state: AppState, interval: Duration, retention: Duration) 
         }
         ticks = ticks.wrapping_add(1);
         if ticks % CLEAN_UP_EVERY == 1 {
-            match state.events.forget_sent_older_than(retention).await {
+            match state
+                .services
+                .events
+                .forget_sent_older_than(retention)
+                .await
+            {
                 Ok(0) => {}
                 Ok(forgotten) => tracing::info!(forgotten, "forgot old sent events"),
                 Err(error) => {
@@ -169,11 +179,14 @@ async fn admit_from_the_queue(state: AppState, interval: Duration) {
     let mut lines_lost_reported = 0;
     loop {
         ticker.tick().await;
-        match state.queue.advance().await {
+        match state.services.queue.advance().await {
             Ok(report) => {
                 crate::observability::admission_step(&report);
-                crate::observability::queue_settings(&state.queue.settings(), state.queue.now());
-                let lost = state.queue.lines_lost();
+                crate::observability::queue_settings(
+                    &state.services.queue.settings(),
+                    state.services.queue.now(),
+                );
+                let lost = state.services.queue.lines_lost();
                 crate::observability::lines_lost(lost.saturating_sub(lines_lost_reported));
                 lines_lost_reported = lost;
                 if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {

@@ -146,20 +146,13 @@ impl Dependencies for StorePools {
 /// stores' probes.
 #[derive(Clone)]
 pub struct AppState {
-    pub catalog: CatalogService,
-    pub queue: QueueService,
-    pub operator: LineOperator,
+    /// The use cases; the seat holds among them learn from `catalog_cache` which seats were
+    /// just taken.
+    pub services: Services,
     /// The operators' bearer token; `None` turns the admin API off.
     pub admin_token: Option<Arc<str>>,
     /// Load balancers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
-    pub reservations: ReservationService,
-    pub wallet: WalletService,
-    pub payments: PaymentService,
-    pub refunds: RefundService,
-    pub outcome_retention: Arc<dyn OutcomeRetention>,
-    /// Publishes the outbox's events to the Redis stream.
-    pub events: EventRelay,
     pub catalog_cache: CatalogCache,
     /// The stores, for readiness, the probe job and the pool gauges.
     pub dependencies: Arc<dyn Dependencies>,
@@ -237,19 +230,15 @@ impl AppState {
         let catalog_cache =
             CatalogCache::new(Duration::from_millis(settings.catalog.max_staleness_ms));
         let seat_memory = CachedSeatMemory::new(catalog_cache.clone(), services.catalog.clone());
+        let reservations = services.reservations.with_memory(Arc::new(seat_memory));
         Ok(Self {
+            services: Services {
+                reservations,
+                ..services
+            },
             admin_token: settings.admin_token()?.map(Arc::from),
             trusted_proxies: settings.trusted_proxies()?.into(),
-            reservations: services.reservations.with_memory(Arc::new(seat_memory)),
             catalog_cache,
-            catalog: services.catalog,
-            queue: services.queue,
-            operator: services.operator,
-            wallet: services.wallet,
-            payments: services.payments,
-            refunds: services.refunds,
-            outcome_retention: services.outcome_retention,
-            events: services.events,
             dependencies,
         })
     }

@@ -126,7 +126,7 @@ pub(crate) struct AdminQueueChange {
         AdminApiOff,
         Unavailable))]
 pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let status = state.operator.status().await?;
+    let status = state.services.operator.status().await?;
     Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
 }
 
@@ -179,9 +179,9 @@ pub(crate) async fn change(
         body.max_active,
         body.active_ttl_seconds,
         opens_at,
-        state.queue.now(),
+        state.services.queue.now(),
     )?;
-    let (before, after) = state.operator.change(&change).await?;
+    let (before, after) = state.services.operator.change(&change).await?;
     tracing::info!(
         target: "audit",
         who = "admin",
@@ -191,7 +191,7 @@ pub(crate) async fn change(
         new = %describe(&after),
         "operator changed the queue settings"
     );
-    let status = state.operator.status().await?;
+    let status = state.services.operator.status().await?;
     Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
 }
 
@@ -211,7 +211,7 @@ pub(crate) async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let token = QueueToken::parse(&token)
         .map_err(|malformed| ApiError::InvalidRequest(malformed.to_string()))?;
-    let was_live = state.operator.revoke(&token).await?;
+    let was_live = state.services.operator.revoke(&token).await?;
     tracing::info!(
         target: "audit",
         who = "admin",

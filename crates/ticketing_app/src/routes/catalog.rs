@@ -118,7 +118,7 @@ pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResp
     let body = state
         .catalog_cache
         .concerts(async {
-            let concerts = state.catalog.list_concerts().await?;
+            let concerts = state.services.catalog.list_concerts().await?;
             Ok(bodies::<_, ConcertBody>(concerts))
         })
         .await?;
@@ -143,7 +143,7 @@ pub(crate) async fn list_performances(
     let body = state
         .catalog_cache
         .performances(concert, async {
-            let performances = state.catalog.list_performances(concert).await?;
+            let performances = state.services.catalog.list_performances(concert).await?;
             Ok(bodies::<_, PerformanceBody>(performances))
         })
         .await?;
@@ -170,7 +170,11 @@ pub(crate) async fn list_seats(
     let body = state
         .catalog_cache
         .seats(concert, performance, async {
-            let seats = state.catalog.list_seats(concert, performance).await?;
+            let seats = state
+                .services
+                .catalog
+                .list_seats(concert, performance)
+                .await?;
             Ok(bodies::<_, SeatBody>(seats))
         })
         .await?;

@@ -122,7 +122,8 @@ pub(crate) async fn pay(
     let payment = PaymentRequest::try_from(&*body)?;
     let form = payment.form;
     let key = idempotency_key(&request)?;
-    let receipt = Attempts::Payments.answer(state.payments.pay(token, payment, key).await)?;
+    let receipt =
+        Attempts::Payments.answer(state.services.payments.pay(token, payment, key).await)?;
     // A replay answers the first payment again; nothing was paid this time.
     if receipt.replayed {
         Attempts::Payments.succeeded("replayed");

@@ -107,7 +107,7 @@ pub(crate) async fn enter(
         .map(UserId::new)
         .transpose()?;
     let client = client_key(&request, &state.trusted_proxies);
-    let view = state.queue.enter_queue(user, &client).await?;
+    let view = state.services.queue.enter_queue(user, &client).await?;
     if view.admitted_now {
         crate::observability::admitted_at_entry();
     }
@@ -124,7 +124,7 @@ pub(crate) async fn poll(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.queue.poll(queue_token(&request)?).await?;
+    let view = state.services.queue.poll(queue_token(&request)?).await?;
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
 }
 
@@ -138,6 +138,6 @@ pub(crate) async fn leave(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.queue.leave(&queue_token(&request)?).await?;
+    state.services.queue.leave(&queue_token(&request)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

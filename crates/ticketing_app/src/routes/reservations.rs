@@ -164,7 +164,7 @@ pub(crate) async fn hold(
     let (form, order) = hold_order(body.into_inner())?;
     let (concert, performance) = (order.concert, order.performance);
     let held = Attempts::Holds
-        .answer(state.reservations.hold_seats(&token, order).await)
+        .answer(state.services.reservations.hold_seats(&token, order).await)
         .map_err(|problem| match form {
             Form::One => problem.without_seat_list(),
             Form::Several => problem,
@@ -202,7 +202,7 @@ pub(crate) async fn show(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ReservationId::new(path.into_inner())?;
-    let reservation = state.reservations.reservation(&token, id).await?;
+    let reservation = state.services.reservations.reservation(&token, id).await?;
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
 }
 
@@ -223,7 +223,7 @@ pub(crate) async fn cancel(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ReservationId::new(path.into_inner())?;
-    let cancelled = state.reservations.cancel(&token, id).await?;
+    let cancelled = state.services.reservations.cancel(&token, id).await?;
     state
         .catalog_cache
         .seats_freed(cancelled.concert, cancelled.performance)
@@ -266,7 +266,7 @@ pub(crate) async fn refund(
     };
     let key = idempotency_key(&request)?;
     let token = proof_of_user(&state, &request)?;
-    let refunded = state.refunds.refund(token, refund, key).await?;
+    let refunded = state.services.refunds.refund(token, refund, key).await?;
     state
         .catalog_cache
         .seats_freed(refunded.concert, refunded.performance)
@@ -329,6 +329,7 @@ pub(crate) async fn list(
     let before = params.before.map(ReservationId::new).transpose()?;
     let token = proof_of_user(&state, &request)?;
     let page = state
+        .services
         .reservations
         .reservations_of(
             token,
@@ -362,7 +363,7 @@ pub(crate) async fn list(
 /// The `Queue-Token` of an endpoint that is not queue-protected, read only when bound tokens
 /// are required (otherwise such endpoints ignore it).
 fn proof_of_user(state: &AppState, request: &HttpRequest) -> Result<Option<QueueToken>, ApiError> {
-    if state.reservations.owner().binding().is_required() {
+    if state.services.reservations.owner().binding().is_required() {
         optional_queue_token(request)
     } else {
         Ok(None)

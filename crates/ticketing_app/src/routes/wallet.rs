@@ -52,7 +52,7 @@ pub(crate) async fn balance(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::new(path.into_inner())?;
-    let balance = state.wallet.balance(user).await?;
+    let balance = state.services.wallet.balance(user).await?;
     Ok(answer(user, balance))
 }
 
@@ -76,6 +76,6 @@ pub(crate) async fn charge(
     let user = UserId::new(path.into_inner())?;
     let amount = ChargeAmount::new(body.amount)?;
     let key = idempotency_key(&request)?;
-    let balance = state.wallet.charge(user, amount, key).await?;
+    let balance = state.services.wallet.charge(user, amount, key).await?;
     Ok(answer(user, balance))
 }
