@@ -328,12 +328,8 @@ async fn before_a_scheduled_opening_entries_wait_at_position_0_and_at_it_they_ar
 
 /// `GET /api/queue` at `base` (this app or a peer) with `token`: the body.
 async fn poll_at(app: &TestApp, base: &str, token: &str) -> Value {
-    app.client
-        .get(format!("{base}/api/queue"))
-        .header(TOKEN_HEADER, token)
-        .send()
+    app.get_at(base, token, "/api/queue")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap()

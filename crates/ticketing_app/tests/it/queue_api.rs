@@ -288,14 +288,7 @@ async fn entering_fails_closed_with_503_when_redis_is_unreachable() {
 }
 
 async fn status_at(app: &TestApp, base: &str, token: &str, path: &str) -> u16 {
-    app.client
-        .get(format!("{base}{path}"))
-        .header(TOKEN_HEADER, token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.get_at(base, token, path).await.status().as_u16()
 }
 
 #[tokio::test]

@@ -132,8 +132,13 @@ impl TestApp {
 
     /// GET with a `Queue-Token`.
     pub async fn get_with(&self, token: &str, path: &str) -> Response {
+        self.get_at(&self.address, token, path).await
+    }
+
+    /// `GET path` with `token` at `base`: this app's address or a peer's.
+    pub async fn get_at(&self, base: &str, token: &str, path: &str) -> Response {
         self.client
-            .get(self.url(path))
+            .get(format!("{base}{path}"))
             .header(TOKEN_HEADER, token)
             .send()
             .await
