@@ -1,6 +1,18 @@
 //! Who may touch a reservation: with `security.require_bound_tokens`, only a queue token bound to
 //! the reservation's user (to the body's `userId` for a hold); without it, also an unbound token.
 //! Endpoints outside the queue (refunds, a user's list) then ask for such a token too.
+//!
+//! The rule for who checks a token, the same in every use case:
+//! - only [`QueueService::authorize`] tells that a token is ACTIVE, and the [`ActiveToken`] it
+//!   returns is the only proof of it;
+//! - the use case itself asks [`TokenBinding`] whether that proof may act for the user it acts
+//!   for (holds, a hold's release and a payment all call [`TokenBinding::check`]);
+//!   [`OwnerCheck::vouch`] applies the same rule to endpoints outside the queue.
+//!
+//! Where the proof comes from differs for one reason. A hold takes the `ActiveToken` that the
+//! caller got from `authorize` (the HTTP layer's middleware, once per request). A payment takes
+//! the raw [`QueueToken`] and authorizes it itself, because a retry under an `Idempotency-Key`
+//! must still learn the recorded outcome after that payment ended the token's session.
 
 use std::sync::Arc;
 
@@ -30,7 +42,12 @@ impl TokenBinding {
     /// # Errors
     /// [`AccessError::TokenUserMismatch`] otherwise.
     pub fn check(self, token: &ActiveToken, user: UserId) -> Result<(), AccessError> {
-        match token.user() {
+        self.allows(token.user(), user)
+    }
+
+    /// The rule, for a token bound to `bound` (or to nobody).
+    fn allows(self, bound: Option<UserId>, user: UserId) -> Result<(), AccessError> {
+        match bound {
             Some(bound) if bound == user => Ok(()),
             None if !self.required => Ok(()),
             _ => Err(AccessError::TokenUserMismatch),
@@ -104,10 +121,7 @@ impl OwnerCheck {
             QueueError::Infrastructure(cause) => AccessError::Infrastructure(cause),
             QueueError::TokenInvalid | QueueError::RateLimited { .. } => AccessError::TokenInvalid,
         })?;
-        match ticket.user {
-            Some(bound) if bound == user => Ok(()),
-            _ => Err(AccessError::TokenUserMismatch.into()),
-        }
+        Ok(self.binding.allows(ticket.user, user)?)
     }
 }
 

@@ -63,6 +63,7 @@ pub struct QueueView {
 }
 
 /// Proof that a request carries an ACTIVE token: only [`QueueService::authorize`] makes one.
+/// Whether it may act for a given user is [`crate::access::TokenBinding::check`]'s to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveToken {
     ticket: Ticket,
@@ -72,18 +73,6 @@ impl ActiveToken {
     /// The user the token is bound to, if any.
     pub fn user(&self) -> Option<UserId> {
         self.ticket.user
-    }
-
-    /// Checks that this token may act for `user`: a token bound to a user acts only for them;
-    /// an unbound token acts for anyone.
-    ///
-    /// # Errors
-    /// [`AccessError::TokenUserMismatch`] when the token is bound to another user.
-    pub fn act_for(&self, user: UserId) -> Result<(), AccessError> {
-        match self.ticket.user {
-            Some(bound) if bound != user => Err(AccessError::TokenUserMismatch),
-            _ => Ok(()),
-        }
     }
 
     /// A proof for tests of code that takes one, without a queue.
@@ -923,7 +912,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_of_another_user_cannot_act_for_them() {
+    async fn the_proof_of_an_active_token_carries_the_user_it_is_bound_to() {
         let clock = ManualClock::new(at(0));
         let bound = Ticket {
             user: Some(UserId::new(7).expect("valid")),
@@ -937,9 +926,9 @@ mod tests {
             .await
             .expect("active");
 
-        assert_eq!(active.act_for(UserId::new(7).expect("valid")), Ok(()));
+        assert_eq!(active.user(), Some(UserId::new(7).expect("valid")));
         assert_eq!(
-            active.act_for(UserId::new(8).expect("valid")),
+            crate::access::TokenBinding::new(false).check(&active, UserId::new(8).expect("valid")),
             Err(AccessError::TokenUserMismatch)
         );
     }
