@@ -24,6 +24,26 @@ pub enum WalletError {
     Infrastructure(#[from] InfrastructureError),
 }
 
+/// A charge of a user's balance, as a client asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// Whose balance.
+    pub user: UserId,
+    /// How much to add.
+    pub amount: ChargeAmount,
+}
+
+impl ChargeRequest {
+    /// What identifies this request under an `Idempotency-Key`.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "charge;user={};amount={}",
+            self.user,
+            self.amount.won().get()
+        )
+    }
+}
+
 /// The users' balances, where they are stored.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -89,7 +109,7 @@ impl WalletService {
     ) -> Result<Won, WalletError> {
         let idempotency = key.map(|key| IdempotentRequest {
             key,
-            fingerprint: format!("charge;user={};amount={}", user, amount.won().get()),
+            fingerprint: ChargeRequest { user, amount }.fingerprint(),
         });
         self.wallet.charge(user, amount, idempotency).await
     }

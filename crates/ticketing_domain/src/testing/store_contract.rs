@@ -52,7 +52,7 @@ use crate::reservation::{
 };
 use crate::taken_seats::SeatMemory;
 use crate::testing::store::{InMemoryEventStream, InMemoryStore};
-use crate::wallet::{Wallet, WalletError};
+use crate::wallet::{ChargeRequest, Wallet, WalletError};
 
 /// A seat to seed: its number, grade and price.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1145,7 +1145,13 @@ pub async fn wallet_contract(fixture: &impl StoreFixture) {
     let wallet = fixture.wallet();
     seed_users(fixture, 1..=2).await;
     let amount = |n| ChargeAmount::new(n).unwrap();
-    let fingerprint = |user: i64, n: i64| format!("charge;user={user};amount={n}");
+    let fingerprint = |user: i64, n: i64| {
+        ChargeRequest {
+            user: user_id(user),
+            amount: amount(n),
+        }
+        .fingerprint()
+    };
 
     assert_eq!(
         balance(fixture, 1).await,
