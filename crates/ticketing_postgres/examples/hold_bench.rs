@@ -22,7 +22,7 @@ use ticketing_domain::reservation::{
 };
 use ticketing_postgres::inventory::HOLD_SEAT;
 use ticketing_postgres::pool::build_pool;
-use ticketing_postgres::{PgPoolSettings, PgSeatInventory};
+use ticketing_postgres::{PgPoolSettings, PgSeatInventory, SEAT_RELEASED_SET};
 use ticketing_testkit::TestDatabase;
 
 const SEATS: i64 = 200_000;
@@ -36,12 +36,14 @@ INSERT INTO wallets (user_id) SELECT generate_series(1, 1000);
 ANALYZE;";
 
 /// Run one by one: VACUUM cannot run inside the implicit transaction of a batch.
-const RESET: [&str; 4] = [
-    "UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL WHERE status <> 'AVAILABLE'",
-    "DELETE FROM reservations",
-    "VACUUM ANALYZE seats",
-    "VACUUM ANALYZE reservations",
-];
+fn reset() -> [String; 4] {
+    [
+        format!("UPDATE seats SET {SEAT_RELEASED_SET} WHERE status <> 'AVAILABLE'"),
+        "DELETE FROM reservations".into(),
+        "VACUUM ANALYZE seats".into(),
+        "VACUUM ANALYZE reservations".into(),
+    ]
+}
 
 fn pgbench() -> Option<String> {
     let found = Command::new("sh")
@@ -123,8 +125,8 @@ async fn main() {
         holds - taken.load(Ordering::Relaxed)
     );
 
-    for statement in RESET {
-        db.execute(statement).await;
+    for statement in reset() {
+        db.execute(&statement).await;
     }
     let Some(pgbench) = pgbench() else {
         println!("pgbench not found: install postgresql-contrib for the ceiling");

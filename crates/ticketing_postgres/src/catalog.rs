@@ -92,8 +92,8 @@ impl TakenSeatRow {
 }
 
 /// A stored value that the schema's constraints should have made impossible.
-fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::unexpected(format!("stored catalog data is invalid: {what}"))
+fn corrupt(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> InfrastructureError {
+    crate::error::corrupt("catalog data", cause)
 }
 
 impl TryFrom<ConcertRow> for Concert {

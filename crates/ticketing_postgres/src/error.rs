@@ -34,6 +34,28 @@ const TRANSIENT_SERVER_MESSAGES: &[&str] = &[
     "recovery is in progress",
 ];
 
+/// What PostgreSQL returned that its schema should have made impossible (a bug, or a row edited
+/// by hand), never the client's fault: the cause of an unexpected [`InfrastructureError`], with
+/// what made it invalid as its own cause.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {kind} read from postgres")]
+struct InvalidStoredData {
+    kind: &'static str,
+    #[source]
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// `cause` (an error, or a description of what is wrong) found in stored data of `kind`.
+pub(crate) fn corrupt(
+    kind: &'static str,
+    cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> InfrastructureError {
+    InfrastructureError::unexpected(InvalidStoredData {
+        kind,
+        cause: cause.into(),
+    })
+}
+
 pub(crate) fn from_diesel(error: DieselError) -> InfrastructureError {
     let transient = match &error {
         DieselError::DatabaseError(

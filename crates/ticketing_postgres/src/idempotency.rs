@@ -52,7 +52,7 @@ impl From<DieselError> for ClaimError {
 #[derive(Debug)]
 pub(crate) enum Failure {
     Conflict(IdempotencyConflict),
-    Corrupt(String),
+    Corrupt(InfrastructureError),
     Database(DieselError),
 }
 
@@ -76,17 +76,15 @@ impl From<Failure> for ticketing_domain::payment::LedgerError {
         use ticketing_domain::payment::LedgerError;
         match failure {
             Failure::Conflict(conflict) => LedgerError::Conflict(conflict),
-            Failure::Corrupt(what) => LedgerError::Infrastructure(InfrastructureError::unexpected(
-                format!("stored payment or refund data is invalid: {what}"),
-            )),
+            Failure::Corrupt(error) => LedgerError::Infrastructure(error),
             Failure::Database(error) => LedgerError::Infrastructure(from_diesel(error)),
         }
     }
 }
 
 /// A stored value that the schema's constraints should have made impossible.
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> Failure {
-    Failure::Corrupt(what.to_string())
+pub(crate) fn corrupt(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Failure {
+    Failure::Corrupt(crate::error::corrupt("payment or refund data", cause))
 }
 
 #[derive(QueryableByName)]

@@ -152,8 +152,9 @@ SELECT held.id, held.seat_no, held.price, held.expires_at, owned.owned
 /// Frees the seat of a live hold, then cancels the reservation (`$1` reservation) and writes
 /// its event.
 ///
-/// `sql_query`: the query builder has no data-modifying CTE; as three statements it would take a
-/// transaction and five round trips instead of one.
+/// `sql_query`: the query builder has no data-modifying CTE. As three statements it would need a
+/// transaction: five round trips instead of one (counted, not timed; docs/holds-benchmark.md
+/// times the same trade for a hold).
 const CANCEL_HOLD: &str = concat!(
     "
 WITH released AS (
@@ -182,9 +183,9 @@ SELECT count(*) AS cancelled FROM cancelled"
 /// on, and marks their reservations EXPIRED, each with its `reservation.expired` event: a hold
 /// expires once (from HELD), here or when its seat is taken again, so the event is written once.
 ///
-/// `sql_query`: a locking, limited sub-select (`FOR UPDATE SKIP LOCKED`) feeding three writes
-/// is one statement (the sweep holds no transaction open between them); the query builder has
-/// no data-modifying CTE.
+/// `sql_query`: the query builder has neither a locking, limited sub-select (`FOR UPDATE SKIP
+/// LOCKED`) nor a data-modifying CTE. As one statement the sweep holds no transaction open
+/// between its writes (a design choice for lock time, not a measured speed-up).
 const RELEASE_EXPIRED: &str = concat!(
     "
 WITH stale AS (

@@ -25,4 +25,5 @@ pub use outbox::PgEventOutbox;
 pub use payments::PgPaymentLedger;
 pub use pool::{PgPool, PgPoolSettings};
 pub use refunds::PgRefundLedger;
+pub use seat_state::SEAT_RELEASED_SET;
 pub use wallet::PgWallet;

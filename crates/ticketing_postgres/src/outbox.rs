@@ -39,9 +39,9 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// claim number of its own (this statement's transaction id), and answers them. Rows another
 /// relay is claiming in this very instant are skipped, not waited for.
 ///
-/// `sql_query`: an `UPDATE` of the rows a locking, limited sub-select picks, answering them, is
-/// one statement (so no transaction is held while the stream is called); the query builder
-/// cannot put a locking clause in a sub-select.
+/// `sql_query`: the query builder cannot put a locking clause in a sub-select. As one statement
+/// no transaction is held open while the stream is called (a design choice for lock time, not a
+/// measured speed-up).
 const CLAIM: &str = "
 UPDATE outbox_events o
    SET claim = pg_current_xact_id()::text::bigint,
@@ -130,8 +130,8 @@ impl From<ClaimedRow> for EventRow {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::unexpected(format!("stored event is invalid: {what}"))
+fn corrupt(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> InfrastructureError {
+    crate::error::corrupt("event", cause)
 }
 
 impl TryFrom<EventRow> for Event {
@@ -139,7 +139,8 @@ impl TryFrom<EventRow> for Event {
     fn try_from(row: EventRow) -> Result<Self, Self::Error> {
         Ok(Event {
             id: EventId::new(row.id).map_err(corrupt)?,
-            kind: EventType::parse(&row.kind).ok_or_else(|| corrupt(&row.kind))?,
+            kind: EventType::parse(&row.kind)
+                .ok_or_else(|| corrupt(format!("event type {:?}", row.kind)))?,
             occurred_at: row.occurred_at,
             reservation: row
                 .reservation_id

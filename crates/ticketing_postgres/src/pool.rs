@@ -221,7 +221,7 @@ pub async fn max_connections(pool: &PgPool) -> Result<i64, InfrastructureError> 
     .map_err(error::from_diesel)?;
     row.setting
         .parse()
-        .map_err(|_| InfrastructureError::unexpected(format!("max_connections {:?}", row.setting)))
+        .map_err(|cause| error::corrupt("max_connections setting", cause))
 }
 
 #[cfg(test)]

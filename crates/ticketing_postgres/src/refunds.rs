@@ -38,8 +38,9 @@ const SCOPE: &str = "refund";
 /// (`reservation.refunded`, `balance.refunded`); the new balance, or no
 /// row when the reservation was not CONFIRMED (never after the domain's judgement under lock).
 ///
-/// `sql_query`: six writes chained through CTEs in one round trip; the query builder has no
-/// data-modifying CTE.
+/// `sql_query`: the query builder has no data-modifying CTE. The six writes are one statement
+/// inside the refund's transaction: one round trip instead of six (counted, not timed;
+/// docs/holds-benchmark.md times the same trade for a hold).
 const REFUND: &str = concat!(
     "
 WITH freed AS (

@@ -62,6 +62,9 @@ pub(crate) fn reservation_from(
     })
 }
 
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> InfrastructureError {
-    InfrastructureError::unexpected(format!("stored reservation data is invalid: {what}"))
+/// Stored reservation data that the schema should have made impossible.
+pub(crate) fn corrupt(
+    cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> InfrastructureError {
+    crate::error::corrupt("reservation data", cause)
 }

@@ -26,6 +26,10 @@ macro_rules! seat_released_sql {
 }
 pub(crate) use seat_released_sql;
 
+/// [`seat_released_sql`] for code outside this crate that gives seats back by hand: tests and
+/// benchmarks that replay sales on one database.
+pub const SEAT_RELEASED_SET: &str = seat_released_sql!();
+
 /// A seat is free when it is AVAILABLE or its hold has lapsed by the database's clock.
 #[auto_type]
 pub(crate) fn seat_is_free() -> _ {

@@ -73,7 +73,9 @@ use ticketing_domain::reservation::{
 };
 use ticketing_domain::wallet::{WalletError, WalletService};
 use ticketing_domain::InfrastructureError;
-use ticketing_postgres::{PgPaymentLedger, PgRefundLedger, PgSeatInventory, PgWallet};
+use ticketing_postgres::{
+    PgPaymentLedger, PgRefundLedger, PgSeatInventory, PgWallet, SEAT_RELEASED_SET,
+};
 use ticketing_testkit::TestDatabase;
 
 // ---------------------------------------------------------------------------------------------
@@ -1181,17 +1183,22 @@ struct Statements {
     lapse: tokio_postgres::Statement,
 }
 
-const RESET: &str = "
+/// Back to the demo data, for the seats and users the model touches.
+fn reset_sql() -> String {
+    format!(
+        "
 DELETE FROM payment_reservations;
 DELETE FROM payments;
-UPDATE seats SET status = 'AVAILABLE', hold_expires_at = NULL, reservation_id = NULL
+UPDATE seats SET {SEAT_RELEASED_SET}
  WHERE performance_id = 119 AND seat_no IN (1, 2, 200, 201, 500, 501) AND status <> 'AVAILABLE';
 DELETE FROM reservations;
 DELETE FROM wallet_entries;
 DELETE FROM idempotency_keys;
 DELETE FROM outbox_events;
 UPDATE wallets SET balance = 0 WHERE user_id IN (1, 2, 3, 4) AND balance <> 0;
-UPDATE performances SET starts_at = now() + interval '30 days' WHERE id = 119;";
+UPDATE performances SET starts_at = now() + interval '30 days' WHERE id = 119;"
+    )
+}
 
 impl Harness {
     fn new() -> Self {
@@ -1358,7 +1365,7 @@ fn key(key: &Option<String>) -> Option<IdempotencyKey> {
 impl<'h> Case<'h> {
     /// Back to the demo data, with the model's opening balances.
     fn start(h: &'h Harness, model: &Model) -> Self {
-        let mut reset = RESET.to_string();
+        let mut reset = reset_sql();
         for (user, balance) in USERS.iter().zip(model.opening) {
             if balance > 0 {
                 reset.push_str(&format!(
