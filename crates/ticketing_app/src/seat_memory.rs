@@ -33,3 +33,35 @@ impl SeatMemory for CachedSeatMemory {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ticketing_domain::testing::store_contract::{self as contract, StoreFixture};
+    use ticketing_testkit::PgStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_cached_seat_memory_keeps_the_contract_over_postgresql() {
+        let store = PgStore::new().await;
+        let memory = CachedSeatMemory::new(
+            CatalogCache::new(Duration::from_secs(60)),
+            CatalogService::new(store.catalog()),
+        );
+
+        contract::seat_memory_contract(&store, &memory).await;
+        // The contract holds trivially for a memory that forgets; this one remembers.
+        assert!(
+            memory
+                .recall(
+                    ConcertId::new(1).expect("valid"),
+                    PerformanceId::new(11).expect("valid")
+                )
+                .await
+                .is_some(),
+            "the contract's performance is remembered"
+        );
+    }
+}

@@ -243,3 +243,15 @@ impl AppState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ticketing_domain::testing::store_contract as contract;
+
+    use super::*;
+
+    #[test]
+    fn the_system_clock_keeps_the_contract() {
+        contract::clock_contract(&SystemClock);
+    }
+}

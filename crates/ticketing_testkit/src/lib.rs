@@ -5,11 +5,13 @@
 mod database;
 mod local_postgres;
 mod local_redis;
+mod pg_store;
 mod redis_space;
 
 pub use database::{TestDatabase, STORED_INSTANTS};
 pub use local_postgres::LocalPostgres;
 pub use local_redis::LocalRedis;
+pub use pg_store::PgStore;
 pub use redis_space::TestRedis;
 
 /// A short random name part, unique enough for parallel tests.
