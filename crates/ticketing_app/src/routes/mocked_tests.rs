@@ -19,12 +19,20 @@ use ticketing_domain::events::{EventRelay, MockEventOutbox, MockEventPublisher};
 use ticketing_domain::idempotency::{IdempotencyConflict, MockOutcomeRetention};
 use ticketing_domain::ids::{ReservationId, UserId};
 use ticketing_domain::money::Won;
-use ticketing_domain::payment::{MockPaymentLedger, PaymentService};
-use ticketing_domain::queue::{LineOperator, MockQueueControls, MockWaitingQueue, QueueService};
+use ticketing_domain::payment::{
+    LedgerAnswer, LedgerError, MockPaymentLedger, PaymentRefusal, PaymentRequest, PaymentService,
+};
+use ticketing_domain::queue::{
+    LineOperator, MockQueueControls, MockWaitingQueue, QueueError, QueueService, Ticket,
+    TicketState,
+};
 use ticketing_domain::refund::{
     MockRefundLedger, RefundAnswer, RefundRefusal, RefundRequest, RefundService,
 };
-use ticketing_domain::reservation::{MockSeatInventory, ReservationService};
+use ticketing_domain::reservation::{
+    HoldError, HoldRequest, MockSeatInventory, ReservationService,
+};
+use ticketing_domain::taken_seats::TakenSeats;
 use ticketing_domain::wallet::{MockWallet, WalletError, WalletService};
 use ticketing_domain::InfrastructureError;
 
@@ -34,7 +42,13 @@ use crate::state::{AppState, Dependencies, DependencyHealth, PoolFigures, Servic
 /// The ports a test sets expectations on; the others stay untouched.
 #[derive(Default)]
 struct Ports {
+    /// The line that judges queue tokens.
+    line: MockWaitingQueue,
+    /// Read by the seat memory before a hold.
+    catalog: MockConcertCatalog,
+    inventory: MockSeatInventory,
     wallet: MockWallet,
+    payments: MockPaymentLedger,
     refunds: MockRefundLedger,
 }
 
@@ -64,24 +78,19 @@ fn state(ports: Ports) -> AppState {
     let keys = || settings.token_keys().expect("default signing key");
     let mut clock = MockClock::new();
     clock.expect_now().returning(chrono::Utc::now);
-    let queue = QueueService::new(
-        Arc::new(MockWaitingQueue::new()),
-        keys(),
-        policy,
-        Arc::new(clock),
-    );
+    let queue = QueueService::new(Arc::new(ports.line), keys(), policy, Arc::new(clock));
     let binding = TokenBinding::new(settings.security.require_bound_tokens);
     let owner = OwnerCheck::new(binding, queue.clone(), keys());
     let services = Services {
-        catalog: CatalogService::new(Arc::new(MockConcertCatalog::new())),
+        catalog: CatalogService::new(Arc::new(ports.catalog)),
         operator: LineOperator::new(Arc::new(MockQueueControls::new()), queue.clone()),
         reservations: ReservationService::new(
-            Arc::new(MockSeatInventory::new()),
+            Arc::new(ports.inventory),
             settings.hold_rules().expect("default hold rules"),
             owner.clone(),
         ),
         wallet: WalletService::new(Arc::new(ports.wallet)),
-        payments: PaymentService::new(Arc::new(MockPaymentLedger::new()), queue.clone(), binding),
+        payments: PaymentService::new(Arc::new(ports.payments), queue.clone(), binding),
         refunds: RefundService::new(Arc::new(ports.refunds), owner),
         outcome_retention: Arc::new(MockOutcomeRetention::new()),
         events: EventRelay::new(
@@ -312,4 +321,145 @@ async fn readiness_of_a_state_without_stores_is_ready() {
 
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({ "status": "ready" }));
+}
+
+// --- Holds and payments: a token the line judges, then the store's answer -------------------
+
+/// The token of user 7, sealed with the default keys the state's queue opens tokens with.
+fn token_of_user_7() -> String {
+    let keys = settings().token_keys().expect("default signing key");
+    keys.seal(&Ticket {
+        epoch: 1,
+        seq: 1,
+        user: Some(UserId::new(7).expect("a valid id")),
+    })
+    .as_str()
+    .to_string()
+}
+
+/// Ports whose line judges every token ACTIVE and whose seat memory remembers no seat taken.
+fn admitted() -> Ports {
+    let mut ports = Ports::default();
+    ports.line.expect_lookup().returning(|_, _| {
+        Ok(Some(TicketState::Active {
+            until: chrono::Utc::now() + chrono::Duration::minutes(10),
+        }))
+    });
+    ports.line.expect_revoke().returning(|_| Ok(true));
+    ports
+        .catalog
+        .expect_taken_seats()
+        .returning(|_, _| Ok(TakenSeats::new(chrono::Utc::now(), [])));
+    ports
+}
+
+fn hold_of_seat_3() -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/api/reservations")
+        .insert_header(("Queue-Token", token_of_user_7()))
+        .set_json(json!({ "userId": 7, "concertId": 1, "performanceId": 119, "seatId": 3 }))
+}
+
+fn payment_of_reservation_9() -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/api/payments")
+        .insert_header(("Queue-Token", token_of_user_7()))
+        .set_json(json!({ "reservationId": 9, "userId": 7 }))
+}
+
+fn assert_unavailable(status: StatusCode, headers: &header::HeaderMap, body: &Value) {
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(is_problem(headers), "{headers:?}");
+    assert!(headers.contains_key(header::RETRY_AFTER), "{headers:?}");
+    assert_eq!(body["code"], "UNAVAILABLE");
+    assert!(!body.to_string().contains("db-internal-7"), "{body}");
+}
+
+#[actix_web::test]
+async fn a_hold_of_a_seat_the_store_finds_taken_is_a_409_seat_unavailable() {
+    let mut ports = admitted();
+    ports
+        .inventory
+        .expect_hold()
+        .withf(|request: &HoldRequest, _, _| request.user == UserId::new(7).expect("a valid id"))
+        .return_once(|request, _, _| {
+            Err(HoldError::SeatUnavailable {
+                performance: request.performance,
+                seats: request.seats.seats().to_vec(),
+            })
+        });
+
+    let (status, headers, body) = answer(ports, hold_of_seat_3()).await;
+
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(is_problem(&headers));
+    assert_eq!(body["code"], "SEAT_UNAVAILABLE");
+}
+
+#[actix_web::test]
+async fn a_hold_while_the_database_is_down_is_a_503_to_retry() {
+    let mut ports = admitted();
+    ports.inventory.expect_hold().return_once(|_, _, _| {
+        Err(HoldError::Infrastructure(InfrastructureError::unavailable(
+            refused_connection(),
+        )))
+    });
+
+    let (status, headers, body) = answer(ports, hold_of_seat_3()).await;
+
+    assert_unavailable(status, &headers, &body);
+}
+
+#[actix_web::test]
+async fn a_token_the_line_cannot_judge_while_redis_is_down_is_a_503_and_holds_nothing() {
+    let mut ports = Ports::default();
+    ports.line.expect_lookup().returning(|_, _| {
+        Err(QueueError::Infrastructure(
+            InfrastructureError::unavailable(refused_connection()),
+        ))
+    });
+    // The inventory has no expectation: a hold reaching it panics.
+
+    let (status, headers, body) = answer(ports, hold_of_seat_3()).await;
+
+    assert_unavailable(status, &headers, &body);
+}
+
+#[actix_web::test]
+async fn a_payment_the_balance_does_not_cover_is_a_422_insufficient_balance() {
+    let mut ports = admitted();
+    ports
+        .payments
+        .expect_pay()
+        .withf(|request: &PaymentRequest, key| {
+            request.user == UserId::new(7).expect("a valid id") && key.is_none()
+        })
+        .return_once(|_, _| {
+            Ok(LedgerAnswer {
+                outcome: Err(PaymentRefusal::InsufficientBalance {
+                    price: Won::new(150_000).expect("a valid amount"),
+                }),
+                replayed: false,
+            })
+        });
+
+    let (status, headers, body) = answer(ports, payment_of_reservation_9()).await;
+
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(is_problem(&headers));
+    assert_eq!(body["code"], "INSUFFICIENT_BALANCE");
+}
+
+#[actix_web::test]
+async fn a_payment_while_the_database_is_down_is_a_503_to_retry() {
+    let mut ports = admitted();
+    ports.payments.expect_pay().return_once(|_, _| {
+        Err(LedgerError::Infrastructure(
+            InfrastructureError::unavailable(refused_connection()),
+        ))
+    });
+
+    let (status, headers, body) = answer(ports, payment_of_reservation_9()).await;
+
+    assert_unavailable(status, &headers, &body);
 }
