@@ -12,8 +12,9 @@
 //!   without its CONFIRMED reservation; one event per change.
 //! - Holds: 300 holds (one seat or two) over 100 seats, from 300 users. No seat has two live
 //!   reservations, every 200 seen is in the database (HELD, or EXPIRED once lapsed), a hold of two
-//!   seats is whole or absent, seats and reservations agree; after the holds' short TTL the
-//!   restarted instance's sweep retires the dead instance's holds and frees every seat.
+//!   seats is whole or absent, seats and reservations agree; once the holds' TTL has passed (the
+//!   test moves the stored instants back) the restarted instance's sweep retires the dead
+//!   instance's holds and frees every seat.
 //! - Refunds: 100 paid reservations refunded at once, each under a key of its own. Every keyed
 //!   retry ends in 200 (the same body as a 200 seen before the kill), one REFUND ledger entry and
 //!   one `reservation.refunded` event per reservation, balances equal their ledgers and are whole
@@ -888,7 +889,9 @@ async fn holds_killed_mid_flight_leave_no_seat_held_twice_and_lapse_after_a_rest
     );
     let checked_at = started.elapsed();
 
-    // The holds lapse; the restarted instance's sweep retires them, the dead one's included.
+    // The holds lapse (their TTL passes for the database, with no wait); the restarted
+    // instance's sweep retires them, the dead one's included.
+    db.pass(Duration::from_secs(HOLD_TTL_SECONDS + 1)).await;
     let waiting = Instant::now();
     while db
         .query_i64(
@@ -898,7 +901,7 @@ async fn holds_killed_mid_flight_leave_no_seat_held_twice_and_lapse_after_a_rest
         > 0
     {
         assert!(
-            waiting.elapsed() < Duration::from_secs(HOLD_TTL_SECONDS + 10),
+            waiting.elapsed() < Duration::from_secs(10),
             "the lapsed holds were not swept"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;

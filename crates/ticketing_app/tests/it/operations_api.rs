@@ -203,23 +203,11 @@ async fn every_answer_carries_a_request_id_and_a_sane_one_is_kept() {
     assert_ne!(replaced.headers()["x-request-id"], "not sane!");
 }
 
-/// The value of the series `name` (labels included, exactly as exported), or 0 when absent.
-async fn metric(app: &TestApp, series: &str) -> f64 {
-    let body = app.get("/metrics").await.text().await.unwrap();
-    body.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .and_then(|value| value.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_replayed_payment_is_counted_as_a_replay_not_a_second_sale() {
     let app = TestApp::spawn().await;
-    let paid_before = metric(&app, r#"payments_total{outcome="paid"}"#).await;
-    let replayed_before = metric(&app, r#"payments_total{outcome="replayed"}"#).await;
+    let paid_before = app.metric(r#"payments_total{outcome="paid"}"#).await;
+    let replayed_before = app.metric(r#"payments_total{outcome="replayed"}"#).await;
     let token = app.active_token(Some(7)).await;
     app.charge(7, 500_000, None).await;
     let reservation = app.held(&token, 7, 77).await;
@@ -237,19 +225,19 @@ async fn a_replayed_payment_is_counted_as_a_replay_not_a_second_sale() {
         200
     );
 
-    let paid = metric(&app, r#"payments_total{outcome="paid"}"#).await - paid_before;
-    let replayed = metric(&app, r#"payments_total{outcome="replayed"}"#).await - replayed_before;
+    let paid = app.metric(r#"payments_total{outcome="paid"}"#).await - paid_before;
+    let replayed = app.metric(r#"payments_total{outcome="replayed"}"#).await - replayed_before;
     assert_eq!((paid, replayed), (1.0, 1.0));
 }
 
 #[tokio::test]
 async fn an_admission_at_entry_counts_as_an_admission() {
     let app = TestApp::spawn().await;
-    let before = metric(&app, "queue_admitted_total").await;
+    let before = app.metric("queue_admitted_total").await;
 
     app.active_token(None).await;
 
-    assert!(metric(&app, "queue_admitted_total").await - before >= 1.0);
+    assert!(app.metric("queue_admitted_total").await - before >= 1.0);
 }
 
 /// The metric names an expression of config/prometheus/alerts.yml reads.

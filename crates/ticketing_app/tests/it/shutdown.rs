@@ -74,6 +74,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
             })
         })
         .collect();
+    // Let the requests reach the server before the signal: the test is of requests in flight.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let signalled = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

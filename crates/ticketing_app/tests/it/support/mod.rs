@@ -115,6 +115,19 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// The value of the `/metrics` series `series` (labels included, exactly as exported), or 0
+    /// when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let body = self.get("/metrics").await.text().await.expect("metrics");
+        body.lines()
+            .find_map(|line| {
+                line.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .and_then(|value| value.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
     /// POST of a raw body declared as JSON, with a `Queue-Token` when given: for bodies a
     /// well-behaved client would never send.
     pub async fn post_raw(&self, path: &str, token: Option<&str>, body: &str) -> Response {
