@@ -88,7 +88,7 @@ impl From<ClaimError> for ChargeFailure {
 }
 
 fn won(balance: i64) -> Result<Won, ChargeFailure> {
-    Won::new(balance).map_err(|e| ChargeFailure::Corrupt(corrupt("charge outcome", e)))
+    Won::new(balance).map_err(|e| ChargeFailure::Corrupt(corrupt("balance", e)))
 }
 
 async fn apply_charge(

@@ -140,6 +140,11 @@ fn balance_failing_with(error: InfrastructureError) -> Ports {
     ports
 }
 
+/// A store that cannot be reached, with a detail a client must never see.
+fn store_down() -> InfrastructureError {
+    InfrastructureError::unavailable(refused_connection())
+}
+
 /// A driver error with a detail a client must never see.
 fn refused_connection() -> std::io::Error {
     std::io::Error::new(
@@ -166,7 +171,7 @@ async fn a_balance_is_read_from_the_wallet() {
 
 #[actix_web::test]
 async fn an_unavailable_store_is_a_503_to_retry_without_its_detail() {
-    let ports = balance_failing_with(InfrastructureError::unavailable(refused_connection()));
+    let ports = balance_failing_with(store_down());
 
     let (status, headers, body) =
         answer(ports, test::TestRequest::get().uri("/api/users/7/balance")).await;
@@ -399,11 +404,10 @@ async fn a_hold_of_a_seat_the_store_finds_taken_is_a_409_seat_unavailable() {
 #[actix_web::test]
 async fn a_hold_while_the_database_is_down_is_a_503_to_retry() {
     let mut ports = admitted();
-    ports.inventory.expect_hold().return_once(|_, _, _| {
-        Err(HoldError::Infrastructure(InfrastructureError::unavailable(
-            refused_connection(),
-        )))
-    });
+    ports
+        .inventory
+        .expect_hold()
+        .return_once(|_, _, _| Err(HoldError::Infrastructure(store_down())));
 
     let (status, headers, body) = answer(ports, hold_of_seat_3()).await;
 
@@ -413,11 +417,10 @@ async fn a_hold_while_the_database_is_down_is_a_503_to_retry() {
 #[actix_web::test]
 async fn a_token_the_line_cannot_judge_while_redis_is_down_is_a_503_and_holds_nothing() {
     let mut ports = Ports::default();
-    ports.line.expect_lookup().returning(|_, _| {
-        Err(QueueError::Infrastructure(
-            InfrastructureError::unavailable(refused_connection()),
-        ))
-    });
+    ports
+        .line
+        .expect_lookup()
+        .returning(|_, _| Err(QueueError::Infrastructure(store_down())));
     // The inventory has no expectation: a hold reaching it panics.
 
     let (status, headers, body) = answer(ports, hold_of_seat_3()).await;
@@ -453,11 +456,10 @@ async fn a_payment_the_balance_does_not_cover_is_a_422_insufficient_balance() {
 #[actix_web::test]
 async fn a_payment_while_the_database_is_down_is_a_503_to_retry() {
     let mut ports = admitted();
-    ports.payments.expect_pay().return_once(|_, _| {
-        Err(LedgerError::Infrastructure(
-            InfrastructureError::unavailable(refused_connection()),
-        ))
-    });
+    ports
+        .payments
+        .expect_pay()
+        .return_once(|_, _| Err(LedgerError::Infrastructure(store_down())));
 
     let (status, headers, body) = answer(ports, payment_of_reservation_9()).await;
 
