@@ -20,23 +20,36 @@ pub enum AdminAction {
     /// An RFC 3339 time, or `None` to cancel the scheduled opening.
     OpenAt(Option<String>),
     Revoke(String),
+    /// Every room with its line.
+    RoomsList,
+    /// A new room: the body of `POST /api/admin/rooms`.
+    RoomsCreate(Value),
+    /// Deletes the room of this id.
+    RoomsDelete(String),
 }
 
-/// An admin command: the action and the server it goes to.
+/// An admin command: the action, the room it acts on and the server it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminCommand {
     pub url: String,
+    /// `--room ID`: the room whose line the action steers; the room `default` without it.
+    pub room: Option<String>,
     pub action: AdminAction,
 }
 
-pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] <command>
-  status                      the queue's settings and size
+pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] [--room ID] <command>
+  status                      the line's settings and size
   pause | resume              stop or restart admissions (entries still wait)
   set [--admit-per-second N] [--max-active N] [--active-ttl-seconds N]
   open-at <RFC 3339 time | none>
                               make the line a pre-queue until then (a fair draw at it); none cancels
   revoke <token>              end one queue token on every instance
-The server is --url, else $TICKETING_URL, else http://127.0.0.1:8080; the token is APP__ADMIN__TOKEN.";
+  rooms list                  every waiting room with its line
+  rooms create <id> --name NAME --performances 119,120 [--admit-per-second N] [--max-active N]
+        [--active-ttl-seconds N] [--mode fifo|passthrough|reject] [--opens-at T] [--closes-at T]
+  rooms delete <id>           delete a room nobody waits or shops in
+--room ID steers that room's line (default: the room default). The server is --url, else
+$TICKETING_URL, else http://127.0.0.1:8080; the token is APP__ADMIN__TOKEN.";
 
 fn number(flag: &str, value: Option<&String>) -> Result<u64, String> {
     value
@@ -51,6 +64,7 @@ impl AdminCommand {
     /// The usage text, with the reason first.
     pub fn parse(arguments: &[String], default_url: &str) -> Result<Self, String> {
         let mut url = default_url.to_string();
+        let mut room = None;
         let mut rest = Vec::new();
         let mut iter = arguments.iter();
         while let Some(argument) = iter.next() {
@@ -59,11 +73,24 @@ impl AdminCommand {
                     .next()
                     .cloned()
                     .ok_or_else(|| format!("--url needs a value\n{ADMIN_USAGE}"))?;
+            } else if argument == "--room" {
+                room = Some(
+                    iter.next()
+                        .cloned()
+                        .ok_or_else(|| format!("--room needs a value\n{ADMIN_USAGE}"))?,
+                );
             } else {
                 rest.push(argument.clone());
             }
         }
         let action = match rest.as_slice() {
+            [noun, verb] if noun == "rooms" && verb == "list" => AdminAction::RoomsList,
+            [noun, verb, id] if noun == "rooms" && verb == "delete" => {
+                AdminAction::RoomsDelete(id.clone())
+            }
+            [noun, verb, id, flags @ ..] if noun == "rooms" && verb == "create" => {
+                AdminAction::RoomsCreate(new_room(id, flags)?)
+            }
             [verb] if verb == "status" => AdminAction::Status,
             [verb] if verb == "pause" => AdminAction::Pause,
             [verb] if verb == "resume" => AdminAction::Resume,
@@ -93,8 +120,51 @@ impl AdminCommand {
             }
             _ => return Err(ADMIN_USAGE.to_string()),
         };
-        Ok(Self { url, action })
+        Ok(Self { url, room, action })
     }
+}
+
+/// The body of `POST /api/admin/rooms` from `rooms create <id> <flags>`.
+fn new_room(id: &str, flags: &[String]) -> Result<Value, String> {
+    let mut body = serde_json::Map::new();
+    body.insert("id".into(), json!(id));
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        let value = flags
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{ADMIN_USAGE}"))?;
+        let (name, value) = match flag.as_str() {
+            "--name" => ("name", json!(value)),
+            "--performances" => {
+                let ids: Result<Vec<i64>, _> = value
+                    .split(',')
+                    .map(|id| id.trim().parse::<i64>())
+                    .collect();
+                (
+                    "performanceIds",
+                    json!(ids.map_err(|_| format!(
+                        "--performances needs ids separated by commas\n{ADMIN_USAGE}"
+                    ))?),
+                )
+            }
+            "--admit-per-second" => ("admitPerSecond", json!(number(flag, Some(value))?)),
+            "--max-active" => ("maxActive", json!(number(flag, Some(value))?)),
+            "--active-ttl-seconds" => ("activeTtlSeconds", json!(number(flag, Some(value))?)),
+            "--mode" => ("mode", json!(value)),
+            "--opens-at" => ("opensAt", json!(value)),
+            "--closes-at" => ("closesAt", json!(value)),
+            other => return Err(format!("unknown option {other}\n{ADMIN_USAGE}")),
+        };
+        body.insert(name.into(), value);
+    }
+    for required in ["name", "performanceIds"] {
+        if !body.contains_key(required) {
+            return Err(format!(
+                "rooms create needs --name and --performances\n{ADMIN_USAGE}"
+            ));
+        }
+    }
+    Ok(Value::Object(body))
 }
 
 /// Sends the command and prints what the server answered.
@@ -107,8 +177,16 @@ pub async fn run(command: &AdminCommand, admin_token: &str) -> anyhow::Result<()
         .build()
         .context("building the HTTP client")?;
     let base = command.url.trim_end_matches('/');
-    let queue = format!("{base}/api/admin/queue");
+    let rooms = format!("{base}/api/admin/rooms");
+    // The room `default` keeps the v2 paths (and answers).
+    let queue = match command.room.as_deref() {
+        None | Some("default") => format!("{base}/api/admin/queue"),
+        Some(room) => format!("{rooms}/{room}"),
+    };
     let request = match &command.action {
+        AdminAction::RoomsList => client.get(&rooms),
+        AdminAction::RoomsCreate(body) => client.post(&rooms).json(body),
+        AdminAction::RoomsDelete(id) => client.delete(format!("{rooms}/{id}")),
         AdminAction::Status => client.get(&queue),
         AdminAction::Pause => client.patch(&queue).json(&json!({ "paused": true })),
         AdminAction::Resume => client.patch(&queue).json(&json!({ "paused": false })),
@@ -145,6 +223,7 @@ pub async fn run(command: &AdminCommand, admin_token: &str) -> anyhow::Result<()
                 serde_json::to_string_pretty(&body).unwrap_or(text.clone())
             ),
             Err(_) if matches!(command.action, AdminAction::Revoke(_)) => println!("revoked"),
+            Err(_) if matches!(command.action, AdminAction::RoomsDelete(_)) => println!("deleted"),
             Err(_) => println!("{status}"),
         }
         return Ok(());
@@ -211,6 +290,44 @@ mod tests {
             parse(&["revoke", "abc"]).map(|c| c.action),
             Ok(AdminAction::Revoke("abc".into()))
         );
+    }
+
+    #[test]
+    fn rooms_verbs_and_the_room_option_parse() {
+        let command = parse(&["--room", "golden-hour", "pause"]).expect("parses");
+        assert_eq!(command.room.as_deref(), Some("golden-hour"));
+        assert_eq!(command.action, AdminAction::Pause);
+        assert_eq!(
+            parse(&["rooms", "list"]).map(|c| c.action),
+            Ok(AdminAction::RoomsList)
+        );
+        assert_eq!(
+            parse(&["rooms", "delete", "x"]).map(|c| c.action),
+            Ok(AdminAction::RoomsDelete("x".into()))
+        );
+        assert_eq!(
+            parse(&[
+                "rooms",
+                "create",
+                "golden-hour",
+                "--name",
+                "Golden Hour",
+                "--performances",
+                "119,120",
+                "--admit-per-second",
+                "200",
+            ])
+            .map(|c| c.action),
+            Ok(AdminAction::RoomsCreate(json!({
+                "id": "golden-hour",
+                "name": "Golden Hour",
+                "performanceIds": [119, 120],
+                "admitPerSecond": 200,
+            })))
+        );
+        assert!(parse(&["rooms", "create", "x", "--name", "X"]).is_err());
+        assert!(parse(&["rooms", "create", "x", "--name", "X", "--performances", "a"]).is_err());
+        assert!(parse(&["--room"]).is_err());
     }
 
     #[test]

@@ -31,6 +31,8 @@ impl BackgroundJobs {
         Self {
             handles: vec![
                 tokio::spawn(admit_from_the_queue(state.clone(), schedule.admission)),
+                tokio::spawn(admit_in_the_rooms(state.clone(), schedule.admission)),
+                tokio::spawn(follow_the_rooms(state.clone())),
                 tokio::spawn(release_lapsed_holds(state.clone(), schedule.hold_expiry)),
                 tokio::spawn(metrics_upkeep()),
                 tokio::spawn(probe_dependencies(state.clone())),
@@ -166,6 +168,55 @@ async fn relay_events(state: AppState, interval: Duration, retention: Duration) 
                 Ok(forgotten) => tracing::info!(forgotten, "forgot old sent events"),
                 Err(error) => {
                     tracing::warn!(error = %ErrorChain(&error), "forgetting old sent events failed")
+                }
+            }
+        }
+    }
+}
+
+/// Keeps this instance in step with the rooms stored in PostgreSQL: opens the lines of new or
+/// changed rooms, closes those of deleted ones. Twice a second, so that every instance follows
+/// an operator's change within a second.
+async fn follow_the_rooms(state: AppState) {
+    let mut ticker = ticker(Duration::from_millis(500));
+    let mut failing = false;
+    loop {
+        ticker.tick().await;
+        match state.services.rooms.refresh().await {
+            Ok(()) => failing = false,
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(error = %ErrorChain(&error), "reading the rooms failed; the rooms known stay in force");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+/// One step of every room's line but `default`'s (see [`admit_from_the_queue`]), each room's
+/// steps independent of the others', so that a room whose line fails does not stall the rest.
+async fn admit_in_the_rooms(state: AppState, interval: Duration) {
+    let mut ticker = ticker(interval);
+    loop {
+        ticker.tick().await;
+        let rooms: Vec<_> = state
+            .services
+            .queue
+            .rooms()
+            .into_iter()
+            .filter(|room| !room.is_default())
+            .collect();
+        let queue = &state.services.queue;
+        let steps = rooms
+            .iter()
+            .map(|room| async move { (room, queue.advance_room(room).await) });
+        for (room, outcome) in futures::future::join_all(steps).await {
+            match outcome {
+                Ok(report) => crate::observability::room_admission_step(room, &report),
+                Err(error) => {
+                    crate::observability::room_admission_step_failed(room);
+                    tracing::warn!(room = %room, error = %ErrorChain(&error), "admission step of a room failed; retrying next tick");
                 }
             }
         }

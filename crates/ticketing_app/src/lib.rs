@@ -74,6 +74,11 @@ impl Application {
         let postgres = build_pool(&settings.postgres()).context("building the PostgreSQL pool")?;
         let redis = RedisPool::new(&settings.redis()).context("building the Redis pool")?;
         let app_state = AppState::new(postgres, redis, settings, clock)?;
+        // So that the rooms' tokens are judged from the first request on; the background job
+        // keeps trying if the database does not answer yet.
+        if let Err(error) = app_state.services.rooms.refresh().await {
+            tracing::warn!(error = %ticketing_domain::error::ErrorChain(&error), "reading the rooms failed; retrying in the background");
+        }
         let state = web::Data::new(app_state.clone());
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);

@@ -199,6 +199,25 @@ pub fn admitted_at_entry() {
     counter!("queue_admitted_total").increment(1);
 }
 
+/// [`admission_step`] of a room other than `default`: the same series, labelled with the room.
+pub fn room_admission_step(room: &ticketing_domain::rooms::RoomId, report: &AdmissionReport) {
+    let room = room.to_string();
+    counter!("queue_admission_steps_total", "outcome" => "ok", "room" => room.clone()).increment(1);
+    counter!("queue_admitted_total", "room" => room.clone()).increment(u64::from(report.admitted));
+    counter!("queue_expired_total", "room" => room.clone()).increment(u64::from(report.expired));
+    counter!("queue_dropped_idle_total", "room" => room.clone())
+        .increment(u64::from(report.dropped_idle));
+    gauge!("queue_admitted_last_step", "room" => room.clone()).set(f64::from(report.admitted));
+    gauge!("queue_waiting", "room" => room.clone()).set(report.waiting as f64);
+    gauge!("queue_active", "room" => room).set(report.active as f64);
+}
+
+/// [`admission_step_failed`] of a room other than `default`.
+pub fn room_admission_step_failed(room: &ticketing_domain::rooms::RoomId) {
+    counter!("queue_admission_steps_total", "outcome" => "error", "room" => room.to_string())
+        .increment(1);
+}
+
 pub fn admission_step_failed() {
     counter!("queue_admission_steps_total", "outcome" => "error").increment(1);
 }

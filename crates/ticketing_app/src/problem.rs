@@ -16,6 +16,7 @@ use ticketing_domain::queue::{
 };
 use ticketing_domain::refund::{RefundError, RefundRefusal};
 use ticketing_domain::reservation::{HoldError, InvalidPageSize, ListError, ReservationError};
+use ticketing_domain::rooms::{InvalidRoomId, RoomError};
 use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
 
@@ -39,7 +40,19 @@ pub enum ApiError {
     #[error("the queue token was issued for another user")]
     TokenUserMismatch,
     #[error("{0}")]
+    TokenWrongRoom(String),
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    RoomExists(String),
+    #[error("{0}")]
+    RoomBusy(String),
+    /// `opens_at`: when the room opens, if an opening is scheduled (RFC 3339).
+    #[error("{detail}")]
+    RoomClosed {
+        detail: String,
+        opens_at: Option<String>,
+    },
     /// `seats`: the taken seats of a several-seat hold (`unavailableSeatIds`); `None` keeps the
     /// one-seat answer of v1.
     #[error("{detail}")]
@@ -87,14 +100,18 @@ pub(crate) struct Problem<'a> {
     /// Stable and machine-readable: INVALID_REQUEST, TOKEN_MISSING, TOKEN_INVALID,
     /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
-    /// IDEMPOTENCY_CONFLICT,
-    /// INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED, UNAVAILABLE.
+    /// IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED,
+    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED.
     #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
     #[serde(rename = "unavailableSeatIds", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<i32>>)]
     unavailable_seat_ids: Option<&'a [i32]>,
+    /// Only on a 409 ROOM_CLOSED of a room whose opening is scheduled: when it opens.
+    #[serde(rename = "opensAt", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    opens_at: Option<&'a str>,
 }
 
 impl ApiError {
@@ -106,7 +123,11 @@ impl ApiError {
             ApiError::TokenInvalid => "TOKEN_INVALID",
             ApiError::TokenNotActive => "TOKEN_NOT_ACTIVE",
             ApiError::TokenUserMismatch => "TOKEN_USER_MISMATCH",
+            ApiError::TokenWrongRoom(_) => "TOKEN_WRONG_ROOM",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::RoomExists(_) => "ROOM_EXISTS",
+            ApiError::RoomBusy(_) => "ROOM_BUSY",
+            ApiError::RoomClosed { .. } => "ROOM_CLOSED",
             ApiError::SeatUnavailable { .. } => "SEAT_UNAVAILABLE",
             ApiError::SeatLimitReached(_) => "SEAT_LIMIT_REACHED",
             ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
@@ -151,8 +172,13 @@ impl ResponseError for ApiError {
             ApiError::TokenMissing | ApiError::TokenInvalid | ApiError::AdminUnauthorized => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::TokenNotActive | ApiError::TokenUserMismatch => StatusCode::FORBIDDEN,
+            ApiError::TokenNotActive
+            | ApiError::TokenUserMismatch
+            | ApiError::TokenWrongRoom(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::RoomExists(_) | ApiError::RoomBusy(_) | ApiError::RoomClosed { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::SeatUnavailable { .. }
             | ApiError::SeatLimitReached(_)
             | ApiError::ReservationNotPayable(_)
@@ -183,6 +209,12 @@ impl ResponseError for ApiError {
                 ApiError::SeatUnavailable {
                     seats: Some(seats), ..
                 } => Some(seats.as_slice()),
+                _ => None,
+            },
+            opens_at: match self {
+                ApiError::RoomClosed {
+                    opens_at: Some(at), ..
+                } => Some(at.as_str()),
                 _ => None,
             },
         };
@@ -242,12 +274,39 @@ impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
         match error {
             QueueError::TokenInvalid => ApiError::TokenInvalid,
+            QueueError::RoomUnknown => ApiError::NotFound(error.to_string()),
             QueueError::RateLimited { retry_after } => ApiError::RateLimited {
                 retry_after_seconds: retry_after.as_secs_f64().ceil().max(1.0) as u64,
             },
             QueueError::Infrastructure(cause) => cause.into(),
             other => ApiError::unmapped(&other),
         }
+    }
+}
+
+impl From<RoomError> for ApiError {
+    fn from(error: RoomError) -> Self {
+        match error {
+            RoomError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            RoomError::Exists(_) => ApiError::RoomExists(error.to_string()),
+            RoomError::Busy(_) => ApiError::RoomBusy(error.to_string()),
+            RoomError::Invalid(invalid) => invalid.into(),
+            RoomError::UnknownPerformance(_) | RoomError::PerformanceTaken { .. } => {
+                ApiError::InvalidRequest(error.to_string())
+            }
+            RoomError::Closed { opens_at, .. } => ApiError::RoomClosed {
+                detail: error.to_string(),
+                opens_at: opens_at.map(crate::routes::rfc3339),
+            },
+            RoomError::Queue(queue) => queue.into(),
+            RoomError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<InvalidRoomId> for ApiError {
+    fn from(error: InvalidRoomId) -> Self {
+        ApiError::InvalidRequest(error.to_string())
     }
 }
 
@@ -273,6 +332,7 @@ impl From<AccessError> for ApiError {
             AccessError::TokenInvalid => ApiError::TokenInvalid,
             AccessError::TokenNotActive => ApiError::TokenNotActive,
             AccessError::TokenUserMismatch => ApiError::TokenUserMismatch,
+            AccessError::TokenWrongRoom { .. } => ApiError::TokenWrongRoom(error.to_string()),
             AccessError::Infrastructure(cause) => cause.into(),
             other => ApiError::unmapped(&other),
         }

@@ -15,12 +15,15 @@ use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
 use ticketing_domain::refund::RefundService;
 use ticketing_domain::reservation::ReservationService;
+use ticketing_domain::rooms::RoomService;
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
     PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger,
-    PgSeatInventory, PgWallet,
+    PgRoomRepository, PgSeatInventory, PgWallet,
 };
-use ticketing_redis::{KeySpace, RedisEventPublisher, RedisPool, RedisWaitingQueue};
+use ticketing_redis::{
+    KeySpace, RedisEventPublisher, RedisPool, RedisRoomLines, RedisWaitingQueue,
+};
 
 use crate::catalog_cache::CatalogCache;
 use crate::seat_memory::CachedSeatMemory;
@@ -43,6 +46,8 @@ pub struct Services {
     pub catalog: CatalogService,
     pub queue: QueueService,
     pub operator: LineOperator,
+    /// The waiting rooms; the room `default` is `queue`'s v1/v2 line.
+    pub rooms: RoomService,
     pub reservations: ReservationService,
     pub wallet: WalletService,
     pub payments: PaymentService,
@@ -180,7 +185,16 @@ impl AppState {
         let policy: QueuePolicy = settings.queue_policy()?;
         let line = Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy));
         let queue = QueueService::new(line.clone(), settings.token_keys()?, policy, clock);
-        let operator = LineOperator::new(line, queue.clone());
+        let operator = LineOperator::new(line.clone(), queue.clone());
+        let rooms = RoomService::new(
+            Arc::new(PgRoomRepository::new(postgres.clone())),
+            Arc::new(RedisRoomLines::new(
+                redis.clone(),
+                &settings.redis.key_prefix,
+            )),
+            queue.clone(),
+            line,
+        );
         let binding = TokenBinding::new(settings.security.require_bound_tokens);
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
         let services = Services {
@@ -207,6 +221,7 @@ impl AppState {
             ),
             queue,
             operator,
+            rooms,
             reservations: ReservationService::new(
                 Arc::new(PgSeatInventory::new(postgres.clone())),
                 settings.hold_rules()?,

@@ -119,7 +119,9 @@ impl OwnerCheck {
             .map_err(|_| AccessError::TokenInvalid)?;
         self.queue.poll(token).await.map_err(|error| match error {
             QueueError::Infrastructure(cause) => AccessError::Infrastructure(cause),
-            QueueError::TokenInvalid | QueueError::RateLimited { .. } => AccessError::TokenInvalid,
+            QueueError::TokenInvalid | QueueError::RateLimited { .. } | QueueError::RoomUnknown => {
+                AccessError::TokenInvalid
+            }
         })?;
         Ok(self.binding.allows(ticket.user, user)?)
     }

@@ -13,6 +13,7 @@ pub mod payment;
 pub mod queue;
 pub mod refund;
 pub mod reservation;
+pub mod rooms;
 pub mod taken_seats;
 // The crate's own unit tests use the in-memory adapters and the manual clock too.
 #[cfg(any(test, feature = "testing"))]

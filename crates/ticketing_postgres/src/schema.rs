@@ -83,6 +83,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    room_performances (performance_id) {
+        performance_id -> Int8,
+        room_id -> Text,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> Text,
+        name -> Text,
+        mode -> Text,
+        entry -> Text,
+        closes_at -> Nullable<Timestamptz>,
+        challenge_difficulty -> Int4,
+        paused -> Nullable<Bool>,
+        admit_per_second -> Nullable<Int4>,
+        max_active -> Nullable<Int4>,
+        active_ttl_seconds -> Nullable<Int4>,
+        opens_at -> Nullable<Timestamptz>,
+        version -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     seats (performance_id, seat_no) {
         performance_id -> Int8,
         seat_no -> Int4,
@@ -126,6 +151,8 @@ diesel::joinable!(payments -> reservations (reservation_id));
 diesel::joinable!(payments -> users (user_id));
 diesel::joinable!(performances -> concerts (concert_id));
 diesel::joinable!(reservations -> users (user_id));
+diesel::joinable!(room_performances -> performances (performance_id));
+diesel::joinable!(room_performances -> rooms (room_id));
 diesel::joinable!(seats -> performances (performance_id));
 diesel::joinable!(wallet_entries -> wallets (user_id));
 diesel::joinable!(wallets -> users (user_id));
@@ -138,6 +165,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     performances,
     reservations,
+    room_performances,
+    rooms,
     seats,
     users,
     wallet_entries,

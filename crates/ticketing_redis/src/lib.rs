@@ -5,8 +5,10 @@ mod events;
 mod keys;
 pub mod pool;
 mod queue;
+mod rooms;
 
 pub use events::{stream_key, GroupStart, RedisEventPublisher, RedisEventStream, StreamEntry};
 pub use keys::KeySpace;
 pub use pool::{RedisPool, RedisSettings};
 pub use queue::RedisWaitingQueue;
+pub use rooms::RedisRoomLines;

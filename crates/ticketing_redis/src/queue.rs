@@ -22,6 +22,7 @@ use ticketing_domain::queue::{
     LineEvent, LineSettings, LineStatus, LineStep, LineSync, QueueControls, QueueError,
     QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
+use ticketing_domain::rooms::{RoomId, RoomMode};
 use ticketing_domain::InfrastructureError;
 
 use crate::pool::RedisPool;
@@ -101,6 +102,8 @@ pub struct RedisWaitingQueue {
     keys: Arc<QueueKeys>,
     policy: QueuePolicy,
     scripts: Arc<Scripts>,
+    /// Nobody waits: the rate and capacity are not applied (a `passthrough` room).
+    passthrough: bool,
 }
 
 impl std::fmt::Debug for RedisWaitingQueue {
@@ -267,6 +270,36 @@ impl RedisWaitingQueue {
             keys: Arc::new(QueueKeys::new(keys)),
             policy,
             scripts: Arc::new(Scripts::load()),
+            passthrough: false,
+        }
+    }
+
+    /// The line of `room` under the stack's `prefix`: its keys carry a hash tag of their own
+    /// (`{<prefix>:room:<id>}`), so each room's scripts run on one slot and different rooms
+    /// spread over the masters of a cluster. The room `default` keeps the v1/v2 keys
+    /// (`{<prefix>}`).
+    pub fn keys_of_room(prefix: &str, room: &RoomId) -> KeySpace {
+        if room.is_default() {
+            KeySpace::new(prefix)
+        } else {
+            KeySpace::new(&format!("{prefix}:room:{room}"))
+        }
+    }
+
+    /// This line in `mode`: a passthrough room admits every entry at once, its rate and
+    /// capacity not applied (admissions are still counted).
+    pub fn in_mode(self, mode: RoomMode) -> Self {
+        Self {
+            passthrough: mode == RoomMode::Passthrough,
+            ..self
+        }
+    }
+
+    fn passthrough_flag(&self) -> &'static str {
+        if self.passthrough {
+            "1"
+        } else {
+            "0"
         }
     }
 
@@ -297,7 +330,8 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(self.idle_ms())
             .arg(self.bucket_ms())
             .arg(self.policy.entry_rate_per_client.map_or(0, |r| r.get()))
-            .arg(self.policy.keep_alive_window());
+            .arg(self.policy.keep_alive_window())
+            .arg(self.passthrough_flag());
         let (status, epoch, seq, number): (String, String, i64, i64) = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
@@ -376,6 +410,7 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(WALK_LIMIT)
             .arg(cursor_epoch)
             .arg(cursor_id)
+            .arg(self.passthrough_flag())
             .arg(seen);
         let reply: Value = self
             .pool

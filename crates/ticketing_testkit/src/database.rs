@@ -26,6 +26,7 @@ pub const STORED_INSTANTS: &[(&str, &[&str])] = &[
         "outbox_events",
         &["occurred_at", "claimed_until", "sent_at"],
     ),
+    ("rooms", &["closes_at", "opens_at", "created_at"]),
 ];
 
 /// A schema of its own, migrated, dropped with this value.

@@ -169,12 +169,16 @@ impl Drop for TestRedis {
             return;
         };
         let _: Result<(), _> = redis::cmd("DEL").arg(&stream).query(&mut connection);
-        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut connection) {
-            Ok(keys) => keys,
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+        // The rooms' lines carry hash tags of their own (`{<prefix>:room:<id>}`).
+        let rooms = format!("{{{}:room:*", self.prefix);
+        for pattern in [pattern, rooms] {
+            let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query(&mut connection) {
+                Ok(keys) => keys,
+                Err(_) => return,
+            };
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
         }
     }
 }

@@ -27,8 +27,36 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .route(web::get().to(status))
                     .route(web::patch().to(change)),
             )
-            .route("/queue/tokens/{token}", web::delete().to(revoke)),
+            .route("/queue/tokens/{token}", web::delete().to(revoke))
+            .configure(super::admin_rooms::configure),
     );
+}
+
+/// The client's address, for the audit log.
+pub(crate) fn client_of(request: &HttpRequest) -> String {
+    request
+        .peer_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+}
+
+/// An RFC 3339 time of a setting named `name`, or the reason it is not one.
+pub(crate) fn instant_of(
+    name: &str,
+    text: Option<Option<String>>,
+) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>, ApiError> {
+    text.map(|at| {
+        at.map(|text| {
+            chrono::DateTime::parse_from_rfc3339(&text)
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    ApiError::InvalidRequest(format!(
+                        "{name} must be an RFC 3339 time, not {text:?}"
+                    ))
+                })
+        })
+        .transpose()
+    })
+    .transpose()
 }
 
 /// Whether `presented` is the admin token, in time that does not depend on where they differ.
@@ -96,7 +124,7 @@ impl From<LineStatus> for AdminQueueBody {
 }
 
 /// Absent stays `None`; `null` becomes `Some(None)`.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -130,7 +158,7 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, A
     Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
 }
 
-fn describe(settings: &LineSettings) -> String {
+pub(crate) fn describe(settings: &LineSettings) -> String {
     format!(
         "paused={} admitPerSecond={} maxActive={} activeTtlSeconds={} opensAt={}",
         settings.paused,
@@ -158,21 +186,7 @@ pub(crate) async fn change(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_json::<AdminQueueChange>(&body)?.unwrap_or_default();
-    let opens_at = body
-        .opens_at
-        .map(|at| {
-            at.map(|text| {
-                chrono::DateTime::parse_from_rfc3339(&text)
-                    .map(|at| at.with_timezone(&chrono::Utc))
-                    .map_err(|_| {
-                        ApiError::InvalidRequest(format!(
-                            "opensAt must be an RFC 3339 time, not {text:?}"
-                        ))
-                    })
-            })
-            .transpose()
-        })
-        .transpose()?;
+    let opens_at = instant_of("opensAt", body.opens_at)?;
     let change = SettingsChange::new(
         body.paused,
         body.admit_per_second,
@@ -185,7 +199,7 @@ pub(crate) async fn change(
     tracing::info!(
         target: "audit",
         who = "admin",
-        client = %request.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()),
+        client = %client_of(&request),
         what = "queue settings",
         old = %describe(&before),
         new = %describe(&after),
@@ -215,7 +229,7 @@ pub(crate) async fn revoke(
     tracing::info!(
         target: "audit",
         who = "admin",
-        client = %request.peer_addr().map_or_else(|| "unknown".to_string(), |a| a.ip().to_string()),
+        client = %client_of(&request),
         what = "token revoked",
         was_live,
         "operator revoked a queue token"

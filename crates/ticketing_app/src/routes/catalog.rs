@@ -10,9 +10,12 @@ use utoipa::ToSchema;
 use crate::problem::Problem;
 use ticketing_domain::catalog::{Concert, Performance, Seat};
 use ticketing_domain::ids::{ConcertId, PerformanceId};
+use ticketing_domain::queue::ActiveToken;
 
 use super::access::require_active_token;
-use super::responses::{InvalidRequest, NotFound, TokenNotActive, TokenRequired, Unavailable};
+use super::responses::{
+    InvalidRequest, NotFound, TokenNotActive, TokenNotActiveHere, TokenRequired, Unavailable,
+};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -158,15 +161,17 @@ pub(crate) async fn list_performances(
         (status = 200, description = "Seats by number", body = [SeatBody]),
         InvalidRequest,
         TokenRequired,
-        TokenNotActive,
+        TokenNotActiveHere,
         (status = 404, description = "NOT_FOUND, also for a performance of another concert", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn list_seats(
     state: web::Data<AppState>,
+    token: web::ReqData<ActiveToken>,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, ApiError> {
     let (concert, performance) = path.into_inner();
     let (concert, performance) = (ConcertId::new(concert)?, PerformanceId::new(performance)?);
+    state.services.rooms.check_scope(&token, performance)?;
     let body = state
         .catalog_cache
         .seats(concert, performance, async {

@@ -84,6 +84,12 @@ fn state(ports: Ports) -> AppState {
     let services = Services {
         catalog: CatalogService::new(Arc::new(ports.catalog)),
         operator: LineOperator::new(Arc::new(MockQueueControls::new()), queue.clone()),
+        rooms: ticketing_domain::rooms::RoomService::new(
+            Arc::new(ticketing_domain::rooms::MockRoomRepository::new()),
+            Arc::new(ticketing_domain::rooms::MockRoomLines::new()),
+            queue.clone(),
+            Arc::new(MockQueueControls::new()),
+        ),
         reservations: ReservationService::new(
             Arc::new(ports.inventory),
             settings.hold_rules().expect("default hold rules"),

@@ -2,6 +2,7 @@
 
 mod access;
 mod admin;
+mod admin_rooms;
 pub mod body;
 mod catalog;
 mod docs;
@@ -15,6 +16,7 @@ mod payments;
 mod queue;
 mod reservations;
 mod responses;
+mod rooms;
 mod time_format;
 mod wallet;
 
@@ -25,6 +27,7 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{error::JsonPayloadError, web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::problem::ApiError;
+pub(crate) use time_format::rfc3339;
 
 /// Registers every route, the extractor error handlers and the fallback for unknown paths.
 pub fn configure(
@@ -66,6 +69,7 @@ pub fn configure(
             .service(
                 web::scope("/api")
                     .configure(queue::configure)
+                    .configure(rooms::configure)
                     .configure(catalog::configure)
                     .configure(reservations::configure)
                     .configure(payments::configure)

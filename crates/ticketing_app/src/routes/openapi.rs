@@ -7,7 +7,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, catalog, docs, health, page, payments, queue, reservations, wallet};
+use super::{
+    admin, admin_rooms, catalog, docs, health, page, payments, queue, reservations, rooms, wallet,
+};
 use crate::problem::Problem;
 
 struct QueueTokenScheme;
@@ -62,6 +64,14 @@ impl Modify for QueueTokenScheme {
         admin::status,
         admin::change,
         admin::revoke,
+        admin_rooms::list,
+        admin_rooms::create,
+        admin_rooms::show,
+        admin_rooms::change,
+        admin_rooms::delete,
+        admin_rooms::revoke,
+        rooms::list,
+        rooms::show,
         page::index,
         docs::to_root,
     ),
@@ -69,6 +79,7 @@ impl Modify for QueueTokenScheme {
     modifiers(&QueueTokenScheme),
     tags(
         (name = "queue", description = "The waiting room"),
+        (name = "rooms", description = "The waiting rooms, one line per on-sale (public, cacheable for a second)"),
         (name = "catalog", description = "Concerts, performances and seats (ACTIVE token)"),
         (name = "reservations", description = "Seat holds (ACTIVE token), refunds and a user's reservations (no token)"),
         (name = "balance", description = "The prepaid balance"),

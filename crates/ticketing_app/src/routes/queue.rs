@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{ClientKey, QueueView};
+use ticketing_domain::rooms::RoomId;
 use utoipa::ToSchema;
 
 use super::access::queue_token;
@@ -29,12 +30,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EnterBody {
     user_id: Option<i64>,
+    /// The room to wait in (`[a-z0-9-]{1,40}`); the room `default` when absent.
+    #[schema(example = "golden-hour")]
+    room_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct QueueBody {
     token: String,
+    /// The room whose line the token is in.
+    #[schema(example = "default")]
+    room_id: String,
+    /// The place's number in the room's order (after a draw, the drawn one); compare it with
+    /// the room's `servingNumber` (`GET /api/rooms/{roomId}`).
+    ticket_number: u64,
     /// ACTIVE or WAITING.
     #[schema(value_type = String, example = "WAITING")]
     status: &'static str,
@@ -54,6 +64,8 @@ impl From<QueueView> for QueueBody {
     fn from(view: QueueView) -> Self {
         Self {
             token: view.token.as_str().to_string(),
+            room_id: view.room.to_string(),
+            ticket_number: view.ticket_number,
             status: view.status.as_str(),
             position: view.position,
             estimated_wait_seconds: view.estimated_wait_seconds,
@@ -95,6 +107,8 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
         InvalidRequest,
+        (status = 404, description = "NOT_FOUND: no room of that roomId", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "ROOM_CLOSED: the room takes no new entries (mode reject, or past closesAt); with opensAt when an opening is scheduled", content_type = "application/problem+json", body = Problem),
         (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn enter(
@@ -102,12 +116,19 @@ pub(crate) async fn enter(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let user = optional_json::<EnterBody>(&body)?
+    let body = optional_json::<EnterBody>(&body)?;
+    let user = body
+        .as_ref()
         .and_then(|body| body.user_id)
         .map(UserId::new)
         .transpose()?;
+    let room = body
+        .and_then(|body| body.room_id)
+        .map(|room| RoomId::parse(&room))
+        .transpose()?
+        .unwrap_or_default();
     let client = client_key(&request, &state.trusted_proxies);
-    let view = state.services.queue.enter_queue(user, &client).await?;
+    let view = state.services.rooms.enter(&room, user, &client).await?;
     if view.admitted_now {
         crate::observability::admitted_at_entry();
     }

@@ -16,7 +16,7 @@ use super::access::{optional_queue_token, require_active_token};
 use super::headers::idempotency_key;
 use super::responses::{
     BoundTokenMismatch, BoundTokenRequired, InvalidRequest, NotFound, TokenNotAllowed,
-    TokenRequired, Unavailable,
+    TokenNotAllowedHere, TokenRequired, Unavailable,
 };
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
@@ -152,7 +152,7 @@ pub(crate) enum HoldAnswer {
         (status = 200, description = "Held: the reservation for `seatId`, `{\"reservations\": [...]}` for `seatIds`", body = HoldAnswer),
         (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = Problem),
         TokenRequired,
-        TokenNotAllowed,
+        TokenNotAllowedHere,
         (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = Problem),
         Unavailable))]
@@ -163,6 +163,7 @@ pub(crate) async fn hold(
 ) -> Result<HttpResponse, ApiError> {
     let (form, order) = hold_order(body.into_inner())?;
     let (concert, performance) = (order.concert, order.performance);
+    state.services.rooms.check_scope(&token, performance)?;
     let held = Attempts::Holds
         .answer(state.services.reservations.hold_seats(&token, order).await)
         .map_err(|problem| match form {

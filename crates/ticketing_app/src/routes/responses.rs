@@ -44,10 +44,25 @@ problem_response!(
 );
 
 problem_response!(
+    /// The token is waiting, or of a room that does not cover the performance.
+    TokenNotActiveHere,
+    403,
+    "TOKEN_NOT_ACTIVE, or TOKEN_WRONG_ROOM: the token's room does not cover this performance"
+);
+
+problem_response!(
     /// The token is waiting, or bound to another user than the one the request acts for.
     TokenNotAllowed,
     403,
     "TOKEN_NOT_ACTIVE or TOKEN_USER_MISMATCH"
+);
+
+problem_response!(
+    /// The token is waiting, bound to another user, or of a room that does not cover the
+    /// performance.
+    TokenNotAllowedHere,
+    403,
+    "TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, or TOKEN_WRONG_ROOM: the token's room does not cover this performance"
 );
 
 problem_response!(

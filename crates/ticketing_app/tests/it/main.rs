@@ -22,5 +22,6 @@ mod payments_api;
 mod queue_api;
 mod refunds_api;
 mod reservations_api;
+mod rooms_api;
 mod shutdown;
 mod user_reservations_api;

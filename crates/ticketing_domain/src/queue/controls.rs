@@ -138,6 +138,17 @@ impl SettingsChange {
         })
     }
 
+    /// A change that sets every setting to `settings`' (a new room's line, or one restored).
+    pub fn replacing(settings: &LineSettings) -> Self {
+        Self {
+            paused: Some(settings.paused),
+            admit_per_second: Some(settings.admit_per_second),
+            max_active: Some(settings.max_active),
+            active_ttl: Some(settings.active_ttl),
+            opens_at: Some(settings.opens_at),
+        }
+    }
+
     /// A change that only pauses or resumes.
     pub fn pause(paused: bool) -> Self {
         Self {

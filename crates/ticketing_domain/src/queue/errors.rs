@@ -18,6 +18,9 @@ pub enum QueueError {
         /// How long to wait before entering again.
         retry_after: Duration,
     },
+    /// This instance follows no line of the room asked for.
+    #[error("no such room")]
+    RoomUnknown,
     /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),
@@ -38,6 +41,14 @@ pub enum AccessError {
     /// binding is required.
     #[error("the queue token was issued for another user")]
     TokenUserMismatch,
+    /// The token is ACTIVE in a room that does not cover this performance.
+    #[error(
+        "the queue token was admitted in room {token_room}, which does not cover this performance"
+    )]
+    TokenWrongRoom {
+        /// The room the token was admitted in.
+        token_room: crate::rooms::RoomId,
+    },
     /// The store cannot answer.
     #[error(transparent)]
     Infrastructure(#[from] InfrastructureError),

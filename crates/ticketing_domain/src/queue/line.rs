@@ -371,6 +371,12 @@ impl LineView {
         });
     }
 
+    /// The number of arrival number `seq`'s place in the line's order (see
+    /// [`LineView::place_of`]).
+    pub fn ticket_number(&self, seq: Seq) -> Option<Seq> {
+        self.place_of(seq)
+    }
+
     /// The place of arrival number `seq` in the line: itself, unless a draw ordered it; `None`
     /// while the order of a draw that covers it is not loaded.
     fn place_of(&self, seq: Seq) -> Option<Seq> {

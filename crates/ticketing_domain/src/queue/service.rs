@@ -1,7 +1,9 @@
 //! The waiting-room use cases: enter, poll, leave, and the token check of protected requests,
-//! answered from this instance's [`LineView`] wherever it can tell, from the store otherwise.
+//! answered from this instance's [`LineView`] of the token's room wherever it can tell, from the
+//! store otherwise. Each room has a line of its own; the room `default` is the v1/v2 line.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use super::port::{AdmissionReport, ClientKey, TicketState, WaitingQueue};
 use super::token::{QueueToken, Seq, Ticket, TokenKeys};
 use crate::clock::Clock;
 use crate::ids::UserId;
+use crate::rooms::RoomId;
 
 /// The oldest a view may be for its "yes" to be trusted while the store answers: past it the
 /// store is asked, so a revocation is never missed for longer than this (the contract's 1 s).
@@ -45,6 +48,11 @@ impl QueueStatus {
 pub struct QueueView {
     /// The client's queue token, to send with every later request.
     pub token: QueueToken,
+    /// The room whose line the token is in.
+    pub room: RoomId,
+    /// The place's number in the room's order (after a draw, the drawn one): every place up to
+    /// the room's serving number has been decided.
+    pub ticket_number: u64,
     /// Whether the client is admitted or still in line.
     pub status: QueueStatus,
     /// 1-based among WAITING tokens; 0 when ACTIVE.
@@ -63,9 +71,11 @@ pub struct QueueView {
 }
 
 /// Proof that a request carries an ACTIVE token: only [`QueueService::authorize`] makes one.
-/// Whether it may act for a given user is [`crate::access::TokenBinding::check`]'s to say.
+/// Whether it may act for a given user is [`crate::access::TokenBinding::check`]'s to say; which
+/// performances it opens is its room's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveToken {
+    room: RoomId,
     ticket: Ticket,
 }
 
@@ -75,10 +85,22 @@ impl ActiveToken {
         self.ticket.user
     }
 
+    /// The room the token was admitted in: it opens that room's performances only.
+    pub fn room(&self) -> RoomId {
+        self.room
+    }
+
     /// A proof for tests of code that takes one, without a queue.
     #[cfg(any(test, feature = "mock"))]
     pub fn for_tests(user: Option<UserId>) -> Self {
+        Self::for_tests_in(RoomId::default_room(), user)
+    }
+
+    /// A proof of a token of `room`, for tests of code that takes one, without a queue.
+    #[cfg(any(test, feature = "mock"))]
+    pub fn for_tests_in(room: RoomId, user: Option<UserId>) -> Self {
         Self {
+            room,
             ticket: Ticket {
                 epoch: 0,
                 seq: 1,
@@ -96,29 +118,39 @@ struct KeepAlive {
     unreported: HashSet<Seq>,
 }
 
-/// The waiting-room use cases.
+/// The waiting-room use cases, over one line per room.
 #[derive(Clone)]
 pub struct QueueService {
-    queue: Arc<dyn WaitingQueue>,
     keys: Arc<TokenKeys>,
-    policy: QueuePolicy,
     clock: Arc<dyn Clock>,
-    line: Arc<RwLock<LineView>>,
-    keep_alive: Arc<Mutex<KeepAlive>>,
-    /// The settings in force, as the last step reported them.
-    settings: Arc<RwLock<LineSettings>>,
-    /// Times a step found the line this instance followed gone or replaced (its store lost it).
-    lines_lost: Arc<std::sync::atomic::AtomicU64>,
-    /// Bumped by every settings change made here, so a step read before it does not undo it.
-    settings_changes: Arc<std::sync::atomic::AtomicU64>,
+    default: Arc<Line>,
+    /// The lines of the rooms other than `default`, as this instance opened them.
+    rooms: Arc<RwLock<HashMap<RoomId, Arc<Line>>>>,
 }
 
 impl std::fmt::Debug for QueueService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueService")
-            .field("policy", &self.policy)
+            .field("policy", &self.default.policy)
             .finish_non_exhaustive()
     }
+}
+
+/// One room's line as this instance follows it.
+struct Line {
+    room: RoomId,
+    queue: Arc<dyn WaitingQueue>,
+    keys: Arc<TokenKeys>,
+    policy: QueuePolicy,
+    clock: Arc<dyn Clock>,
+    line: RwLock<LineView>,
+    keep_alive: Mutex<KeepAlive>,
+    /// The settings in force, as the last step reported them.
+    settings: RwLock<LineSettings>,
+    /// Times a step found the line this instance followed gone or replaced (its store lost it).
+    lines_lost: AtomicU64,
+    /// Bumped by every settings change made here, so a step read before it does not undo it.
+    settings_changes: AtomicU64,
 }
 
 /// The operator's use cases: the line's status, live settings, revocation.
@@ -135,7 +167,8 @@ impl std::fmt::Debug for LineOperator {
 }
 
 impl LineOperator {
-    /// The operator's use cases over `controls`; a change made here applies to `queue` at once.
+    /// The operator's use cases over `controls` (of the room `default`); a change made here
+    /// applies to `queue` at once.
     pub fn new(controls: Arc<dyn QueueControls>, queue: QueueService) -> Self {
         Self { controls, queue }
     }
@@ -157,15 +190,7 @@ impl LineOperator {
         change: &SettingsChange,
     ) -> Result<(LineSettings, LineSettings), ControlError> {
         let (before, after) = self.controls.change(change).await?;
-        // This instance follows at once; the others at their next step.
-        *self
-            .queue
-            .settings
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = after;
-        self.queue
-            .settings_changes
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.queue.default.changed_here(after);
         Ok((before, after))
     }
 
@@ -180,25 +205,83 @@ impl LineOperator {
 }
 
 impl QueueService {
-    /// The waiting room over the line stored in `queue`, signing tokens with `keys`, admitting by
-    /// `policy` (until an operator changes the settings) and telling time by `clock`.
+    /// The waiting room over the line of the room `default` stored in `queue`, signing tokens
+    /// with `keys`, admitting by `policy` (until an operator changes the settings) and telling
+    /// time by `clock`. Other rooms' lines are opened with [`QueueService::open_room`].
     pub fn new(
         queue: Arc<dyn WaitingQueue>,
         keys: TokenKeys,
         policy: QueuePolicy,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
+        let keys = Arc::new(keys);
+        let default = Line::new(
+            RoomId::default_room(),
             queue,
-            keys: Arc::new(keys),
+            keys.clone(),
             policy,
+            clock.clone(),
+        );
+        Self {
+            keys,
             clock,
-            line: Arc::default(),
-            keep_alive: Arc::default(),
-            settings: Arc::new(RwLock::new(LineSettings::from_policy(&policy))),
-            lines_lost: Arc::default(),
-            settings_changes: Arc::default(),
+            default: Arc::new(default),
+            rooms: Arc::default(),
         }
+    }
+
+    /// Follows the line of `room` in `queue`, admitting by `policy` until an operator changes
+    /// its settings; replaces the line this instance followed for it, if any.
+    pub fn open_room(&self, room: RoomId, queue: Arc<dyn WaitingQueue>, policy: QueuePolicy) {
+        if room.is_default() {
+            return;
+        }
+        let line = Line::new(room, queue, self.keys.clone(), policy, self.clock.clone());
+        self.rooms_mut().insert(room, Arc::new(line));
+    }
+
+    /// Stops following the line of `room`: its tokens are refused here from now on.
+    pub fn close_room(&self, room: &RoomId) {
+        self.rooms_mut().remove(room);
+    }
+
+    /// The rooms whose lines this instance follows, `default` first.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        let mut rooms: Vec<RoomId> = self
+            .rooms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        rooms.sort();
+        rooms.insert(0, RoomId::default_room());
+        rooms
+    }
+
+    fn rooms_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<RoomId, Arc<Line>>> {
+        self.rooms.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn line_of(&self, room: &RoomId) -> Option<Arc<Line>> {
+        if room.is_default() {
+            return Some(self.default.clone());
+        }
+        self.rooms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(room)
+            .cloned()
+    }
+
+    fn line_for(&self, room: &RoomId) -> Result<Arc<Line>, QueueError> {
+        self.line_of(room).ok_or(QueueError::RoomUnknown)
+    }
+
+    /// The room and ticket `token` proves, and the line that judges it.
+    fn open(&self, token: &QueueToken) -> Option<(Arc<Line>, Ticket)> {
+        let (room, ticket) = self.keys.open_in_room(token).ok()?;
+        Some((self.line_of(&room)?, ticket))
     }
 
     /// The time by the clock this service judges the line with: what a caller compares the
@@ -207,18 +290,31 @@ impl QueueService {
         self.clock.now()
     }
 
-    /// The settings in force, as this instance last learned them.
+    /// The settings in force of the room `default`, as this instance last learned them.
     pub fn settings(&self) -> LineSettings {
-        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
+        self.default.settings()
     }
 
-    /// The admission rules as configured, before any operator change (see
-    /// [`QueueService::settings`]).
+    /// The settings in force of `room`'s line, as this instance last learned them; `None` for
+    /// a room whose line it does not follow.
+    pub fn room_settings(&self, room: &RoomId) -> Option<LineSettings> {
+        self.line_of(room).map(|line| line.settings())
+    }
+
+    /// Notes a settings change made by an operator here, so this instance follows at once.
+    pub fn settings_changed(&self, room: &RoomId, after: LineSettings) {
+        if let Some(line) = self.line_of(room) {
+            line.changed_here(after);
+        }
+    }
+
+    /// The admission rules of the room `default` as configured, before any operator change
+    /// (see [`QueueService::settings`]).
     pub fn policy(&self) -> &QueuePolicy {
-        &self.policy
+        &self.default.policy
     }
 
-    /// Enters the queue; see [`WaitingQueue::enter`].
+    /// Enters the line of the room `default`; see [`WaitingQueue::enter`].
     ///
     /// # Errors
     /// See [`WaitingQueue::enter`].
@@ -227,68 +323,35 @@ impl QueueService {
         user: Option<UserId>,
         client: &ClientKey,
     ) -> Result<QueueView, QueueError> {
-        let entered = self.queue.enter(user, client).await?;
-        let now = self.clock.now();
-        match entered.state {
-            TicketState::Active { until } => {
-                self.line_mut().note_active(&entered.ticket, until, now)
-            }
-            TicketState::Waiting { .. } => self.polled(entered.ticket.seq, now, false),
-        }
-        let mut view = self.view(self.keys.seal(&entered.ticket), entered.state, now);
-        view.admitted_now = entered.admitted_now;
-        Ok(view)
+        self.default.enter(user, client).await
+    }
+
+    /// Enters the line of `room`; see [`WaitingQueue::enter`].
+    ///
+    /// # Errors
+    /// [`QueueError::RoomUnknown`] when this instance follows no line of `room`; otherwise see
+    /// [`WaitingQueue::enter`].
+    pub async fn enter_room(
+        &self,
+        room: &RoomId,
+        user: Option<UserId>,
+        client: &ClientKey,
+    ) -> Result<QueueView, QueueError> {
+        self.line_for(room)?.enter(user, client).await
     }
 
     /// Where `token` stands; polling keeps a WAITING token in line. Answered from memory when
-    /// this instance's view is fresh and, for a WAITING token, when it was polled here within
-    /// the idle timeout; otherwise the store is asked. While the store is unreachable, what the
-    /// view knows is answered ("fail static"): admitted people stay admitted, waiting people keep
-    /// their place.
+    /// this instance's view of its room is fresh and, for a WAITING token, when it was polled
+    /// here within the idle timeout; otherwise the store is asked. While the store is
+    /// unreachable, what the view knows is answered ("fail static"): admitted people stay
+    /// admitted, waiting people keep their place.
     ///
     /// # Errors
-    /// [`QueueError::TokenInvalid`] when the token is forged, unknown, expired or was dropped.
+    /// [`QueueError::TokenInvalid`] when the token is forged, of a room that no longer exists,
+    /// unknown, expired or was dropped.
     pub async fn poll(&self, token: QueueToken) -> Result<QueueView, QueueError> {
-        let ticket = self
-            .keys
-            .open(&token)
-            .map_err(|_| QueueError::TokenInvalid)?;
-        let now = self.clock.now();
-        let (judgement, fresh) = self.judge(&ticket, now);
-        match judgement {
-            Judgement::Active { until } if fresh => {
-                return Ok(self.view(token.clone(), TicketState::Active { until }, now))
-            }
-            Judgement::Dead if fresh => return Err(QueueError::TokenInvalid),
-            Judgement::Waiting { position }
-                if fresh && self.polled_within_idle(ticket.seq, now) =>
-            {
-                self.polled(ticket.seq, now, self.tracked(position));
-                return Ok(self.view(token.clone(), TicketState::Waiting { position }, now));
-            }
-            _ => {}
-        }
-        match self.queue.lookup(&ticket, true).await {
-            Ok(Some(state)) => {
-                self.learned(&ticket, state, now);
-                Ok(self.view(token.clone(), state, now))
-            }
-            Ok(None) => {
-                self.line_mut().note_dead(&ticket, now);
-                Err(QueueError::TokenInvalid)
-            }
-            Err(unavailable) => match judgement {
-                Judgement::Active { until } => {
-                    Ok(self.view(token.clone(), TicketState::Active { until }, now))
-                }
-                Judgement::Waiting { position } => {
-                    self.polled(ticket.seq, now, self.tracked(position));
-                    Ok(self.view(token.clone(), TicketState::Waiting { position }, now))
-                }
-                Judgement::Dead => Err(QueueError::TokenInvalid),
-                Judgement::Unknown => Err(unavailable),
-            },
-        }
+        let (line, ticket) = self.open(&token).ok_or(QueueError::TokenInvalid)?;
+        line.poll(token, ticket).await
     }
 
     /// Leaves the line or gives up the active slot.
@@ -296,13 +359,8 @@ impl QueueService {
     /// # Errors
     /// [`QueueError::TokenInvalid`] when the token is forged or was not live.
     pub async fn leave(&self, token: &QueueToken) -> Result<(), QueueError> {
-        let ticket = self
-            .keys
-            .open(token)
-            .map_err(|_| QueueError::TokenInvalid)?;
-        let was_live = self.queue.revoke(&ticket).await?;
-        self.line_mut().note_dead(&ticket, self.clock.now());
-        if was_live {
+        let (line, ticket) = self.open(token).ok_or(QueueError::TokenInvalid)?;
+        if line.end(&ticket).await? {
             Ok(())
         } else {
             Err(QueueError::TokenInvalid)
@@ -315,29 +373,230 @@ impl QueueService {
     /// # Errors
     /// [`QueueError::Infrastructure`] when the store cannot answer.
     pub async fn expire(&self, active: &ActiveToken) -> Result<(), QueueError> {
-        let ended = self.queue.revoke(&active.ticket).await.map(drop);
-        self.line_mut().note_dead(&active.ticket, self.clock.now());
-        ended
+        match self.line_of(&active.room) {
+            Some(line) => line.end_session(&active.ticket).await,
+            // The room was deleted meanwhile: its tokens are refused everywhere anyway.
+            None => Ok(()),
+        }
     }
 
     /// Lets a request through only with an ACTIVE token. Answered from memory while this
-    /// instance's view is fresh; a WAITING token near the front, a token of a line the view does
-    /// not know, or any token while the view is stale is checked with the store. While the store
-    /// is unreachable, a token the view knows to be ACTIVE still passes ("fail static").
+    /// instance's view of the token's room is fresh; a WAITING token near the front, a token of
+    /// a line the view does not know, or any token while the view is stale is checked with the
+    /// store. While the store is unreachable, a token the view knows to be ACTIVE still passes
+    /// ("fail static").
     ///
     /// # Errors
-    /// [`AccessError::TokenInvalid`] for a forged, unknown, expired or ended token,
-    /// [`AccessError::TokenNotActive`] for a WAITING one, [`AccessError::Infrastructure`] when
-    /// only the store could tell and it cannot answer.
+    /// [`AccessError::TokenInvalid`] for a forged, unknown, expired or ended token, or one of a
+    /// room that no longer exists; [`AccessError::TokenNotActive`] for a WAITING one,
+    /// [`AccessError::Infrastructure`] when only the store could tell and it cannot answer.
     pub async fn authorize(&self, token: QueueToken) -> Result<ActiveToken, AccessError> {
-        let ticket = self
-            .keys
-            .open(&token)
-            .map_err(|_| AccessError::TokenInvalid)?;
+        let (line, ticket) = self.open(&token).ok_or(AccessError::TokenInvalid)?;
+        line.authorize(ticket).await?;
+        Ok(ActiveToken {
+            room: line.room,
+            ticket,
+        })
+    }
+
+    /// One step of the line of the room `default`; see [`QueueService::advance_room`].
+    ///
+    /// # Errors
+    /// See [`WaitingQueue::advance`]; the polls are reported again at the next step.
+    pub async fn advance(&self) -> Result<AdmissionReport, QueueError> {
+        self.default.advance().await
+    }
+
+    /// One step of `room`'s line, run every admission interval: reports this instance's polls,
+    /// admits within the shared budget and brings the view up to date.
+    ///
+    /// # Errors
+    /// [`QueueError::RoomUnknown`] when this instance follows no line of `room`; otherwise see
+    /// [`WaitingQueue::advance`]; the polls are reported again at the next step.
+    pub async fn advance_room(&self, room: &RoomId) -> Result<AdmissionReport, QueueError> {
+        self.line_for(room)?.advance().await
+    }
+
+    /// How many times this instance found the line of the room `default` gone from the store.
+    pub fn lines_lost(&self) -> u64 {
+        self.default.lines_lost.load(Ordering::Relaxed)
+    }
+
+    /// How many waiting places of the room `default` this instance keeps a poll time for (only
+    /// those within reach of the front; see `docs/scaling.md`).
+    pub fn polls_kept(&self) -> usize {
+        self.default.polls_kept()
+    }
+
+    /// How many times this instance found the line of `room` gone from the store.
+    pub fn room_lines_lost(&self, room: &RoomId) -> u64 {
+        self.line_of(room)
+            .map_or(0, |line| line.lines_lost.load(Ordering::Relaxed))
+    }
+
+    /// How many places of the room `default` are undecided and how many are ACTIVE, as this
+    /// instance last saw.
+    pub fn line_sizes(&self) -> (u64, usize) {
+        self.default.sizes()
+    }
+
+    /// [`QueueService::line_sizes`] of `room`; `None` for a room whose line it does not follow.
+    pub fn room_sizes(&self, room: &RoomId) -> Option<(u64, usize)> {
+        self.line_of(room).map(|line| line.sizes())
+    }
+
+    /// The number up to which every place of `room` has been decided (admitted or skipped), as
+    /// this instance last saw; `None` for a room whose line it does not follow.
+    pub fn serving_number(&self, room: &RoomId) -> Option<u64> {
+        self.line_of(room).map(|line| line.line().head())
+    }
+
+    /// Ends `token` whatever its state, for an operator: true when it was live. A token that is
+    /// not one of ours, or of a room that no longer exists, was never live.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    pub async fn revoke(&self, token: &QueueToken) -> Result<bool, QueueError> {
+        let Some((line, ticket)) = self.open(token) else {
+            return Ok(false);
+        };
+        line.end(&ticket).await
+    }
+
+    /// [`QueueService::revoke`] for a token of `room` only: a token of another room was never
+    /// live there.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    pub async fn revoke_in(&self, room: &RoomId, token: &QueueToken) -> Result<bool, QueueError> {
+        match self.open(token) {
+            Some((line, ticket)) if line.room == *room => line.end(&ticket).await,
+            _ => Ok(false),
+        }
+    }
+}
+
+impl Line {
+    fn new(
+        room: RoomId,
+        queue: Arc<dyn WaitingQueue>,
+        keys: Arc<TokenKeys>,
+        policy: QueuePolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            room,
+            queue,
+            keys,
+            policy,
+            clock,
+            line: RwLock::default(),
+            keep_alive: Mutex::default(),
+            settings: RwLock::new(LineSettings::from_policy(&policy)),
+            lines_lost: AtomicU64::default(),
+            settings_changes: AtomicU64::default(),
+        }
+    }
+
+    fn settings(&self) -> LineSettings {
+        *self.settings.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn changed_here(&self, after: LineSettings) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = after;
+        self.settings_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn sizes(&self) -> (u64, usize) {
+        let line = self.line();
+        (line.undecided(), line.active_count())
+    }
+
+    async fn enter(
+        &self,
+        user: Option<UserId>,
+        client: &ClientKey,
+    ) -> Result<QueueView, QueueError> {
+        let entered = self.queue.enter(user, client).await?;
+        let now = self.clock.now();
+        match entered.state {
+            TicketState::Active { until } => {
+                self.line_mut().note_active(&entered.ticket, until, now)
+            }
+            TicketState::Waiting { position } => {
+                self.noted_alive(entered.ticket.seq, position, now)
+            }
+        }
+        let token = self.keys.seal_in_room(&self.room, &entered.ticket);
+        let mut view = self.view(token, &entered.ticket, entered.state, now);
+        view.admitted_now = entered.admitted_now;
+        Ok(view)
+    }
+
+    async fn poll(&self, token: QueueToken, ticket: Ticket) -> Result<QueueView, QueueError> {
         let now = self.clock.now();
         let (judgement, fresh) = self.judge(&ticket, now);
         match judgement {
-            Judgement::Active { .. } if fresh => return Ok(ActiveToken { ticket }),
+            Judgement::Active { until } if fresh => {
+                return Ok(self.view(token, &ticket, TicketState::Active { until }, now))
+            }
+            Judgement::Dead if fresh => return Err(QueueError::TokenInvalid),
+            // Far from the front a place's liveness does not matter yet, so a poll there is
+            // answered from memory on any instance, whether or not it polled here before.
+            Judgement::Waiting { position }
+                if fresh
+                    && (!self.tracked(position) || self.polled_within_idle(ticket.seq, now)) =>
+            {
+                self.polled(ticket.seq, position, now);
+                return Ok(self.view(token, &ticket, TicketState::Waiting { position }, now));
+            }
+            _ => {}
+        }
+        match self.queue.lookup(&ticket, true).await {
+            Ok(Some(state)) => {
+                self.learned(&ticket, state, now);
+                Ok(self.view(token, &ticket, state, now))
+            }
+            Ok(None) => {
+                self.line_mut().note_dead(&ticket, now);
+                Err(QueueError::TokenInvalid)
+            }
+            Err(unavailable) => match judgement {
+                Judgement::Active { until } => {
+                    Ok(self.view(token, &ticket, TicketState::Active { until }, now))
+                }
+                Judgement::Waiting { position } => {
+                    self.polled(ticket.seq, position, now);
+                    Ok(self.view(token, &ticket, TicketState::Waiting { position }, now))
+                }
+                Judgement::Dead => Err(QueueError::TokenInvalid),
+                Judgement::Unknown => Err(unavailable),
+            },
+        }
+    }
+
+    /// Ends `ticket` in the store, then here; answers whether it was live.
+    async fn end(&self, ticket: &Ticket) -> Result<bool, QueueError> {
+        let was_live = self.queue.revoke(ticket).await?;
+        self.line_mut().note_dead(ticket, self.clock.now());
+        Ok(was_live)
+    }
+
+    /// Ends a session whatever the store answers: here at once, in the store if it can.
+    async fn end_session(&self, ticket: &Ticket) -> Result<(), QueueError> {
+        let ended = self.queue.revoke(ticket).await.map(drop);
+        self.line_mut().note_dead(ticket, self.clock.now());
+        ended
+    }
+
+    async fn authorize(&self, ticket: Ticket) -> Result<(), AccessError> {
+        let now = self.clock.now();
+        let (judgement, fresh) = self.judge(&ticket, now);
+        match judgement {
+            Judgement::Active { .. } if fresh => return Ok(()),
             Judgement::Dead if fresh => return Err(AccessError::TokenInvalid),
             Judgement::Waiting { position } if fresh && position > self.near_the_front() => {
                 return Err(AccessError::TokenNotActive)
@@ -348,7 +607,7 @@ impl QueueService {
             Ok(Some(state)) => {
                 self.learned(&ticket, state, now);
                 match state {
-                    TicketState::Active { .. } => Ok(ActiveToken { ticket }),
+                    TicketState::Active { .. } => Ok(()),
                     TicketState::Waiting { .. } => Err(AccessError::TokenNotActive),
                 }
             }
@@ -357,40 +616,31 @@ impl QueueService {
                 Err(AccessError::TokenInvalid)
             }
             Err(unavailable) => match judgement {
-                Judgement::Active { .. } => Ok(ActiveToken { ticket }),
+                Judgement::Active { .. } => Ok(()),
                 Judgement::Waiting { .. } => Err(AccessError::TokenNotActive),
                 Judgement::Dead => Err(AccessError::TokenInvalid),
                 Judgement::Unknown => Err(match unavailable {
                     QueueError::Infrastructure(cause) => AccessError::Infrastructure(cause),
-                    QueueError::TokenInvalid | QueueError::RateLimited { .. } => {
-                        AccessError::TokenInvalid
-                    }
+                    QueueError::TokenInvalid
+                    | QueueError::RateLimited { .. }
+                    | QueueError::RoomUnknown => AccessError::TokenInvalid,
                 }),
             },
         }
     }
 
-    /// One step of the line, run every admission interval: reports this instance's polls,
-    /// admits within the shared budget and brings the view up to date.
-    ///
-    /// # Errors
-    /// See [`WaitingQueue::advance`]; the polls are reported again at the next step.
-    pub async fn advance(&self) -> Result<AdmissionReport, QueueError> {
+    async fn advance(&self) -> Result<AdmissionReport, QueueError> {
         let seen: Vec<Seq> = self.keep_alive().unreported.drain().collect();
         let cursor = self.line().cursor();
-        let changes_before = self
-            .settings_changes
-            .load(std::sync::atomic::Ordering::Acquire);
+        let changes_before = self.settings_changes.load(Ordering::Acquire);
         // The view is as old as the moment the store was read, not as the moment the answer
         // arrived: a slow step must not make stale data look fresh.
         let read_at = self.clock.now();
         match self.queue.advance(&seen, &cursor).await {
             Ok(step) => {
                 let now = self.clock.now();
-                let changed_meanwhile = self
-                    .settings_changes
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    != changes_before;
+                let changed_meanwhile =
+                    self.settings_changes.load(Ordering::Acquire) != changes_before;
                 if !changed_meanwhile {
                     *self
                         .settings
@@ -400,8 +650,7 @@ impl QueueService {
                 let followed = self.line().epoch();
                 if followed.is_some() && step.sync.epoch != followed {
                     // Every token of the old line is dead: the store was emptied or replaced.
-                    self.lines_lost
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.lines_lost.fetch_add(1, Ordering::Relaxed);
                 }
                 self.line_mut().apply(step.sync, read_at);
                 if let Some(range) = step.draw_due {
@@ -432,17 +681,6 @@ impl QueueService {
         }
     }
 
-    /// How many times this instance found the line it followed gone from the store.
-    pub fn lines_lost(&self) -> u64 {
-        self.lines_lost.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// How many places are undecided and how many are ACTIVE, as this instance last saw.
-    pub fn line_sizes(&self) -> (u64, usize) {
-        let line = self.line();
-        (line.undecided(), line.active_count())
-    }
-
     fn judge(&self, ticket: &Ticket, now: DateTime<Utc>) -> (Judgement, bool) {
         let line = self.line();
         (line.judge(ticket, now), line.is_fresh(now, MAX_VIEW_AGE))
@@ -454,24 +692,10 @@ impl QueueService {
         u64::from(self.settings().admit_per_second.get()) + 1
     }
 
-    /// Ends `token` whatever its state, for an operator: true when it was live. A token that is
-    /// not one of ours was never live.
-    ///
-    /// # Errors
-    /// [`QueueError::Infrastructure`] when the store cannot answer.
-    pub async fn revoke(&self, token: &QueueToken) -> Result<bool, QueueError> {
-        let Ok(ticket) = self.keys.open(token) else {
-            return Ok(false);
-        };
-        let was_live = self.queue.revoke(&ticket).await?;
-        self.line_mut().note_dead(&ticket, self.clock.now());
-        Ok(was_live)
-    }
-
     fn learned(&self, ticket: &Ticket, state: TicketState, now: DateTime<Utc>) {
         match state {
             TicketState::Active { until } => self.line_mut().note_active(ticket, until, now),
-            TicketState::Waiting { .. } => self.polled(ticket.seq, now, false),
+            TicketState::Waiting { position } => self.noted_alive(ticket.seq, position, now),
         }
     }
 
@@ -489,19 +713,43 @@ impl QueueService {
             .is_some_and(|at| now.signed_duration_since(*at) < idle)
     }
 
-    /// Notes a poll of `seq`; `unreported` when the store has not recorded it yet.
-    fn polled(&self, seq: Seq, now: DateTime<Utc>, unreported: bool) {
-        let mut keep_alive = self.keep_alive();
-        keep_alive.last_poll.insert(seq, now);
-        if unreported {
+    /// Notes a poll of `seq` at `position` answered here, for the store to record at the next
+    /// step. Only places within reach of the front are kept: further back nothing is, so an
+    /// instance keeps nothing for the people far back, however their polls are spread.
+    fn polled(&self, seq: Seq, position: u64, now: DateTime<Utc>) {
+        if self.tracked(position) {
+            let mut keep_alive = self.keep_alive();
+            keep_alive.last_poll.insert(seq, now);
             keep_alive.unreported.insert(seq);
         }
     }
 
-    fn view(&self, token: QueueToken, state: TicketState, now: DateTime<Utc>) -> QueueView {
+    /// Notes that the store has just recorded `seq` at `position` as alive (an entry, or a
+    /// poll it answered), if it is within reach of the front.
+    fn noted_alive(&self, seq: Seq, position: u64, now: DateTime<Utc>) {
+        if self.tracked(position) {
+            self.keep_alive().last_poll.insert(seq, now);
+        }
+    }
+
+    /// How many waiting places this instance keeps a poll time for.
+    fn polls_kept(&self) -> usize {
+        self.keep_alive().last_poll.len()
+    }
+
+    fn view(
+        &self,
+        token: QueueToken,
+        ticket: &Ticket,
+        state: TicketState,
+        now: DateTime<Utc>,
+    ) -> QueueView {
+        let ticket_number = self.line().ticket_number(ticket.seq).unwrap_or(ticket.seq);
         match state {
             TicketState::Active { until } => QueueView {
                 token,
+                room: self.room,
+                ticket_number,
                 status: QueueStatus::Active,
                 position: 0,
                 estimated_wait_seconds: 0,
@@ -521,11 +769,19 @@ impl QueueService {
                     let until_opening = opens_at.signed_duration_since(now).num_seconds();
                     return QueueView {
                         token,
+                        room: self.room,
+                        ticket_number,
                         status: QueueStatus::Waiting,
                         position: 0,
                         estimated_wait_seconds: u64::try_from(until_opening).unwrap_or(0),
                         active_until: None,
-                        poll_after_seconds: Some(policy.longest_poll_interval()),
+                        // Never past the opening: the draw needs nobody's poll, but the
+                        // person wants to learn their place as soon as it exists.
+                        poll_after_seconds: Some(
+                            policy
+                                .longest_poll_interval()
+                                .min(u64::try_from(until_opening).unwrap_or(0).max(1)),
+                        ),
                         opens_at: settings.opens_at,
                         admitted_now: false,
                     };
@@ -533,6 +789,8 @@ impl QueueService {
                 let wait = self.line().estimated_wait(position, &policy, now);
                 QueueView {
                     token,
+                    room: self.room,
+                    ticket_number,
                     status: QueueStatus::Waiting,
                     position,
                     estimated_wait_seconds: wait,
@@ -884,6 +1142,44 @@ mod tests {
             Err(QueueError::TokenInvalid),
             "dropped for idling"
         );
+    }
+
+    #[tokio::test]
+    async fn far_back_a_poll_on_any_instance_is_answered_from_memory_and_nothing_is_kept() {
+        let clock = ManualClock::new(at(0));
+        let mut queue = MockWaitingQueue::new();
+        queue.expect_advance().times(1).returning(|_, _| {
+            let mut step = step(admitted_one_to_three());
+            step.sync.last_seq = 100_000;
+            Ok(step)
+        });
+        // No lookup: the store must not be asked.
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+
+        let far_back = service.poll(token(50_000)).await.expect("answered");
+        assert_eq!(far_back.status, QueueStatus::Waiting);
+        assert_eq!(far_back.position, 50_000 - 3);
+        assert_eq!(far_back.ticket_number, 50_000);
+        assert_eq!(service.polls_kept(), 0, "nothing kept for a place far back");
+    }
+
+    #[tokio::test]
+    async fn a_pre_queue_never_sends_anyone_past_the_opening() {
+        let clock = ManualClock::new(at(0));
+        let mut queue = MockWaitingQueue::new();
+        queue.expect_advance().times(1).returning(|_, _| {
+            let mut step = step(admitted_one_to_three());
+            step.settings.opens_at = Some(at(5));
+            step.sync.last_seq = 100_000;
+            Ok(step)
+        });
+        let service = service(queue, &clock);
+        service.advance().await.expect("step");
+        let view = service.poll(token(50_000)).await.expect("answered");
+        assert_eq!(view.opens_at, Some(at(5)));
+        assert_eq!(view.position, 0);
+        assert!(view.poll_after_seconds.is_some_and(|after| after <= 5), "{view:?}");
     }
 
     #[tokio::test]

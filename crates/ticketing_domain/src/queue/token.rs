@@ -11,6 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::ids::UserId;
+use crate::rooms::RoomId;
 
 /// The text a client sends in `Queue-Token`, of a shape that can be a token.
 ///
@@ -119,10 +120,12 @@ impl SigningKey {
     }
 }
 
-/// Layout version of the signed bytes.
+/// Layout version of the signed bytes of a ticket of the room `default` (the v1/v2 layout).
 const VERSION: u8 = 1;
-/// version, epoch (4), seq (8), user (8; 0 for none).
-const CLAIMS_LEN: usize = 1 + 4 + 8 + 8;
+/// Layout version of a ticket of any other room: the room's id follows the version.
+const VERSION_IN_ROOM: u8 = 2;
+/// epoch (4), seq (8), user (8; 0 for none).
+const TICKET_LEN: usize = 4 + 8 + 8;
 /// 128 bits of HMAC-SHA256.
 const TAG_LEN: usize = 16;
 
@@ -141,29 +144,41 @@ impl TokenKeys {
         Self { current, previous }
     }
 
-    /// The token of `ticket`: the same ticket always gives the same text under the same key, so
-    /// a user entering again is handed the very token they hold.
+    /// The token of `ticket` in the room `default`: the same ticket always gives the same text
+    /// under the same key, so a user entering again is handed the very token they hold.
     pub fn seal(&self, ticket: &Ticket) -> QueueToken {
-        let claims = claims(ticket);
-        let mut bytes = Vec::with_capacity(CLAIMS_LEN + TAG_LEN);
+        self.seal_in_room(&RoomId::default_room(), ticket)
+    }
+
+    /// The token of `ticket` in `room`. A ticket of the room `default` keeps the v1/v2 layout
+    /// (50 characters); one of another room carries the room's id (at most 104 characters).
+    pub fn seal_in_room(&self, room: &RoomId, ticket: &Ticket) -> QueueToken {
+        let claims = claims(room, ticket);
+        let mut bytes = Vec::with_capacity(claims.len() + TAG_LEN);
         bytes.extend_from_slice(&claims);
         bytes.extend_from_slice(&self.current.tag(&claims));
-        // Base64url without padding is within QueueToken's alphabet, 50 characters.
+        // Base64url without padding is within QueueToken's alphabet.
         QueueToken(URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The ticket `token` proves.
+    /// The ticket `token` proves, whatever its room.
     ///
     /// # Errors
     /// [`ForgedToken`] when it does not decode to a ticket signed by an accepted key.
     pub fn open(&self, token: &QueueToken) -> Result<Ticket, ForgedToken> {
+        self.open_in_room(token).map(|(_, ticket)| ticket)
+    }
+
+    /// The room and ticket `token` proves.
+    ///
+    /// # Errors
+    /// [`ForgedToken`] when it does not decode to a ticket signed by an accepted key.
+    pub fn open_in_room(&self, token: &QueueToken) -> Result<(RoomId, Ticket), ForgedToken> {
         let bytes = URL_SAFE_NO_PAD
             .decode(token.as_str())
             .map_err(|_| ForgedToken)?;
-        if bytes.len() != CLAIMS_LEN + TAG_LEN {
-            return Err(ForgedToken);
-        }
-        let (claims, tag) = bytes.split_at(CLAIMS_LEN);
+        let claims_len = bytes.len().checked_sub(TAG_LEN).ok_or(ForgedToken)?;
+        let (claims, tag) = bytes.split_at(claims_len);
         let signed = self.current.verifies(claims, tag)
             || self
                 .previous
@@ -176,30 +191,48 @@ impl TokenKeys {
     }
 }
 
-fn claims(ticket: &Ticket) -> [u8; CLAIMS_LEN] {
-    let mut bytes = [0u8; CLAIMS_LEN];
-    bytes[0] = VERSION;
-    bytes[1..5].copy_from_slice(&ticket.epoch.to_be_bytes());
-    bytes[5..13].copy_from_slice(&ticket.seq.to_be_bytes());
+fn claims(room: &RoomId, ticket: &Ticket) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(2 + RoomId::MAX_LEN + TICKET_LEN);
+    if room.is_default() {
+        bytes.push(VERSION);
+    } else {
+        bytes.push(VERSION_IN_ROOM);
+        let room = room.as_bytes();
+        // A room id is at most 40 bytes.
+        bytes.push(u8::try_from(room.len()).unwrap_or(u8::MAX));
+        bytes.extend_from_slice(room);
+    }
+    bytes.extend_from_slice(&ticket.epoch.to_be_bytes());
+    bytes.extend_from_slice(&ticket.seq.to_be_bytes());
     let user = ticket
         .user
         .map_or(0, |user| u64::try_from(user.get()).unwrap_or(0));
-    bytes[13..21].copy_from_slice(&user.to_be_bytes());
+    bytes.extend_from_slice(&user.to_be_bytes());
     bytes
 }
 
-fn parse_claims(claims: &[u8]) -> Option<Ticket> {
-    if claims.first() != Some(&VERSION) {
+fn parse_claims(claims: &[u8]) -> Option<(RoomId, Ticket)> {
+    let (room, ticket) = match *claims.first()? {
+        VERSION => (RoomId::default_room(), claims.get(1..)?),
+        VERSION_IN_ROOM => {
+            let len = usize::from(*claims.get(1)?);
+            let room = std::str::from_utf8(claims.get(2..2 + len)?).ok()?;
+            let room = RoomId::parse(room).ok().filter(|room| !room.is_default())?;
+            (room, claims.get(2 + len..)?)
+        }
+        _ => return None,
+    };
+    if ticket.len() != TICKET_LEN {
         return None;
     }
-    let epoch = u32::from_be_bytes(claims.get(1..5)?.try_into().ok()?);
-    let seq = u64::from_be_bytes(claims.get(5..13)?.try_into().ok()?);
-    let user = u64::from_be_bytes(claims.get(13..21)?.try_into().ok()?);
+    let epoch = u32::from_be_bytes(ticket.get(0..4)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(ticket.get(4..12)?.try_into().ok()?);
+    let user = u64::from_be_bytes(ticket.get(12..20)?.try_into().ok()?);
     let user = match user {
         0 => None,
         id => Some(UserId::new(i64::try_from(id).ok()?).ok()?),
     };
-    Some(Ticket { epoch, seq, user })
+    Some((room, Ticket { epoch, seq, user }))
 }
 
 #[cfg(test)]
@@ -286,6 +319,39 @@ mod tests {
         assert_eq!(during.open(&old_token), Ok(ticket()));
         assert_eq!(after.open(&old_token), Err(ForgedToken));
         assert_eq!(after.open(&during.seal(&ticket())), Ok(ticket()));
+    }
+
+    #[test]
+    fn a_ticket_of_a_room_carries_the_room_and_fits_the_contract_shape() {
+        let keys = TokenKeys::new(key(1), None);
+        let room = RoomId::parse(&"r".repeat(40)).expect("a slug");
+        let token = keys.seal_in_room(&room, &ticket());
+        assert!(token.as_str().len() <= QueueToken::MAX_LEN);
+        assert!(QueueToken::parse(token.as_str()).is_ok());
+        assert_eq!(keys.open_in_room(&token), Ok((room, ticket())));
+        assert_eq!(
+            keys.open_in_room(&keys.seal(&ticket())),
+            Ok((RoomId::default_room(), ticket()))
+        );
+        assert_eq!(keys.seal(&ticket()).as_str().len(), 50, "the v1/v2 layout");
+    }
+
+    #[test]
+    fn a_room_token_altered_anywhere_is_refused() {
+        let keys = TokenKeys::new(key(1), None);
+        let room = RoomId::parse("golden-hour").expect("a slug");
+        let text = keys.seal_in_room(&room, &ticket()).as_str().to_string();
+        for index in 0..text.len() {
+            let mut altered = text.clone().into_bytes();
+            altered[index] = if altered[index] == b'A' { b'B' } else { b'A' };
+            let altered = QueueToken::parse(std::str::from_utf8(&altered).expect("ascii"))
+                .expect("same alphabet");
+            assert_eq!(
+                keys.open_in_room(&altered),
+                Err(ForgedToken),
+                "character {index}"
+            );
+        }
     }
 
     #[test]

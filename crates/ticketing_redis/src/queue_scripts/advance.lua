@@ -4,7 +4,8 @@
 -- step's bounds (most expired per step, most places walked per step).
 -- ARGV: max_active, admit_per_second, active_ttl_ms (the configured ones: an operator's live
 -- settings take precedence), idle_ms, bucket_ms, most admitted per step, most places walked per
--- step, cursor epoch, cursor log id, then the arrival numbers polled on the caller since its
+-- step, cursor epoch, cursor log id, '1' when the room is passthrough (no rate or capacity
+-- applied, admissions still counted), then the arrival numbers polled on the caller since its
 -- last step.
 -- Returns {admitted, expired, skipped, undecided, active, epoch, head, last, mode, cursor,
 -- events, settings, draw}: mode 'since' with events (kind, arrival numbers, expiry) after the
@@ -19,9 +20,10 @@ local cursor_epoch, cursor_id = ARGV[8], ARGV[9]
 local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 local settings_reply = {live.paused and 1 or 0, rate, max_active, ttl_ms, live.opens_at}
+if ARGV[10] == '1' then rate, max_active = UNLIMITED, UNLIMITED end
 
 local polled = {}
-for i = 10, #ARGV do polled[#polled + 1] = ARGV[i] end
+for i = 11, #ARGV do polled[#polled + 1] = ARGV[i] end
 
 local epoch = redis.call('GET', epoch_key)
 if not epoch then

@@ -26,6 +26,9 @@ local this_second = clock[1]
 -- further behind starts over from a snapshot.
 local LOG_RETENTION_MS = 60000
 
+-- The rate and capacity of a passthrough room: more than any line reaches.
+local UNLIMITED = 1000000000
+
 -- Numbers as integer strings: Lua 5.1 would print large ones in exponent notation.
 local function int(x) return string.format('%.0f', x) end
 

@@ -1,6 +1,7 @@
 -- Enter the line. KEYS[15] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
--- bucket_ms, entries per second per client (0 = unlimited), keep-alive window.
+-- bucket_ms, entries per second per client (0 = unlimited), keep-alive window, '1' when the
+-- room is passthrough (no rate or capacity applied, admissions still counted).
 -- Returns {status, epoch, place, number}: number is the expiry (ACTIVE: a live place handed
 -- back; ADMITTED: admitted by this entry), the position (WAITING) or the milliseconds to wait
 -- (RATE_LIMITED).
@@ -10,6 +11,7 @@ local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumbe
 local client_limit, window = tonumber(ARGV[8]), tonumber(ARGV[9])
 local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
+if ARGV[10] == '1' then rate, max_active = UNLIMITED, UNLIMITED end
 
 if client_limit > 0 then
   local entries = redis.call('INCR', KEYS[15])

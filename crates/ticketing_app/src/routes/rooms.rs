@@ -1,0 +1,115 @@
+//! `GET /api/rooms` and `GET /api/rooms/{roomId}`: the waiting rooms, public and cacheable.
+
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use ticketing_domain::queue::LineSettings;
+use ticketing_domain::rooms::{Room, RoomId};
+use utoipa::ToSchema;
+
+use super::responses::Unavailable;
+use super::time_format::rfc3339;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/rooms", web::get().to(list))
+        .route("/rooms/{room_id}", web::get().to(show));
+}
+
+/// A room as the public sees it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RoomBody {
+    #[schema(example = "golden-hour")]
+    id: String,
+    name: String,
+    /// The performances whose seat maps, holds and payments its tokens open; empty for the room
+    /// `default`, which covers every performance no other room covers.
+    performance_ids: Vec<i64>,
+    /// OPEN, PREQUEUE, PAUSED or CLOSED.
+    #[schema(value_type = String, example = "OPEN")]
+    status: &'static str,
+    opens_at: Option<String>,
+    closes_at: Option<String>,
+}
+
+/// A room with its line's front: what a client needs to tell its approximate place.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RoomDetailBody {
+    #[serde(flatten)]
+    room: RoomBody,
+    /// Every place up to this number has been decided (admitted or skipped).
+    serving_number: u64,
+    admit_per_second: u32,
+    /// Places handed out and not yet decided.
+    waiting: u64,
+}
+
+fn body(state: &AppState, room: &Room) -> (RoomBody, LineSettings) {
+    let now = state.services.queue.now();
+    let line = state
+        .services
+        .queue
+        .room_settings(&room.id)
+        .or(room.line)
+        .unwrap_or_else(|| state.services.queue.settings());
+    let body = RoomBody {
+        id: room.id.to_string(),
+        name: room.name.as_str().to_string(),
+        performance_ids: room.performances.iter().map(|p| p.get()).collect(),
+        status: room.status(&line, now).as_str(),
+        opens_at: line.opens_at.filter(|at| *at > now).map(rfc3339),
+        closes_at: room.closes_at.map(rfc3339),
+    };
+    (body, line)
+}
+
+fn public_for_a_second() -> CacheControl {
+    CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(1)])
+}
+
+/// Every waiting room, `default` first.
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms",
+    responses((status = 200, description = "The rooms", body = [RoomBody]), Unavailable))]
+pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rooms: Vec<RoomBody> = state
+        .services
+        .rooms
+        .rooms()
+        .iter()
+        .map(|room| body(&state, room).0)
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header(public_for_a_second())
+        .json(rooms))
+}
+
+/// One waiting room and the front of its line; a CDN may answer it for everyone for a second.
+#[utoipa::path(get, path = "/api/rooms/{roomId}", tag = "rooms",
+    params(("roomId" = String, Path, description = "The room's id, [a-z0-9-]{1,40}")),
+    responses(
+        (status = 200, description = "The room", body = RoomDetailBody),
+        (status = 400, description = "INVALID_REQUEST: not a room id", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND: no such room", content_type = "application/problem+json", body = Problem),
+        Unavailable))]
+pub(crate) async fn show(
+    state: web::Data<AppState>,
+    room: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = RoomId::parse(&room)?;
+    let room = state.services.rooms.room(&id).await?;
+    let (room_body, line) = body(&state, &room);
+    let queue = &state.services.queue;
+    let detail = RoomDetailBody {
+        room: room_body,
+        serving_number: queue.serving_number(&id).unwrap_or(0),
+        admit_per_second: line.admit_per_second.get(),
+        waiting: queue.room_sizes(&id).map_or(0, |(waiting, _)| waiting),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(public_for_a_second())
+        .json(detail))
+}

@@ -1,0 +1,560 @@
+//! Waiting rooms over HTTP: the admin API, the public rooms, a token's scope, the modes, one
+//! place per user per room, and what survives a lost line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use serde_json::{json, Value};
+use support::{assert_problem, TestApp};
+
+const ADMIN_TOKEN: &str = "an-operator-token-of-at-least-32-characters";
+
+async fn admin_app() -> TestApp {
+    TestApp::spawn_with(&[("APP__ADMIN__TOKEN", ADMIN_TOKEN)]).await
+}
+
+async fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let request = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(ADMIN_TOKEN);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+async fn create(app: &TestApp, body: Value) -> reqwest::Response {
+    admin(app, reqwest::Method::POST, "/api/admin/rooms", Some(body)).await
+}
+
+/// A room covering performance 120 (concert 1), created and answered 201.
+async fn golden_hour(app: &TestApp, extra: Value) -> Value {
+    let mut body =
+        json!({"id": "golden-hour", "name": "Golden Hour, Seoul", "performanceIds": [120]});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let response = create(app, body).await;
+    assert_eq!(response.status().as_u16(), 201);
+    response.json().await.unwrap()
+}
+
+async fn enter_room(app: &TestApp, room: &str, user: Option<i64>) -> reqwest::Response {
+    let mut body = json!({ "roomId": room });
+    if let Some(user) = user {
+        body["userId"] = json!(user);
+    }
+    app.client
+        .post(app.url("/api/queue"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn entered(app: &TestApp, room: &str, user: Option<i64>) -> Value {
+    let response = enter_room(app, room, user).await;
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_room_is_created_with_the_default_rooms_settings_and_listed() {
+    let app = admin_app().await;
+    let room = golden_hour(&app, json!({"admitPerSecond": 7})).await;
+    assert_eq!(room["id"], "golden-hour");
+    assert_eq!(room["performanceIds"], json!([120]));
+    assert_eq!(room["admitPerSecond"], 7);
+    assert_eq!(room["maxActive"], app.settings.queue.max_active);
+    assert_eq!(room["mode"], "fifo");
+    assert_eq!(room["entry"], "open");
+    assert_eq!(room["challengeDifficulty"], 0);
+    assert_eq!(room["paused"], false);
+    assert_eq!(room["waiting"], 0);
+
+    let listed: Value = admin(&app, reqwest::Method::GET, "/api/admin/rooms", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["default", "golden-hour"]);
+
+    let public = app.get("/api/rooms").await;
+    assert_eq!(public.status().as_u16(), 200);
+    let public: Value = public.json().await.unwrap();
+    assert_eq!(public[1]["status"], "OPEN");
+    assert_eq!(public[1]["name"], "Golden Hour, Seoul");
+
+    let one = app.get("/api/rooms/golden-hour").await;
+    assert_eq!(one.status().as_u16(), 200);
+    assert_eq!(
+        one.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .replace(' ', ""),
+        "public,max-age=1"
+    );
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(one["admitPerSecond"], 7);
+    assert_eq!(one["servingNumber"], 0);
+    assert_eq!(one["waiting"], 0);
+}
+
+#[tokio::test]
+async fn bad_rooms_are_refused_with_the_reason_and_nothing_is_created() {
+    let app = admin_app().await;
+    for (body, why) in [
+        (
+            json!({"id": "Golden Hour", "name": "x", "performanceIds": [120]}),
+            "room id",
+        ),
+        (
+            json!({"id": "x", "name": "x", "performanceIds": [99999]}),
+            "99999",
+        ),
+        (
+            json!({"id": "x", "name": "x", "performanceIds": [120], "admitPerSecond": -1}),
+            "admitPerSecond",
+        ),
+        (
+            json!({"id": "x", "name": " ", "performanceIds": [120]}),
+            "name",
+        ),
+        (
+            json!({"id": "x", "name": "x", "performanceIds": [120], "mode": "lottery"}),
+            "mode",
+        ),
+        (
+            json!({"id": "x", "name": "x", "performanceIds": [120, 120]}),
+            "more than once",
+        ),
+        (json!({"id": "x", "name": "x"}), "performanceIds"),
+        (
+            json!({"id": "x", "name": "x", "performanceIds": [120], "colour": "red"}),
+            "colour",
+        ),
+    ] {
+        let problem =
+            assert_problem(create(&app, body.clone()).await, 400, "INVALID_REQUEST").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{body}: {problem}"
+        );
+    }
+    golden_hour(&app, json!({})).await;
+    assert_problem(
+        create(
+            &app,
+            json!({"id": "golden-hour", "name": "again", "performanceIds": [121]}),
+        )
+        .await,
+        409,
+        "ROOM_EXISTS",
+    )
+    .await;
+    let taken = assert_problem(
+        create(
+            &app,
+            json!({"id": "other", "name": "x", "performanceIds": [121, 120]}),
+        )
+        .await,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert!(
+        taken["detail"].as_str().unwrap().contains("golden-hour"),
+        "{taken}"
+    );
+    assert_problem(
+        admin(&app, reqwest::Method::GET, "/api/admin/rooms/other", None).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(app.get("/api/rooms/nowhere").await, 404, "NOT_FOUND").await;
+    assert_problem(enter_room(&app, "nowhere", None).await, 404, "NOT_FOUND").await;
+    assert_problem(
+        enter_room(&app, "Not A Room", None).await,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rooms_token_opens_its_performances_only() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({})).await;
+    let body = entered(&app, "golden-hour", Some(7)).await;
+    assert_eq!(body["status"], "ACTIVE");
+    assert_eq!(body["roomId"], "golden-hour");
+    assert_eq!(body["ticketNumber"], 1);
+    let room_token = body["token"].as_str().unwrap().to_string();
+    let default_token = app.active_token(Some(7)).await;
+    assert_ne!(room_token, default_token, "one place per user per room");
+
+    // Both list the catalog.
+    assert_eq!(app.concerts(&room_token).await.status().as_u16(), 200);
+    assert_eq!(
+        app.performances(&room_token, "1").await.status().as_u16(),
+        200
+    );
+    // Each opens its own room's seat maps and holds only.
+    assert_eq!(
+        app.seats(&room_token, "1", "120").await.status().as_u16(),
+        200
+    );
+    assert_problem(
+        app.seats(&room_token, "1", "119").await,
+        403,
+        "TOKEN_WRONG_ROOM",
+    )
+    .await;
+    assert_eq!(
+        app.seats(&default_token, "1", "119")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_problem(
+        app.seats(&default_token, "1", "120").await,
+        403,
+        "TOKEN_WRONG_ROOM",
+    )
+    .await;
+    assert_problem(
+        app.hold_at(&app.url(""), &room_token, 7, 1, 119, 5).await,
+        403,
+        "TOKEN_WRONG_ROOM",
+    )
+    .await;
+    let held = app.hold_at(&app.url(""), &room_token, 7, 1, 120, 5).await;
+    assert_eq!(held.status().as_u16(), 200);
+
+    // Entering again hands back the same place; polling answers the room.
+    let again = entered(&app, "golden-hour", Some(7)).await;
+    assert_eq!(again["token"], room_token.as_str());
+    let polled: Value = app.poll_queue(&room_token).await.json().await.unwrap();
+    assert_eq!(polled["roomId"], "golden-hour");
+    let default_body: Value = app.poll_queue(&default_token).await.json().await.unwrap();
+    assert_eq!(default_body["roomId"], "default");
+}
+
+#[tokio::test]
+async fn each_room_has_its_own_line() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({"maxActive": 1})).await;
+    let first = entered(&app, "golden-hour", None).await;
+    assert_eq!(first["status"], "ACTIVE");
+    let second = entered(&app, "golden-hour", None).await;
+    assert_eq!(second["status"], "WAITING");
+    assert_eq!(second["position"], 1);
+    assert_eq!(second["ticketNumber"], 2);
+    // The default room is not full.
+    assert_eq!(app.enter(None).await["status"], "ACTIVE");
+    let room: Value = app
+        .get("/api/rooms/golden-hour")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(room["servingNumber"], 1, "{room}");
+}
+
+#[tokio::test]
+async fn a_passthrough_room_admits_everyone_at_once() {
+    let app = admin_app().await;
+    golden_hour(
+        &app,
+        json!({"mode": "passthrough", "admitPerSecond": 1, "maxActive": 1}),
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(entered(&app, "golden-hour", None).await["status"], "ACTIVE");
+    }
+}
+
+#[tokio::test]
+async fn a_rejecting_or_closed_room_takes_no_new_entries_but_keeps_its_people() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({})).await;
+    let inside = entered(&app, "golden-hour", None).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let changed = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/admin/rooms/golden-hour",
+        Some(json!({"mode": "reject"})),
+    )
+    .await;
+    assert_eq!(changed.status().as_u16(), 200);
+    assert_problem(
+        enter_room(&app, "golden-hour", None).await,
+        409,
+        "ROOM_CLOSED",
+    )
+    .await;
+    assert_eq!(app.seats(&inside, "1", "120").await.status().as_u16(), 200);
+    let public: Value = app
+        .get("/api/rooms/golden-hour")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(public["status"], "CLOSED");
+
+    let reopened = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/admin/rooms/golden-hour",
+        Some(json!({"mode": "fifo", "closesAt": "2020-01-01T00:00:00Z"})),
+    )
+    .await;
+    assert_eq!(reopened.status().as_u16(), 200);
+    assert_problem(
+        enter_room(&app, "golden-hour", None).await,
+        409,
+        "ROOM_CLOSED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_room_is_deleted_only_when_empty_and_default_never() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({})).await;
+    let token = entered(&app, "golden-hour", None).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let delete = || {
+        admin(
+            &app,
+            reqwest::Method::DELETE,
+            "/api/admin/rooms/golden-hour",
+            None,
+        )
+    };
+    assert_problem(delete().await, 409, "ROOM_BUSY").await;
+    assert_problem(
+        admin(
+            &app,
+            reqwest::Method::DELETE,
+            "/api/admin/rooms/default",
+            None,
+        )
+        .await,
+        409,
+        "ROOM_BUSY",
+    )
+    .await;
+    assert_eq!(app.leave_queue(&token).await.status().as_u16(), 204);
+    assert_eq!(delete().await.status().as_u16(), 204);
+    assert_problem(delete().await, 404, "NOT_FOUND").await;
+    assert_problem(app.get("/api/rooms/golden-hour").await, 404, "NOT_FOUND").await;
+    // Its performance is the default room's again.
+    let default_token = app.active_token(None).await;
+    assert_eq!(
+        app.seats(&default_token, "1", "120")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_operator_revokes_a_rooms_token() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({})).await;
+    let token = entered(&app, "golden-hour", None).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let default_token = app.active_token(None).await;
+    // A token of another room is not this room's to revoke.
+    let other = admin(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/admin/rooms/golden-hour/tokens/{default_token}"),
+        None,
+    )
+    .await;
+    assert_eq!(other.status().as_u16(), 204);
+    assert_eq!(app.poll_queue(&default_token).await.status().as_u16(), 200);
+    let revoked = admin(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("/api/admin/rooms/golden-hour/tokens/{token}"),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status().as_u16(), 204);
+    assert_problem(app.poll_queue(&token).await, 401, "TOKEN_INVALID").await;
+}
+
+#[tokio::test]
+async fn rooms_outlive_a_lost_line_and_another_instance_follows_them() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({"admitPerSecond": 9})).await;
+    let peer = app.spawn_peer().await;
+    // The peer learns of the room from the database.
+    let on_peer = app
+        .client
+        .post(format!("{peer}/api/queue"))
+        .json(&json!({"roomId": "golden-hour"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_peer.status().as_u16(), 200);
+    let token: Value = on_peer.json().await.unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let checked = app
+        .get_at(
+            &app.url(""),
+            &token,
+            "/api/concerts/1/performances/120/seats",
+        )
+        .await;
+    assert_eq!(checked.status().as_u16(), 200);
+
+    // Redis loses the room's line: the room stays, a new line starts.
+    let mut redis = redis::Client::open(app.redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{}:room:golden-hour}}:*", app.redis.prefix()))
+        .query(&mut redis)
+        .unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the room's line has keys of its own hash tag"
+    );
+    let _: () = redis::cmd("DEL").arg(keys).query(&mut redis).unwrap();
+    let room: Value = app
+        .get("/api/rooms/golden-hour")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(room["id"], "golden-hour");
+    assert_eq!(entered(&app, "golden-hour", None).await["status"], "ACTIVE");
+    let details: Value = admin(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/rooms/golden-hour",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        details["admitPerSecond"], 9,
+        "the line starts with the stored settings"
+    );
+}
+
+/// Runs `ticketing admin <arguments>` against `base`; (success, stdout, stderr).
+fn admin_cli(base: &str, arguments: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
+        .arg("admin")
+        .args(["--url", base])
+        .args(arguments)
+        .env("APP__ADMIN__TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_subcommands_manage_rooms_and_steer_one_with_the_room_option() {
+    let app = admin_app().await;
+    let base = app.address.clone();
+    let run = |arguments: &'static [&'static str]| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || admin_cli(&base, arguments))
+    };
+    let (ok, out, err) = run(&[
+        "rooms",
+        "create",
+        "golden-hour",
+        "--name",
+        "Golden Hour",
+        "--performances",
+        "120,121",
+        "--admit-per-second",
+        "5",
+    ])
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["performanceIds"], json!([120, 121]));
+
+    let (ok, _, err) = run(&["--room", "golden-hour", "pause"]).await.unwrap();
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(&["--room", "golden-hour", "status"]).await.unwrap();
+    assert!(ok);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["paused"], true);
+    assert_eq!(status["admitPerSecond"], 5);
+    // The room default is untouched.
+    let (_, out, _) = run(&["status"]).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["paused"],
+        false
+    );
+
+    let (ok, out, _) = run(&["rooms", "list"]).await.unwrap();
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (ok, _, err) = run(&[
+        "rooms",
+        "create",
+        "golden-hour",
+        "--name",
+        "X",
+        "--performances",
+        "401",
+    ])
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("ROOM_EXISTS"), "{err}");
+    let (ok, _, err) = run(&["rooms", "delete", "golden-hour"]).await.unwrap();
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["--room", "golden-hour", "status"]).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("404"), "{err}");
+}

@@ -1,0 +1,16 @@
+//! Waiting rooms: one line per on-sale, each with its own settings, for a set of performances.
+//! The room `default` is the v1/v2 line and covers every performance no other room covers.
+
+mod errors;
+mod id;
+mod port;
+mod room;
+mod service;
+
+pub use errors::RoomError;
+pub use id::{InvalidRoomId, RoomId};
+#[cfg(any(test, feature = "mock"))]
+pub use port::{MockRoomLines, MockRoomRepository};
+pub use port::{RoomLineStores, RoomLines, RoomRepository};
+pub use room::{ChallengeDifficulty, Room, RoomChange, RoomEntry, RoomMode, RoomName, RoomStatus};
+pub use service::{RoomDetails, RoomService};

@@ -1,0 +1,282 @@
+//! A waiting room: a line with its own settings for a set of performances.
+
+use chrono::{DateTime, Utc};
+
+use super::id::RoomId;
+use crate::ids::PerformanceId;
+use crate::queue::{InvalidSetting, LineSettings, SettingsChange};
+
+/// How a room admits people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoomMode {
+    /// First come, first served; a scheduled opening draws the order of those who came before.
+    #[default]
+    Fifo,
+    /// Nobody waits: every entry is ACTIVE at once, the rate and capacity are not applied.
+    Passthrough,
+    /// New entries are refused; people already in keep their places and sessions.
+    Reject,
+}
+
+impl RoomMode {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomMode::Fifo => "fifo",
+            RoomMode::Passthrough => "passthrough",
+            RoomMode::Reject => "reject",
+        }
+    }
+
+    /// Reads the contract's spelling.
+    ///
+    /// # Errors
+    /// [`InvalidSetting`] for anything else, and for `random`, which this service does not offer
+    /// yet.
+    pub fn parse(text: &str) -> Result<Self, InvalidSetting> {
+        match text {
+            "fifo" => Ok(RoomMode::Fifo),
+            "passthrough" => Ok(RoomMode::Passthrough),
+            "reject" => Ok(RoomMode::Reject),
+            "random" => Err(InvalidSetting(
+                "mode random is not available yet; use fifo (with opensAt for a fair draw)".into(),
+            )),
+            other => Err(InvalidSetting(format!(
+                "mode must be fifo, passthrough or reject, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Who may enter a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoomEntry {
+    /// Anyone.
+    #[default]
+    Open,
+}
+
+impl RoomEntry {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomEntry::Open => "open",
+        }
+    }
+
+    /// Reads the contract's spelling.
+    ///
+    /// # Errors
+    /// [`InvalidSetting`] for anything else, and for `invite`, which needs identity (not
+    /// available yet).
+    pub fn parse(text: &str) -> Result<Self, InvalidSetting> {
+        match text {
+            "open" => Ok(RoomEntry::Open),
+            "invite" => Err(InvalidSetting(
+                "entry invite is not available yet (it needs identity); use open".into(),
+            )),
+            other => Err(InvalidSetting(format!("entry must be open, not {other:?}"))),
+        }
+    }
+}
+
+/// A room's display name: 1 to 200 characters, not blank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// The longest name, in characters.
+    pub const MAX_CHARS: usize = 200;
+
+    /// # Errors
+    /// [`InvalidSetting`] when blank or too long.
+    pub fn new(text: &str) -> Result<Self, InvalidSetting> {
+        let chars = text.chars().count();
+        if text.trim().is_empty() || chars > Self::MAX_CHARS {
+            return Err(InvalidSetting(format!(
+                "name must be 1 to {} characters, not blank",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    /// The room `default`'s name until an operator gives it another.
+    pub(crate) fn of_default_room() -> Self {
+        Self("Default".into())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The proof-of-work difficulty asked at entry; 0 is off (the only value offered yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChallengeDifficulty(u32);
+
+impl ChallengeDifficulty {
+    /// # Errors
+    /// [`InvalidSetting`] for anything but 0: the gate is not available yet.
+    pub fn new(value: i64) -> Result<Self, InvalidSetting> {
+        if value == 0 {
+            Ok(Self(0))
+        } else {
+            Err(InvalidSetting(format!(
+                "challengeDifficulty {value} is not available yet (the bot gate is not built); use 0"
+            )))
+        }
+    }
+
+    /// The difficulty.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Where a room stands, as the public sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomStatus {
+    /// Entries are taken and admitted.
+    Open,
+    /// An opening is scheduled: entries wait for its draw.
+    Prequeue,
+    /// Entries wait; nobody is admitted.
+    Paused,
+    /// New entries are refused (mode `reject`, or past `closesAt`).
+    Closed,
+}
+
+impl RoomStatus {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Open => "OPEN",
+            RoomStatus::Prequeue => "PREQUEUE",
+            RoomStatus::Paused => "PAUSED",
+            RoomStatus::Closed => "CLOSED",
+        }
+    }
+}
+
+/// A waiting room as stored: the source of truth for its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    /// Its id.
+    pub id: RoomId,
+    /// Its display name.
+    pub name: RoomName,
+    /// The performances whose seat maps, holds and payments its tokens open. Empty for the room
+    /// `default`, which covers every performance no other room covers.
+    pub performances: Vec<PerformanceId>,
+    /// How it admits.
+    pub mode: RoomMode,
+    /// Who may enter.
+    pub entry: RoomEntry,
+    /// From then on new entries are refused.
+    pub closes_at: Option<DateTime<Utc>>,
+    /// Proof of work asked at entry.
+    pub challenge_difficulty: ChallengeDifficulty,
+    /// The line's settings as last set: what the line starts with, and comes back to when its
+    /// store lost it. `None` for the room `default`, whose line keeps the configured settings
+    /// and an operator's changes in its store (as the v2 line did).
+    pub line: Option<LineSettings>,
+    /// Bumped by every change, so that every instance notices one.
+    pub version: i64,
+}
+
+impl Room {
+    /// Where the room stands at `now`, given the line settings in force.
+    pub fn status(&self, line: &LineSettings, now: DateTime<Utc>) -> RoomStatus {
+        if !self.takes_entries(now) {
+            RoomStatus::Closed
+        } else if line.paused {
+            RoomStatus::Paused
+        } else if line.opens_at.is_some_and(|at| at > now) {
+            RoomStatus::Prequeue
+        } else {
+            RoomStatus::Open
+        }
+    }
+
+    /// Whether new entries are taken at `now`.
+    pub fn takes_entries(&self, now: DateTime<Utc>) -> bool {
+        self.mode != RoomMode::Reject && self.closes_at.is_none_or(|at| now < at)
+    }
+}
+
+/// An operator's change of a room: any subset of its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoomChange {
+    /// A new name.
+    pub name: Option<RoomName>,
+    /// The new set of performances.
+    pub performances: Option<Vec<PerformanceId>>,
+    /// A new mode.
+    pub mode: Option<RoomMode>,
+    /// Who may enter.
+    pub entry: Option<RoomEntry>,
+    /// `Some(None)` removes the closing time.
+    pub closes_at: Option<Option<DateTime<Utc>>>,
+    /// Proof of work asked at entry.
+    pub challenge_difficulty: Option<ChallengeDifficulty>,
+    /// The line's settings.
+    pub line: SettingsChange,
+}
+
+impl RoomChange {
+    /// `room` with this change made, its version bumped.
+    ///
+    /// # Errors
+    /// [`InvalidSetting`] when the performances are listed twice, or the closing time would not
+    /// come after the opening.
+    pub fn applied_to(&self, room: &Room) -> Result<Room, InvalidSetting> {
+        let changed = Room {
+            id: room.id,
+            name: self.name.clone().unwrap_or_else(|| room.name.clone()),
+            performances: self
+                .performances
+                .clone()
+                .unwrap_or_else(|| room.performances.clone()),
+            mode: self.mode.unwrap_or(room.mode),
+            entry: self.entry.unwrap_or(room.entry),
+            closes_at: self.closes_at.unwrap_or(room.closes_at),
+            challenge_difficulty: self
+                .challenge_difficulty
+                .unwrap_or(room.challenge_difficulty),
+            line: room.line.map(|line| self.line.applied_to(&line)),
+            version: room.version + 1,
+        };
+        changed.check()?;
+        Ok(changed)
+    }
+}
+
+impl Room {
+    /// Checks what a single field cannot: no performance twice, the default room lists none,
+    /// and a closing after the opening.
+    ///
+    /// # Errors
+    /// [`InvalidSetting`] naming what is wrong.
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = self.performances.iter().find(|p| !seen.insert(**p)) {
+            return Err(InvalidSetting(format!(
+                "performanceIds lists {twice} more than once"
+            )));
+        }
+        if self.id.is_default() && !self.performances.is_empty() {
+            return Err(InvalidSetting(
+                "the room default covers every performance no other room covers; it lists none"
+                    .into(),
+            ));
+        }
+        if let (Some(opens), Some(closes)) = (self.line.and_then(|l| l.opens_at), self.closes_at) {
+            if closes <= opens {
+                return Err(InvalidSetting("closesAt must come after opensAt".into()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! The rooms' use cases: which rooms exist (kept in step with their store by every instance),
+//! entering one, which performances a token opens, and the operator's verbs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use super::errors::RoomError;
+use super::id::RoomId;
+use super::port::{RoomLines, RoomRepository};
+use super::room::{Room, RoomChange, RoomMode};
+use crate::ids::{PerformanceId, UserId};
+use crate::queue::{
+    AccessError, ActiveToken, ClientKey, LineSettings, LineStatus, QueueControls, QueuePolicy,
+    QueueService, QueueToken, QueueView, SettingsChange,
+};
+
+/// A room with its line as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomDetails {
+    /// The room as stored.
+    pub room: Room,
+    /// Its line's settings in force and its size.
+    pub line: LineStatus,
+}
+
+/// What this instance knows of the rooms, as of its last refresh.
+#[derive(Default)]
+struct Registry {
+    rooms: HashMap<RoomId, Room>,
+    /// Which room covers a performance; a performance not in it is the room `default`'s.
+    covering: HashMap<PerformanceId, RoomId>,
+    controls: HashMap<RoomId, Arc<dyn QueueControls>>,
+}
+
+/// The rooms' use cases.
+#[derive(Clone)]
+pub struct RoomService {
+    repository: Arc<dyn RoomRepository>,
+    lines: Arc<dyn RoomLines>,
+    queue: QueueService,
+    default_controls: Arc<dyn QueueControls>,
+    registry: Arc<RwLock<Registry>>,
+}
+
+impl std::fmt::Debug for RoomService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomService").finish_non_exhaustive()
+    }
+}
+
+impl RoomService {
+    /// The rooms kept in `repository`, their lines opened by `lines` and followed by `queue`,
+    /// whose line of the room `default` is steered through `default_controls`. Knows no room
+    /// but `default` until [`RoomService::refresh`].
+    pub fn new(
+        repository: Arc<dyn RoomRepository>,
+        lines: Arc<dyn RoomLines>,
+        queue: QueueService,
+        default_controls: Arc<dyn QueueControls>,
+    ) -> Self {
+        Self {
+            repository,
+            lines,
+            queue,
+            default_controls,
+            registry: Arc::default(),
+        }
+    }
+
+    /// The waiting-room use cases over every room's line.
+    pub fn queue(&self) -> &QueueService {
+        &self.queue
+    }
+
+    fn registry(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The settings a new room's line takes where the operator gave none: the configured ones of
+    /// the room `default`.
+    pub fn configured(&self) -> LineSettings {
+        LineSettings::from_policy(self.queue.policy())
+    }
+
+    fn policy_of(&self, room: &Room) -> QueuePolicy {
+        let configured = *self.queue.policy();
+        room.line
+            .map_or(configured, |line| line.applied_to(&configured))
+    }
+
+    /// Brings this instance in step with the rooms' store: opens the lines of new rooms (and of
+    /// rooms whose settings changed), closes those of deleted ones. Every instance runs it about
+    /// every half second, so that each follows an operator's change within a second.
+    ///
+    /// # Errors
+    /// [`RoomError::Infrastructure`] when the store cannot answer; what was known stays.
+    pub async fn refresh(&self) -> Result<(), RoomError> {
+        let stored = self.repository.list().await?;
+        let mut rooms = HashMap::new();
+        let mut covering = HashMap::new();
+        for room in stored {
+            for performance in &room.performances {
+                covering.insert(*performance, room.id);
+            }
+            rooms.insert(room.id, room);
+        }
+        rooms
+            .entry(RoomId::default_room())
+            .or_insert_with(default_room);
+        let mut registry = self
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<RoomId> = registry
+            .rooms
+            .keys()
+            .filter(|id| !rooms.contains_key(*id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.queue.close_room(&id);
+            registry.controls.remove(&id);
+        }
+        for room in rooms.values().filter(|room| !room.id.is_default()) {
+            let known = registry.rooms.get(&room.id);
+            let opened = registry.controls.contains_key(&room.id);
+            if !opened || known.is_none_or(|known| known.version != room.version) {
+                let policy = self.policy_of(room);
+                let stores = self.lines.open(&room.id, policy, room.mode);
+                self.queue.open_room(room.id, stores.queue, policy);
+                registry.controls.insert(room.id, stores.controls);
+            }
+        }
+        registry.rooms = rooms;
+        registry.covering = covering;
+        Ok(())
+    }
+
+    /// Every room, `default` first, then by id.
+    pub fn rooms(&self) -> Vec<Room> {
+        let registry = self.registry();
+        let mut rooms: Vec<Room> = registry.rooms.values().cloned().collect();
+        if !registry.rooms.contains_key(&RoomId::default_room()) {
+            rooms.push(default_room());
+        }
+        rooms.sort_by_key(|room| (!room.id.is_default(), room.id));
+        rooms
+    }
+
+    /// The room `id`, as this instance last learned it; asks the store when it knows none (a
+    /// room just created elsewhere).
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`] for an unknown room; [`RoomError::Infrastructure`] when the store
+    /// had to be asked and could not answer.
+    pub async fn room(&self, id: &RoomId) -> Result<Room, RoomError> {
+        if let Some(room) = self.known(id) {
+            return Ok(room);
+        }
+        self.refresh().await?;
+        self.known(id).ok_or(RoomError::NotFound(*id))
+    }
+
+    fn known(&self, id: &RoomId) -> Option<Room> {
+        let registry = self.registry();
+        match registry.rooms.get(id) {
+            Some(room) => Some(room.clone()),
+            None if id.is_default() => Some(default_room()),
+            None => None,
+        }
+    }
+
+    fn controls(&self, id: &RoomId) -> Option<Arc<dyn QueueControls>> {
+        if id.is_default() {
+            return Some(self.default_controls.clone());
+        }
+        self.registry().controls.get(id).cloned()
+    }
+
+    /// The room whose tokens open `performance`'s seat map, holds and payments.
+    pub fn room_of(&self, performance: PerformanceId) -> RoomId {
+        self.registry()
+            .covering
+            .get(&performance)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Lets `token` act on `performance` only when its room covers it.
+    ///
+    /// # Errors
+    /// [`AccessError::TokenWrongRoom`] when another room covers the performance.
+    pub fn check_scope(
+        &self,
+        token: &ActiveToken,
+        performance: PerformanceId,
+    ) -> Result<(), AccessError> {
+        if self.room_of(performance) == token.room() {
+            Ok(())
+        } else {
+            Err(AccessError::TokenWrongRoom {
+                token_room: token.room(),
+            })
+        }
+    }
+
+    /// Enters the line of room `id`.
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`] for an unknown room, [`RoomError::Closed`] when it takes no new
+    /// entries, [`RoomError::Queue`] when the line refuses or cannot answer.
+    pub async fn enter(
+        &self,
+        id: &RoomId,
+        user: Option<UserId>,
+        client: &ClientKey,
+    ) -> Result<QueueView, RoomError> {
+        let room = self.room(id).await?;
+        let now = self.queue.now();
+        if !room.takes_entries(now) {
+            let opens_at = self
+                .queue
+                .room_settings(id)
+                .and_then(|line| line.opens_at)
+                .filter(|at| *at > now);
+            return Err(RoomError::Closed {
+                room: *id,
+                opens_at,
+            });
+        }
+        if id.is_default() {
+            return Ok(self.queue.enter_queue(user, client).await?);
+        }
+        match self.queue.enter_room(id, user, client).await {
+            Err(crate::queue::QueueError::RoomUnknown) => Err(RoomError::NotFound(*id)),
+            other => Ok(other?),
+        }
+    }
+
+    /// The room `id` and its line.
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`] for an unknown room; [`RoomError::Queue`] when the line's store
+    /// cannot answer.
+    pub async fn details(&self, id: &RoomId) -> Result<RoomDetails, RoomError> {
+        let room = self.room(id).await?;
+        let controls = self.controls(id).ok_or(RoomError::NotFound(*id))?;
+        let line = controls.status().await?;
+        Ok(RoomDetails { room, line })
+    }
+
+    /// Creates `room` and opens its line with the room's settings.
+    ///
+    /// # Errors
+    /// [`RoomError::Invalid`] for settings that cannot be, [`RoomError::Exists`],
+    /// [`RoomError::UnknownPerformance`], [`RoomError::PerformanceTaken`] as the store says;
+    /// [`RoomError::Queue`] when the line's store cannot take the settings (the room exists
+    /// then, and its line takes them at the next change).
+    pub async fn create(&self, room: Room) -> Result<RoomDetails, RoomError> {
+        room.check()?;
+        if room.id.is_default() {
+            return Err(RoomError::Exists(room.id));
+        }
+        let line = room.line.unwrap_or_else(|| self.configured());
+        let room = Room {
+            line: Some(line),
+            version: 1,
+            ..room
+        };
+        self.repository.create(&room).await?;
+        self.refresh().await?;
+        let controls = self
+            .controls(&room.id)
+            .ok_or(RoomError::NotFound(room.id))?;
+        // The line may outlive a room of the same id deleted before (its store keeps it until
+        // it empties): the new room's settings replace whatever it had.
+        let (_, after) = controls.change(&full_settings(&line)).await?;
+        self.queue.settings_changed(&room.id, after);
+        self.details(&room.id).await
+    }
+
+    /// Makes `change` to the room `id`; every instance follows within a second.
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`], [`RoomError::Invalid`] (also for a mode the room `default`
+    /// cannot take, or a room changed meanwhile), [`RoomError::UnknownPerformance`],
+    /// [`RoomError::PerformanceTaken`]; [`RoomError::Queue`] when the line's store cannot
+    /// answer.
+    pub async fn change(&self, id: &RoomId, change: &RoomChange) -> Result<RoomDetails, RoomError> {
+        self.refresh().await?;
+        let room = self.room(id).await?;
+        if id.is_default() && change.mode == Some(RoomMode::Passthrough) {
+            return Err(crate::queue::InvalidSetting(
+                "the room default cannot be passthrough; create a room for that".into(),
+            )
+            .into());
+        }
+        let changed = change.applied_to(&room)?;
+        let controls = self.controls(id).ok_or(RoomError::NotFound(*id))?;
+        if !change.line.is_empty() {
+            let (_, after) = controls.change(&change.line).await?;
+            self.queue.settings_changed(id, after);
+        }
+        self.repository.update(&changed).await?;
+        self.refresh().await?;
+        self.details(id).await
+    }
+
+    /// Deletes the room `id` when nobody waits or shops in it.
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`]; [`RoomError::Busy`] for the room `default` or a room with
+    /// people in it; [`RoomError::Queue`] when its line's store cannot answer.
+    pub async fn delete(&self, id: &RoomId) -> Result<(), RoomError> {
+        if id.is_default() {
+            return Err(RoomError::Busy(*id));
+        }
+        let details = self.details(id).await?;
+        if details.line.waiting > 0 || details.line.active > 0 {
+            return Err(RoomError::Busy(*id));
+        }
+        if !self.repository.delete(id).await? {
+            return Err(RoomError::NotFound(*id));
+        }
+        self.refresh().await
+    }
+
+    /// Revokes `token` of room `id` (401 afterwards); a token of another room is left alone.
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`] for an unknown room; [`RoomError::Queue`] when the line's store
+    /// cannot answer.
+    pub async fn revoke(&self, id: &RoomId, token: &QueueToken) -> Result<bool, RoomError> {
+        self.room(id).await?;
+        Ok(self.queue.revoke_in(id, token).await?)
+    }
+}
+
+/// A change that sets every line setting to `line`'s.
+fn full_settings(line: &LineSettings) -> SettingsChange {
+    SettingsChange::replacing(line)
+}
+
+/// The room `default` as it is before an operator names or changes it.
+fn default_room() -> Room {
+    Room {
+        id: RoomId::default_room(),
+        name: super::room::RoomName::of_default_room(),
+        performances: Vec::new(),
+        mode: RoomMode::Fifo,
+        entry: super::room::RoomEntry::Open,
+        closes_at: None,
+        challenge_difficulty: super::room::ChallengeDifficulty::default(),
+        line: None,
+        version: 0,
+    }
+}

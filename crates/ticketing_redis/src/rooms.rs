@@ -1,0 +1,46 @@
+//! [`RoomLines`] on Redis: each room's line is a [`RedisWaitingQueue`] under a hash tag of its
+//! own.
+
+use std::sync::Arc;
+
+use ticketing_domain::queue::QueuePolicy;
+use ticketing_domain::rooms::{RoomId, RoomLineStores, RoomLines, RoomMode};
+
+use crate::pool::RedisPool;
+use crate::RedisWaitingQueue;
+
+/// Opens rooms' lines in one Redis (or Redis Cluster) under one stack's key prefix.
+#[derive(Clone)]
+pub struct RedisRoomLines {
+    pool: RedisPool,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisRoomLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRoomLines")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRoomLines {
+    /// Lines under `prefix` (`APP__REDIS__KEY_PREFIX`).
+    pub fn new(pool: RedisPool, prefix: &str) -> Self {
+        Self {
+            pool,
+            prefix: prefix.to_string(),
+        }
+    }
+}
+
+impl RoomLines for RedisRoomLines {
+    fn open(&self, room: &RoomId, policy: QueuePolicy, mode: RoomMode) -> RoomLineStores {
+        let keys = RedisWaitingQueue::keys_of_room(&self.prefix, room);
+        let line = Arc::new(RedisWaitingQueue::new(self.pool.clone(), &keys, policy).in_mode(mode));
+        RoomLineStores {
+            queue: line.clone(),
+            controls: line,
+        }
+    }
+}
