@@ -332,7 +332,7 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(self.policy.entry_rate_per_client.map_or(0, |r| r.get()))
             .arg(self.policy.keep_alive_window())
             .arg(self.passthrough_flag());
-        let (status, epoch, seq, number): (String, String, i64, i64) = self
+        let (status, epoch, seq, number, opens_at): (String, String, i64, i64, i64) = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
             .await?;
@@ -353,6 +353,10 @@ impl WaitingQueue for RedisWaitingQueue {
                 ticket,
                 state,
                 admitted_now,
+                opens_at: match opens_at {
+                    0 => None,
+                    at => Some(instant(at)?),
+                },
             }),
             None => Err(unexpected("UNKNOWN for a new entry")),
         }

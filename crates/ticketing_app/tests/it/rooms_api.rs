@@ -558,3 +558,40 @@ async fn the_admin_subcommands_manage_rooms_and_steer_one_with_the_room_option()
     assert!(!ok);
     assert!(err.contains("404"), "{err}");
 }
+
+#[tokio::test]
+async fn an_entry_on_an_instance_that_has_not_stepped_since_an_opening_was_scheduled_says_when() {
+    // Steps a minute apart: the peer learns of the opening from its entries only.
+    let app = TestApp::spawn_with(&[
+        ("APP__ADMIN__TOKEN", ADMIN_TOKEN),
+        ("APP__QUEUE__ADMISSION_INTERVAL_MS", "60000"),
+    ])
+    .await;
+    let peer = app.spawn_peer().await;
+    // The peer's first step runs as it starts, the next a minute later: the opening must be
+    // scheduled between them. No observable tells the first step is done (the metrics are the
+    // process's, shared with the app), hence a fixed wait, far longer than a step takes.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let opens_at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let scheduled = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/admin/queue",
+        Some(json!({ "opensAt": opens_at })),
+    )
+    .await;
+    assert_eq!(scheduled.status().as_u16(), 200);
+    let entered: Value = app
+        .client
+        .post(format!("{peer}/api/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(entered["status"], "WAITING");
+    assert_eq!(entered["position"], 0);
+    assert_eq!(entered["opensAt"], opens_at.as_str(), "{entered}");
+}

@@ -53,6 +53,9 @@ pub struct Entered {
     /// This entry was admitted straight in (an admission, counted against the budget), as
     /// opposed to a user handed back a place they already had.
     pub admitted_now: bool,
+    /// While the line is a pre-queue: when it opens, as the store knows it at the entry (an
+    /// instance may not have learned of a just scheduled opening yet).
+    pub opens_at: Option<DateTime<Utc>>,
 }
 
 /// What one admission step did.

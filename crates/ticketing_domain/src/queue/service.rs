@@ -522,6 +522,14 @@ impl Line {
     ) -> Result<QueueView, QueueError> {
         let entered = self.queue.enter(user, client).await?;
         let now = self.clock.now();
+        if entered.opens_at.is_some() && self.settings().opens_at != entered.opens_at {
+            // An opening scheduled on another instance since this one's last step: followed at
+            // once, so that this answer already says when the line opens.
+            self.settings
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .opens_at = entered.opens_at;
+        }
         match entered.state {
             TicketState::Active { until } => {
                 self.line_mut().note_active(&entered.ticket, until, now)
@@ -1092,6 +1100,7 @@ mod tests {
                 ticket: ticket(40),
                 state: TicketState::Waiting { position: 37 },
                 admitted_now: false,
+                opens_at: None,
             })
         });
         let mut sequence = mockall::Sequence::new();
@@ -1179,7 +1188,10 @@ mod tests {
         let view = service.poll(token(50_000)).await.expect("answered");
         assert_eq!(view.opens_at, Some(at(5)));
         assert_eq!(view.position, 0);
-        assert!(view.poll_after_seconds.is_some_and(|after| after <= 5), "{view:?}");
+        assert!(
+            view.poll_after_seconds.is_some_and(|after| after <= 5),
+            "{view:?}"
+        );
     }
 
     #[tokio::test]
@@ -1191,6 +1203,7 @@ mod tests {
                 ticket: ticket(8),
                 state: TicketState::Waiting { position: 8 },
                 admitted_now: false,
+                opens_at: None,
             })
         });
         let view = service(queue, &clock)

@@ -378,6 +378,7 @@ impl WaitingQueue for InMemoryLine {
                     },
                     state,
                     admitted_now: false,
+                    opens_at: line.settings.opens_at,
                 });
             }
         }
@@ -411,6 +412,7 @@ impl WaitingQueue for InMemoryLine {
                 ticket,
                 state: TicketState::Active { until },
                 admitted_now: true,
+                opens_at: None,
             });
         }
         line.last_seen.insert(seq, now);
@@ -424,6 +426,7 @@ impl WaitingQueue for InMemoryLine {
             ticket,
             state: TicketState::Waiting { position },
             admitted_now: false,
+            opens_at: settings.opens_at,
         })
     }
 

@@ -2,9 +2,9 @@
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
 -- bucket_ms, entries per second per client (0 = unlimited), keep-alive window, '1' when the
 -- room is passthrough (no rate or capacity applied, admissions still counted).
--- Returns {status, epoch, place, number}: number is the expiry (ACTIVE: a live place handed
--- back; ADMITTED: admitted by this entry), the position (WAITING) or the milliseconds to wait
--- (RATE_LIMITED).
+-- Returns {status, epoch, place, number, opens_at}: number is the expiry (ACTIVE: a live place
+-- handed back; ADMITTED: admitted by this entry), the position (WAITING) or the milliseconds to
+-- wait (RATE_LIMITED); opens_at (ms, 0 when none) is a scheduled opening's time.
 local candidate, user = ARGV[1], ARGV[2]
 local max_active, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -17,7 +17,7 @@ if client_limit > 0 then
   local entries = redis.call('INCR', KEYS[15])
   if entries == 1 then redis.call('PEXPIRE', KEYS[15], 1000) end
   if entries > client_limit then
-    return {'RATE_LIMITED', '', 0, math.max(redis.call('PTTL', KEYS[15]), 1)}
+    return {'RATE_LIMITED', '', 0, math.max(redis.call('PTTL', KEYS[15]), 1), 0}
   end
 end
 
@@ -33,7 +33,7 @@ if user ~= '' then
   if existing then
     local status, number = state_of(tonumber(existing), idle_ms, bucket_ms, true, window)
     if status == 'WAITING' and live.opens_at > 0 then number = 0 end
-    if status then return {status, epoch, tonumber(existing), number} end
+    if status then return {status, epoch, tonumber(existing), number, live.opens_at} end
   end
 end
 
@@ -52,11 +52,11 @@ if head == seq - 1 and not live.paused and live.opens_at == 0 then
     redis.call('ZADD', active, int(expiry), seq)
     redis.call('SET', head_key, seq)
     publish('a', seq, int(expiry))
-    return {'ADMITTED', epoch, seq, expiry}
+    return {'ADMITTED', epoch, seq, expiry, 0}
   end
 end
 
 mark_seen({seq}, idle_ms, bucket_ms)
 -- In a pre-queue nobody has a place until the draw: position 0.
-if live.opens_at > 0 then return {'WAITING', epoch, seq, 0} end
-return {'WAITING', epoch, seq, seq - head}
+if live.opens_at > 0 then return {'WAITING', epoch, seq, 0, live.opens_at} end
+return {'WAITING', epoch, seq, seq - head, 0}
