@@ -1,8 +1,10 @@
 //! Background jobs every instance runs; each is safe to run on any number of instances at once.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ticketing_domain::error::ErrorChain;
+use ticketing_domain::rooms::RoomId;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -30,8 +32,7 @@ impl BackgroundJobs {
     pub fn start(state: &AppState, schedule: Schedule) -> Self {
         Self {
             handles: vec![
-                tokio::spawn(admit_from_the_queue(state.clone(), schedule.admission)),
-                tokio::spawn(admit_in_the_rooms(state.clone(), schedule.admission)),
+                tokio::spawn(admit_in_every_room(state.clone(), schedule.admission)),
                 tokio::spawn(follow_the_rooms(state.clone())),
                 tokio::spawn(release_lapsed_holds(state.clone(), schedule.hold_expiry)),
                 tokio::spawn(metrics_upkeep()),
@@ -194,67 +195,49 @@ async fn follow_the_rooms(state: AppState) {
     }
 }
 
-/// One step of every room's line but `default`'s (see [`admit_from_the_queue`]), each room's
-/// steps independent of the others', so that a room whose line fails does not stall the rest.
-async fn admit_in_the_rooms(state: AppState, interval: Duration) {
+/// One step of every room's line, each room's beside the others' so that a room whose line fails
+/// or is slow does not stall the rest: reports this instance's polls, moves people from the
+/// front of each line to its active set within the room's shared budget, and refreshes this
+/// instance's view of each line.
+async fn admit_in_every_room(state: AppState, interval: Duration) {
     let mut ticker = ticker(interval);
+    let mut lines_lost_reported: HashMap<RoomId, u64> = HashMap::new();
     loop {
         ticker.tick().await;
-        let rooms: Vec<_> = state
-            .services
-            .queue
-            .rooms()
-            .into_iter()
-            .filter(|room| !room.is_default())
-            .collect();
         let queue = &state.services.queue;
+        let rooms = queue.rooms();
         let steps = rooms
             .iter()
             .map(|room| async move { (room, queue.advance_room(room).await) });
         for (room, outcome) in futures::future::join_all(steps).await {
             match outcome {
-                Ok(report) => crate::observability::room_admission_step(room, &report),
+                Ok(report) => {
+                    crate::observability::admission_step(room, &report);
+                    if let Some(settings) = queue.room_settings(room) {
+                        crate::observability::queue_settings(room, &settings, queue.now());
+                    }
+                    let lost = queue.room_lines_lost(room);
+                    let reported = lines_lost_reported.entry(*room).or_default();
+                    crate::observability::lines_lost(room, lost.saturating_sub(*reported));
+                    *reported = lost;
+                    if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
+                        tracing::debug!(
+                            room = %room,
+                            admitted = report.admitted,
+                            expired = report.expired,
+                            dropped_idle = report.dropped_idle,
+                            waiting = report.waiting,
+                            active = report.active,
+                            "admission step"
+                        );
+                    }
+                }
                 Err(error) => {
-                    crate::observability::room_admission_step_failed(room);
-                    tracing::warn!(room = %room, error = %ErrorChain(&error), "admission step of a room failed; retrying next tick");
+                    crate::observability::admission_step_failed(room);
+                    tracing::warn!(room = %room, error = %ErrorChain(&error), "admission step failed; retrying next tick");
                 }
             }
         }
-    }
-}
-
-/// One step of the line: reports this instance's polls, moves people from the front of the line
-/// to the active set within the shared budget, and refreshes this instance's view of the line.
-async fn admit_from_the_queue(state: AppState, interval: Duration) {
-    let mut ticker = ticker(interval);
-    let mut lines_lost_reported = 0;
-    loop {
-        ticker.tick().await;
-        match state.services.queue.advance().await {
-            Ok(report) => {
-                crate::observability::admission_step(&report);
-                crate::observability::queue_settings(
-                    &state.services.queue.settings(),
-                    state.services.queue.now(),
-                );
-                let lost = state.services.queue.lines_lost();
-                crate::observability::lines_lost(lost.saturating_sub(lines_lost_reported));
-                lines_lost_reported = lost;
-                if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
-                    tracing::debug!(
-                        admitted = report.admitted,
-                        expired = report.expired,
-                        dropped_idle = report.dropped_idle,
-                        waiting = report.waiting,
-                        active = report.active,
-                        "admission step"
-                    );
-                }
-            }
-            Err(error) => {
-                crate::observability::admission_step_failed();
-                tracing::warn!(error = %ErrorChain(&error), "admission step failed; retrying next tick");
-            }
-        }
+        lines_lost_reported.retain(|room, _| rooms.contains(room));
     }
 }

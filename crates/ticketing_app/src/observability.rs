@@ -12,6 +12,7 @@ use actix_web::{web, HttpResponse};
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use ticketing_domain::queue::AdmissionReport;
+use ticketing_domain::rooms::RoomId;
 use tracing::Instrument;
 
 use crate::problem::ApiError;
@@ -156,51 +157,10 @@ fn request_series(method: String, route: String, status: u16) -> (Counter, Histo
     handles
 }
 
-/// After each admission step: sizes of the line and of the active set, and what it did.
-/// Alert when `queue_waiting > 0` and `increase(queue_admitted_total[1m]) == 0`: the line stalls.
-pub fn admission_step(report: &AdmissionReport) {
-    counter!("queue_admission_steps_total", "outcome" => "ok").increment(1);
-    counter!("queue_admitted_total").increment(u64::from(report.admitted));
-    counter!("queue_expired_total").increment(u64::from(report.expired));
-    counter!("queue_dropped_idle_total").increment(u64::from(report.dropped_idle));
-    gauge!("queue_admitted_last_step").set(f64::from(report.admitted));
-    gauge!("queue_waiting").set(report.waiting as f64);
-    gauge!("queue_active").set(report.active as f64);
-}
-
-/// The live settings this instance follows, as gauges: an operator sees a pause or a scheduled
-/// opening on the dashboard, and the stall alert does not fire for them.
-pub fn queue_settings(
-    settings: &ticketing_domain::queue::LineSettings,
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    gauge!("queue_paused").set(if settings.paused { 1.0 } else { 0.0 });
-    gauge!("queue_admit_per_second_setting").set(f64::from(settings.admit_per_second.get()));
-    gauge!("queue_max_active_setting").set(f64::from(settings.max_active.get()));
-    let until_opening = settings.opens_at.map_or(0.0, |at| {
-        (at - now).num_milliseconds().max(0) as f64 / 1000.0
-    });
-    gauge!("queue_seconds_until_opening").set(until_opening);
-}
-
-/// Times this instance found the line gone from Redis (flushed, or a Redis without its data):
-/// every token of the old line is dead, people must enter again.
-pub fn lines_lost(newly: u64) {
-    counter!("queue_line_lost_total").increment(newly);
-}
-
-/// Whether a dependency answered its last probe (1) or not (0).
-pub fn dependency_up(dependency: &'static str, up: bool) {
-    gauge!("dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
-}
-
-/// An entry admitted straight in: an admission like those of the steps.
-pub fn admitted_at_entry() {
-    counter!("queue_admitted_total").increment(1);
-}
-
-/// [`admission_step`] of a room other than `default`: the same series, labelled with the room.
-pub fn room_admission_step(room: &ticketing_domain::rooms::RoomId, report: &AdmissionReport) {
+/// After each admission step of `room`'s line: sizes of the line and of the active set, and
+/// what it did. Alert when `queue_waiting > 0` and `increase(queue_admitted_total[1m]) == 0` in a
+/// room: its line stalls.
+pub fn admission_step(room: &RoomId, report: &AdmissionReport) {
     let room = room.to_string();
     counter!("queue_admission_steps_total", "outcome" => "ok", "room" => room.clone()).increment(1);
     counter!("queue_admitted_total", "room" => room.clone()).increment(u64::from(report.admitted));
@@ -212,14 +172,44 @@ pub fn room_admission_step(room: &ticketing_domain::rooms::RoomId, report: &Admi
     gauge!("queue_active", "room" => room).set(report.active as f64);
 }
 
-/// [`admission_step_failed`] of a room other than `default`.
-pub fn room_admission_step_failed(room: &ticketing_domain::rooms::RoomId) {
-    counter!("queue_admission_steps_total", "outcome" => "error", "room" => room.to_string())
-        .increment(1);
+/// The live settings this instance follows for `room`, as gauges: an operator sees a pause or a
+/// scheduled opening on the dashboard, and the stall alert does not fire for them.
+pub fn queue_settings(
+    room: &RoomId,
+    settings: &ticketing_domain::queue::LineSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let room = room.to_string();
+    gauge!("queue_paused", "room" => room.clone()).set(if settings.paused { 1.0 } else { 0.0 });
+    gauge!("queue_admit_per_second_setting", "room" => room.clone())
+        .set(f64::from(settings.admit_per_second.get()));
+    gauge!("queue_max_active_setting", "room" => room.clone())
+        .set(f64::from(settings.max_active.get()));
+    let until_opening = settings.opens_at.map_or(0.0, |at| {
+        (at - now).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    gauge!("queue_seconds_until_opening", "room" => room).set(until_opening);
 }
 
-pub fn admission_step_failed() {
-    counter!("queue_admission_steps_total", "outcome" => "error").increment(1);
+/// Times this instance found `room`'s line gone from Redis (flushed, or a Redis without its
+/// data): every token of the old line is dead, people must enter again.
+pub fn lines_lost(room: &RoomId, newly: u64) {
+    counter!("queue_line_lost_total", "room" => room.to_string()).increment(newly);
+}
+
+/// Whether a dependency answered its last probe (1) or not (0).
+pub fn dependency_up(dependency: &'static str, up: bool) {
+    gauge!("dependency_up", "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
+}
+
+/// An entry admitted straight in: an admission like those of the steps.
+pub fn admitted_at_entry(room: &RoomId) {
+    counter!("queue_admitted_total", "room" => room.to_string()).increment(1);
+}
+
+pub fn admission_step_failed(room: &RoomId) {
+    counter!("queue_admission_steps_total", "outcome" => "error", "room" => room.to_string())
+        .increment(1);
 }
 
 /// The use cases whose attempts are counted by outcome: the success's name, or the contract code

@@ -130,7 +130,7 @@ pub(crate) async fn enter(
     let client = client_key(&request, &state.trusted_proxies);
     let view = state.services.rooms.enter(&room, user, &client).await?;
     if view.admitted_now {
-        crate::observability::admitted_at_entry();
+        crate::observability::admitted_at_entry(&view.room);
     }
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
 }

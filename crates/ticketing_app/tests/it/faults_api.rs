@@ -448,7 +448,7 @@ async fn when_redis_loses_the_line_old_tokens_are_refused_newcomers_start_a_new_
     assert_ne!(fresh, token, "a new line, a new token");
     assert_eq!(app.concerts(&fresh).await.status(), 200);
     let started = Instant::now();
-    while app.metric("queue_line_lost_total").await < 1.0 {
+    while app.metric(r#"queue_line_lost_total{room="default"}"#).await < 1.0 {
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "the loss is counted"

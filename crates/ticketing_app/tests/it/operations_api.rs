@@ -82,8 +82,8 @@ async fn metrics_are_exported_in_prometheus_text_format() {
         "http_requests_total{",
         r#"route="/api/concerts/{concert_id}/performances/{performance_id}/seats""#,
         "http_request_duration_seconds_bucket{",
-        "queue_waiting ",
-        "queue_active ",
+        r#"queue_waiting{room="default"}"#,
+        r#"queue_active{room="default"}"#,
         "queue_admission_steps_total{",
         r#"holds_total{outcome="held"}"#,
         r#"pool_connections{pool="postgres"}"#,
@@ -233,11 +233,12 @@ async fn a_replayed_payment_is_counted_as_a_replay_not_a_second_sale() {
 #[tokio::test]
 async fn an_admission_at_entry_counts_as_an_admission() {
     let app = TestApp::spawn().await;
-    let before = app.metric("queue_admitted_total").await;
+    let admitted = r#"queue_admitted_total{room="default"}"#;
+    let before = app.metric(admitted).await;
 
     app.active_token(None).await;
 
-    assert!(app.metric("queue_admitted_total").await - before >= 1.0);
+    assert!(app.metric(admitted).await - before >= 1.0);
 }
 
 /// The metric names an expression of config/prometheus/alerts.yml reads.

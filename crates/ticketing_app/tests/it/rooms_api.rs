@@ -595,3 +595,28 @@ async fn an_entry_on_an_instance_that_has_not_stepped_since_an_opening_was_sched
     assert_eq!(entered["position"], 0);
     assert_eq!(entered["opensAt"], opens_at.as_str(), "{entered}");
 }
+
+#[tokio::test]
+async fn each_rooms_line_has_metrics_of_its_own() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({"admitPerSecond": 3})).await;
+    let admitted = r#"queue_admitted_total{room="golden-hour"}"#;
+    let before = app.metric(admitted).await;
+    entered(&app, "golden-hour", None).await;
+    assert!(app.metric(admitted).await - before >= 1.0);
+    // Set by the room's own admission steps.
+    let rate = r#"queue_admit_per_second_setting{room="golden-hour"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.metric(rate).await != 3.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {rate} on /metrics"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.metric(r#"queue_admit_per_second_setting{room="default"}"#)
+            .await
+            >= 1.0
+    );
+}
