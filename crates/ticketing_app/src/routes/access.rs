@@ -68,5 +68,5 @@ async fn authorize(request: &ServiceRequest) -> Result<ActiveToken, ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state is not registered".into()))?;
-    Ok(state.services.queue.authorize(token).await?)
+    Ok(state.services.rooms.authorize(token).await?)
 }

@@ -145,7 +145,7 @@ pub(crate) async fn poll(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.services.queue.poll(queue_token(&request)?).await?;
+    let view = state.services.rooms.poll(queue_token(&request)?).await?;
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
 }
 
@@ -159,6 +159,6 @@ pub(crate) async fn leave(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    state.services.queue.leave(&queue_token(&request)?).await?;
+    state.services.rooms.leave(&queue_token(&request)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

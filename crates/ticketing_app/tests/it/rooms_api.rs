@@ -620,3 +620,21 @@ async fn each_rooms_line_has_metrics_of_its_own() {
             >= 1.0
     );
 }
+
+#[tokio::test]
+async fn a_new_rooms_token_works_at_once_on_an_instance_that_has_not_read_the_rooms_yet() {
+    let app = admin_app().await;
+    let peer = app.spawn_peer().await;
+    golden_hour(&app, json!({})).await;
+    let token = entered(&app, "golden-hour", None).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // At once, not after the peer's next read of the rooms (every half second).
+    let seats = app
+        .get_at(&peer, &token, "/api/concerts/1/performances/120/seats")
+        .await;
+    assert_eq!(seats.status().as_u16(), 200);
+    let polled = app.get_at(&peer, &token, "/api/queue").await;
+    assert_eq!(polled.status().as_u16(), 200);
+}

@@ -284,6 +284,14 @@ impl QueueService {
         Some((self.line_of(&room)?, ticket))
     }
 
+    /// Whether `token` is signed by us for a room this instance follows no line of: one created
+    /// on another instance since this one last read the rooms, or one deleted since.
+    pub fn names_unknown_room(&self, token: &QueueToken) -> bool {
+        self.keys
+            .open_in_room(token)
+            .is_ok_and(|(room, _)| self.line_of(&room).is_none())
+    }
+
     /// The time by the clock this service judges the line with: what a caller compares the
     /// line's settings (a scheduled opening) against, so that it agrees with the service.
     pub fn now(&self) -> DateTime<Utc> {
@@ -422,10 +430,11 @@ impl QueueService {
         self.default.lines_lost.load(Ordering::Relaxed)
     }
 
-    /// How many waiting places of the room `default` this instance keeps a poll time for (only
-    /// those within reach of the front; see `docs/scaling.md`).
+    /// How many waiting places, of every room, this instance keeps a poll time for (only those
+    /// within reach of a front; see `docs/scaling.md`).
     pub fn polls_kept(&self) -> usize {
-        self.default.polls_kept()
+        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+        self.default.polls_kept() + rooms.values().map(|line| line.polls_kept()).sum::<usize>()
     }
 
     /// How many times this instance found the line of `room` gone from the store.

@@ -8,8 +8,8 @@ use std::fmt;
 pub struct InvalidRoomId(pub String);
 
 /// A waiting room's id: 1 to 40 characters of `[a-z0-9-]`. Kept inline (no allocation) so that
-/// a ticket carrying it stays `Copy`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// a ticket carrying it stays `Copy`. Ordered as its text.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RoomId {
     len: u8,
     bytes: [u8; RoomId::MAX_LEN],
@@ -72,6 +72,18 @@ impl RoomId {
     }
 }
 
+impl Ord for RoomId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for RoomId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Default for RoomId {
     fn default() -> Self {
         Self::default_room()
@@ -107,6 +119,13 @@ mod tests {
         assert_eq!(id.as_str(), "golden-hour-2027");
         assert!(!id.is_default());
         assert!(RoomId::default().is_default());
+    }
+
+    #[test]
+    fn ids_are_ordered_as_their_text() {
+        let parse = |text| RoomId::parse(text).expect("a slug");
+        assert!(parse("golden-hour") < parse("palette"));
+        assert!(parse("a") < parse("ab"));
     }
 
     #[test]

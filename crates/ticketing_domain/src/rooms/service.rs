@@ -2,7 +2,9 @@
 //! entering one, which performances a token opens, and the operator's verbs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use chrono::{DateTime, Utc};
 
 use super::errors::RoomError;
 use super::id::RoomId;
@@ -40,7 +42,12 @@ pub struct RoomService {
     queue: QueueService,
     default_controls: Arc<dyn QueueControls>,
     registry: Arc<RwLock<Registry>>,
+    /// When a token of an unknown room last made this instance read the rooms.
+    caught_up: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
+
+/// How often, at most, tokens of rooms this instance does not know make it read the rooms.
+const CATCH_UP_EVERY: chrono::Duration = chrono::Duration::milliseconds(250);
 
 impl std::fmt::Debug for RoomService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +71,7 @@ impl RoomService {
             queue,
             default_controls,
             registry: Arc::default(),
+            caught_up: Arc::default(),
         }
     }
 
@@ -204,6 +212,58 @@ impl RoomService {
         }
     }
 
+    /// Reads the rooms again when `token` names a room this instance does not follow yet (made
+    /// on another instance since its last read), at most every [`CATCH_UP_EVERY`], so that a
+    /// new room's tokens work on every instance at once and a deleted room's cannot make it
+    /// read the store on every request.
+    async fn catch_up_for(&self, token: &QueueToken) {
+        if !self.queue.names_unknown_room(token) {
+            return;
+        }
+        let now = self.queue.now();
+        {
+            let mut last = self
+                .caught_up
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| now.signed_duration_since(at) < CATCH_UP_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        // On failure the token is judged with what is known: a 401 for a room still unknown.
+        let _ = self.refresh().await;
+    }
+
+    /// [`QueueService::authorize`], for a token of any room, also one made on another instance
+    /// a moment ago.
+    ///
+    /// # Errors
+    /// See [`QueueService::authorize`].
+    pub async fn authorize(&self, token: QueueToken) -> Result<ActiveToken, AccessError> {
+        self.catch_up_for(&token).await;
+        self.queue.authorize(token).await
+    }
+
+    /// [`QueueService::poll`], for a token of any room, also one made on another instance a
+    /// moment ago.
+    ///
+    /// # Errors
+    /// See [`QueueService::poll`].
+    pub async fn poll(&self, token: QueueToken) -> Result<QueueView, crate::queue::QueueError> {
+        self.catch_up_for(&token).await;
+        self.queue.poll(token).await
+    }
+
+    /// [`QueueService::leave`], for a token of any room.
+    ///
+    /// # Errors
+    /// See [`QueueService::leave`].
+    pub async fn leave(&self, token: &QueueToken) -> Result<(), crate::queue::QueueError> {
+        self.catch_up_for(token).await;
+        self.queue.leave(token).await
+    }
+
     /// Enters the line of room `id`.
     ///
     /// # Errors
@@ -274,8 +334,16 @@ impl RoomService {
             .ok_or(RoomError::NotFound(room.id))?;
         // The line may outlive a room of the same id deleted before (its store keeps it until
         // it empties): the new room's settings replace whatever it had.
-        let (_, after) = controls.change(&full_settings(&line)).await?;
-        self.queue.settings_changed(&room.id, after);
+        match controls.change(&full_settings(&line)).await {
+            Ok((_, after)) => self.queue.settings_changed(&room.id, after),
+            Err(refused) => {
+                // A room whose line did not take its settings is not created: the operator
+                // retries the whole creation.
+                let _ = self.repository.delete(&room.id).await;
+                let _ = self.refresh().await;
+                return Err(refused.into());
+            }
+        }
         self.details(&room.id).await
     }
 
@@ -297,11 +365,26 @@ impl RoomService {
         }
         let changed = change.applied_to(&room)?;
         let controls = self.controls(id).ok_or(RoomError::NotFound(*id))?;
-        if !change.line.is_empty() {
-            let (_, after) = controls.change(&change.line).await?;
+        // The line's store first: it may refuse (an opening while the last draw's places are
+        // still admitted); the rooms' store then, undoing the line's change if it refuses (a
+        // performance unknown or in another room, or the room changed meanwhile).
+        let before = if change.line.is_empty() {
+            None
+        } else {
+            let (before, after) = controls.change(&change.line).await?;
             self.queue.settings_changed(id, after);
+            Some(before)
+        };
+        if let Err(refused) = self.repository.update(&changed).await {
+            if let Some(before) = before {
+                if let Ok((_, restored)) =
+                    controls.change(&SettingsChange::replacing(&before)).await
+                {
+                    self.queue.settings_changed(id, restored);
+                }
+            }
+            return Err(refused);
         }
-        self.repository.update(&changed).await?;
         self.refresh().await?;
         self.details(id).await
     }
