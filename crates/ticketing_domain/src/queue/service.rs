@@ -1179,7 +1179,10 @@ mod tests {
         let view = service.poll(token(50_000)).await.expect("answered");
         assert_eq!(view.opens_at, Some(at(5)));
         assert_eq!(view.position, 0);
-        assert!(view.poll_after_seconds.is_some_and(|after| after <= 5), "{view:?}");
+        assert!(
+            view.poll_after_seconds.is_some_and(|after| after <= 5),
+            "{view:?}"
+        );
     }
 
     #[tokio::test]
