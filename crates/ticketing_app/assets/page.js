@@ -347,8 +347,15 @@
 
   /** A room's name for people; the room default's stored name ("Default") means nothing to them. */
   function roomTitle(room) {
-    if (room.id === DEFAULT_ROOM && (!room.name || room.name === 'Default')) return 'Every other concert';
+    if (room.id === DEFAULT_ROOM && (!room.name || room.name === 'Default')) return 'All other concerts';
     return room.name || room.id;
+  }
+
+  /** "the line for …", to follow "join". */
+  function linePhrase(room) {
+    const title = roomTitle(room);
+    return room.id === DEFAULT_ROOM && title === 'All other concerts'
+      ? 'the line for all other concerts' : `the line for ${title}`;
   }
 
   /** The room whose turns open `performanceId`'s seat map; null when the page cannot tell. */
@@ -450,9 +457,11 @@
     $('room-banner').hidden = true;
     $('line').hidden = true;
     showSteps([]);
-    document.title = 'Tickets: no such waiting line';
     showError(`There is no waiting line called \u201c${askedRoom}\u201d: the link may be mistyped, or the sale may be over.`,
       sentence('To find your concert, ', allLinesLink(), '.'));
+    // The lines that do exist, right here: one step less for the fan.
+    if (hasOtherRooms()) showRoomList();
+    document.title = 'Tickets: no such waiting line';
   }
 
   function roomClosed(failure) {
@@ -462,6 +471,8 @@
     const ended = room && room.closesAt && Date.parse(room.closesAt) <= serverNow() ? when(room.closesAt) : null;
     renderLine(null);
     $('queue-status-words').textContent = 'This line is closed.';
+    // Nothing to count or wait for, and nothing to keep the tab open for.
+    for (const id of ['position-fact', 'wait-fact', 'line-explainer', 'queue-progress']) $(id).hidden = true;
     let first;
     let next;
     if (opens) {
@@ -487,7 +498,7 @@
     $('seats').hidden = true;
     showError('This date is sold through another waiting line, so your turn in this line cannot open it.',
       elsewhere
-        ? sentence('To buy it, join ', el('a', { href: pageLink(elsewhere.id) }, `the line for ${roomTitle(elsewhere)}`),
+        ? sentence('To buy it, join ', el('a', { href: pageLink(elsewhere.id) }, linePhrase(elsewhere)),
           ', or choose another date here.')
         : 'Please choose another date.');
     if (state.concert) renderPerformances();
@@ -514,6 +525,7 @@
   async function joinLine() {
     stopPolling();
     $('join-button').hidden = true;
+    $('queue-progress').hidden = false;
     $('queue-status-words').textContent = 'Getting you a place\u2026';
     try {
       const view = await api('POST', '/api/queue', { body: entryBody(), token: false });
@@ -814,7 +826,7 @@
       // A disabled button cannot be focused: the way to the right line is a link of its own.
       const elsewhere = seller
         ? el('a', { className: 'other-line', href: pageLink(seller.id), 'data-testid': 'other-room-link' },
-          `Join the line for ${roomTitle(seller)} to buy this date`)
+          `Join ${linePhrase(seller)} to buy this date`)
         : null;
       return el('li', { className: here ? null : 'elsewhere' }, button, elsewhere);
     }));
@@ -1390,11 +1402,11 @@
       showError(`\u201c${userParam}\u201d is not a user number, so you are buying as user 1.`,
         'To buy as someone else, open this page with ?user= followed by a number, like ?user=7.');
     }
+    await loadRooms();
     if (askedRoom !== null && !ROOM_ID_PATTERN.test(askedRoom)) {
       unknownRoom();
       return;
     }
-    await loadRooms();
     if (askedRoom === null && hasOtherRooms()) {
       showRoomList();
       return;

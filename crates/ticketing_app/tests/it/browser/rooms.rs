@@ -157,7 +157,7 @@ async fn the_front_page_lists_the_rooms_and_enters_the_chosen_one() {
     );
     let list = person.text("room-list").await;
     assert!(
-        list.contains("Golden Hour, Seoul") && list.contains("Every other concert"),
+        list.contains("Golden Hour, Seoul") && list.contains("All other concerts"),
         "{list}"
     );
     assert!(
@@ -356,5 +356,72 @@ async fn a_closed_or_unknown_room_is_said_in_plain_words() {
     );
     assert!(told.contains("see all waiting lines"), "{told}");
     assert!(!person.visible("queue-status").await);
+    assert_eq!(
+        listed_rooms(&person).await.len(),
+        2,
+        "the lines that exist are listed under the message"
+    );
+    person.close().await;
+}
+
+#[tokio::test]
+async fn a_date_moved_to_another_line_meanwhile_is_said_in_plain_words() {
+    let Some(driver) = Driver::start("a_date_moved_to_another_line").await else {
+        return;
+    };
+    let app = app_with_rooms().await;
+    create_room(
+        &app,
+        "golden-hour",
+        "Golden Hour, Seoul",
+        GOLDEN_HOUR_PERFORMANCE,
+        json!({}),
+    )
+    .await;
+    let person = driver
+        .browser_in_room(&app.address, 35, "golden-hour")
+        .await;
+    person.wait_for_status("ACTIVE").await;
+    person.click("concert").await;
+    assert!(offered(&person, GOLDEN_HOUR_PERFORMANCE).await);
+    // An operator gives the date to another line while the page still offers it.
+    let moved = app
+        .client
+        .patch(app.url("/api/admin/rooms/golden-hour"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "performanceIds": [PALETTE_PERFORMANCE] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status().as_u16(), 200);
+
+    person
+        .find(&format!(
+            "[data-testid=\"performance\"][data-performance-id=\"{GOLDEN_HOUR_PERFORMANCE}\"]"
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let told = person
+        .wait_for("an error", || async { person.error().await })
+        .await;
+    assert!(
+        told.contains("This date is sold through another waiting line"),
+        "{told}"
+    );
+    assert!(
+        told.contains("join the line for all other concerts"),
+        "{told}"
+    );
+    assert!(!told.contains("TOKEN_WRONG_ROOM"), "plain words: {told}");
+    assert!(
+        !offered(&person, GOLDEN_HOUR_PERFORMANCE).await,
+        "the dates are shown again as they now stand"
+    );
+    assert!(offered(&person, PALETTE_PERFORMANCE).await);
+    assert!(!person.visible("seat").await);
     person.close().await;
 }
