@@ -347,15 +347,17 @@
 
   /** A room's name for people; the room default's stored name ("Default") means nothing to them. */
   function roomTitle(room) {
-    if (room.id === DEFAULT_ROOM && (!room.name || room.name === 'Default')) return 'All other concerts';
+    if (room.id === DEFAULT_ROOM && (!room.name || room.name === 'Default')) {
+      return hasOtherRooms() ? 'All other concerts' : 'All concerts';
+    }
     return room.name || room.id;
   }
 
   /** "the line for …", to follow "join". */
   function linePhrase(room) {
     const title = roomTitle(room);
-    return room.id === DEFAULT_ROOM && title === 'All other concerts'
-      ? 'the line for all other concerts' : `the line for ${title}`;
+    return room.id === DEFAULT_ROOM && room.name === 'Default'
+      ? `the line for ${title.toLowerCase()}` : `the line for ${title}`;
   }
 
   /** The room whose turns open `performanceId`'s seat map; null when the page cannot tell. */
@@ -431,6 +433,7 @@
     $('rooms').hidden = false;
     document.title = 'Tickets: choose a waiting line';
     renderRoomList();
+    if (state.roomsTimer !== null) window.clearTimeout(state.roomsTimer);
     const refresh = async () => {
       if (document.visibilityState === 'visible') {
         await loadRooms();
