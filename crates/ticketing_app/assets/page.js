@@ -84,8 +84,9 @@
   const parsedUser = userParam === null ? 1 : Number(userParam);
   const userIsValid = Number.isSafeInteger(parsedUser) && parsedUser > 0;
   const user = userIsValid ? parsedUser : 1;
-  // `?room=` with nothing after it is taken as no room at all: the list.
-  const askedRoom = params.get('room') || null;
+  // `?room=` with nothing after it is taken as no room at all: the list. Room ids are lower
+  // case, so a link typed as `?room=Golden-Hour` still finds its room.
+  const askedRoom = (params.get('room') || '').trim().toLowerCase() || null;
   const roomId = askedRoom === null ? DEFAULT_ROOM : askedRoom;
 
   const memory = {
@@ -422,8 +423,21 @@
     const ordered = [...named, ...state.rooms.filter((room) => room.id === DEFAULT_ROOM)];
     $('room-list').replaceChildren(...ordered.map(roomItem));
     if (focusedRoom !== null) {
-      const again = $('room-list').querySelector(`[data-room-id="${focusedRoom}"] a`);
+      const again = $('room-list').querySelector(`[data-room-id="${CSS.escape(focusedRoom)}"] a`);
       if (again) again.focus();
+    }
+  }
+
+  /** "in about …" goes stale while the list shows: the words are redone in place. */
+  function refreshRoomTimes() {
+    for (const room of state.rooms || []) {
+      const item = $('room-list').querySelector(`[data-room-id="${CSS.escape(room.id)}"]`);
+      if (!item) continue;
+      const [status, meaning] = roomStatusWords(room);
+      const statusNode = item.querySelector('.room-status');
+      const meaningNode = item.querySelector('.meta');
+      if (statusNode && statusNode.textContent !== status) statusNode.textContent = status;
+      if (meaningNode && meaningNode.textContent !== meaning) meaningNode.textContent = meaning;
     }
   }
 
@@ -436,8 +450,11 @@
     if (state.roomsTimer !== null) window.clearTimeout(state.roomsTimer);
     const refresh = async () => {
       if (document.visibilityState === 'visible') {
+        const before = JSON.stringify(state.rooms);
         await loadRooms();
-        if (state.rooms) renderRoomList();
+        // Rebuilt only when a room changed: a rebuild moves a screen reader's reading position.
+        if (state.rooms && JSON.stringify(state.rooms) !== before) renderRoomList();
+        else refreshRoomTimes();
       }
       state.roomsTimer = window.setTimeout(refresh, ROOM_LIST_REFRESH_SECONDS * 1000);
     };

@@ -346,6 +346,13 @@ async fn a_closed_or_unknown_room_is_said_in_plain_words() {
     assert!(!person.visible("concert").await);
     assert!(person.stored_token().await.is_none());
 
+    // A room id typed in capitals finds its room all the same.
+    person.go_to_room(Some("Encore")).await;
+    let told = person
+        .wait_for("an error", || async { person.error().await })
+        .await;
+    assert!(told.contains("Encore, Daegu is not open yet"), "{told}");
+
     person.go_to_room(Some("no-such-line")).await;
     let told = person
         .wait_for("an error", || async { person.error().await })
