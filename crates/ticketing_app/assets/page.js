@@ -1,5 +1,6 @@
 // The waiting room and seat picker. Plain JavaScript, no build step, no dependencies: it talks
-// to the same JSON API as every other client (see docs/api.md).
+// to the same JSON API as every other client (see docs/api.md). `/?room=<id>` enters that
+// waiting room; `/` lists the rooms, or enters the room `default` when it is the only one.
 (() => {
   'use strict';
 
@@ -15,6 +16,12 @@
   const DEFAULT_RETRY_SECONDS = 2;
   /** Entering the line again by itself at most this often; after that the person decides. */
   const REENTRY_GUARD_MS = 10000;
+  /** How often the list of waiting lines refreshes while shown (rooms open and close). */
+  const ROOM_LIST_REFRESH_SECONDS = 30;
+  /** The room of `/` without rooms, and of every performance no other room covers. */
+  const DEFAULT_ROOM = 'default';
+  /** What the server accepts as a room id (docs/api.md, "Waiting rooms"). */
+  const ROOM_ID_PATTERN = /^[a-z0-9-]{1,40}$/;
 
   // ---- Small helpers --------------------------------------------------------------------------
 
@@ -77,9 +84,18 @@
   const parsedUser = userParam === null ? 1 : Number(userParam);
   const userIsValid = Number.isSafeInteger(parsedUser) && parsedUser > 0;
   const user = userIsValid ? parsedUser : 1;
+  // `?room=` with nothing after it is taken as no room at all: the list. Room ids are lower
+  // case, so a link typed as `?room=Golden-Hour` still finds its room.
+  const askedRoom = (params.get('room') || '').trim().toLowerCase() || null;
+  const roomId = askedRoom === null ? DEFAULT_ROOM : askedRoom;
 
   const memory = {
-    key: (name) => `ticketing:user-${user}:${name}`,
+    // Per room: a tab that moves between two rooms' pages must keep one token and one set of
+    // holds per room, or each room would overwrite (and then misuse) the other's token. The
+    // room default keeps the key of the page before rooms, so a place taken then is found.
+    key: (name) => (roomId === DEFAULT_ROOM
+      ? `ticketing:user-${user}:${name}`
+      : `ticketing:user-${user}:room-${roomId}:${name}`),
     get(name) {
       try {
         const text = window.sessionStorage.getItem(this.key(name));
@@ -117,6 +133,10 @@
     clockOffsetMs: 0,
     lastAutoReentry: 0,
     paying: false,
+    // The waiting rooms as last listed; null while unknown (the server then judges alone).
+    rooms: null,
+    roomsTimer: null,
+    performances: [],
   };
 
   function rememberToken(token) {
@@ -131,11 +151,13 @@
   // ---- Talking to the API -----------------------------------------------------------------------
 
   class ApiFailure extends Error {
-    constructor(status, code, retryAfterSeconds) {
+    constructor(status, code, retryAfterSeconds, problem) {
       super(`${status} ${code}`);
       this.status = status;
       this.code = code;
       this.retryAfterSeconds = retryAfterSeconds;
+      // The problem document, for the fields some codes carry (opensAt of ROOM_CLOSED).
+      this.problem = problem || {};
     }
 
     get retryable() {
@@ -191,14 +213,17 @@
     if (response.ok) return data;
     const code = data && typeof data.code === 'string' ? data.code : `HTTP_${response.status}`;
     const wait = retryAfter(response.headers.get('Retry-After'));
-    throw new ApiFailure(response.status, code, wait === null ? DEFAULT_RETRY_SECONDS : wait);
+    const problem = data && typeof data === 'object' ? data : null;
+    throw new ApiFailure(response.status, code, wait === null ? DEFAULT_RETRY_SECONDS : wait, problem);
   }
 
   // ---- Telling the person -----------------------------------------------------------------------
 
+  /** Each line is a sentence, or a node when it holds a link. */
   function showError(...lines) {
     const box = $('error');
-    box.replaceChildren(...lines.filter(Boolean).map((line) => el('p', { text: line })));
+    box.replaceChildren(...lines.filter(Boolean)
+      .map((line) => (line instanceof Node ? el('p', {}, line) : el('p', { text: line }))));
     box.hidden = false;
     // Seen even when the person had scrolled down to the seats (screen readers hear role=alert).
     box.scrollIntoView({ block: 'nearest' });
@@ -242,6 +267,12 @@
       case 'INVALID_REQUEST':
         return [`The ticket service did not understand the request while ${what}.`,
           'Please reload the page and try again.'];
+      case 'ROOM_CLOSED':
+        return [`This waiting line takes no new entries, so we could not finish ${what}.`,
+          'Seats you hold stay yours until their time runs out; other sales may still be open.'];
+      case 'TOKEN_WRONG_ROOM':
+        return [`This date is sold through another waiting line, so we could not finish ${what}.`,
+          'Please choose another date.'];
       case 'IDEMPOTENCY_CONFLICT':
         return ['That request is still being processed.',
           'Please wait a few seconds and press the button again; you will not be charged twice.'];
@@ -275,6 +306,224 @@
     };
   }
 
+  // ---- Waiting rooms ----------------------------------------------------------------------------
+
+  /** This page for `room` (null: the list), keeping `?user=` as it was given. */
+  function pageLink(room) {
+    const query = new URLSearchParams();
+    if (room !== null) query.set('room', room);
+    if (userParam !== null) query.set('user', userParam);
+    const text = query.toString();
+    return text ? `/?${text}` : '/';
+  }
+
+  /** One sentence of an error or a notice that holds a link. */
+  function sentence(...parts) {
+    return el('span', {}, ...parts);
+  }
+
+  /** A server time for people: their own clock and time zone, and how far off it is. */
+  function when(text) {
+    const at = Date.parse(text || '');
+    if (Number.isNaN(at)) return null;
+    const local = dateTime.format(new Date(at - state.clockOffsetMs));
+    const left = (at - serverNow()) / 1000;
+    return left > 0 ? `${local} (in ${duration(left)})` : local;
+  }
+
+  /** The rooms, as the server lists them now; on failure what was known stays. */
+  async function loadRooms() {
+    try {
+      const rooms = await api('GET', '/api/rooms', { token: false });
+      if (Array.isArray(rooms)) state.rooms = rooms.filter((room) => room && typeof room.id === 'string');
+    } catch (_) {
+      // The list only helps: entering a line and the seat maps are judged by the server anyway.
+    }
+    return state.rooms;
+  }
+
+  const findRoom = (id) => (state.rooms ? state.rooms.find((room) => room.id === id) || null : null);
+
+  const hasOtherRooms = () => Boolean(state.rooms && state.rooms.some((room) => room.id !== DEFAULT_ROOM));
+
+  /** A room's name for people; the room default's stored name ("Default") means nothing to them. */
+  function roomTitle(room) {
+    if (room.id === DEFAULT_ROOM && (!room.name || room.name === 'Default')) {
+      return hasOtherRooms() ? 'All other concerts' : 'All concerts';
+    }
+    return room.name || room.id;
+  }
+
+  /** "the line for …", to follow "join". */
+  function linePhrase(room) {
+    const title = roomTitle(room);
+    return room.id === DEFAULT_ROOM && room.name === 'Default'
+      ? `the line for ${title.toLowerCase()}` : `the line for ${title}`;
+  }
+
+  /** The room whose turns open `performanceId`'s seat map; null when the page cannot tell. */
+  function roomSelling(performanceId) {
+    if (!state.rooms) return null;
+    const covering = state.rooms.find((room) => room.id !== DEFAULT_ROOM &&
+      Array.isArray(room.performanceIds) && room.performanceIds.includes(performanceId));
+    return covering || findRoom(DEFAULT_ROOM);
+  }
+
+  /** Whether this tab's turn opens the date; when unsure, yes, and the server has the last word. */
+  function soldHere(performanceId) {
+    if (!findRoom(roomId)) return true;
+    const seller = roomSelling(performanceId);
+    return seller === null || seller.id === roomId;
+  }
+
+  /** [status, what it means for the fan] in plain words. */
+  function roomStatusWords(room) {
+    const opens = when(room.opensAt);
+    const closes = when(room.closesAt);
+    const closedAlready = room.closesAt && Date.parse(room.closesAt) <= serverNow();
+    switch (room.status) {
+      case 'OPEN':
+        return ['On sale now', closes ? `Takes new entries until ${closes}.` : 'Join the line to get your turn.'];
+      case 'PREQUEUE':
+        return [opens ? `Opens ${opens}` : 'Opens soon',
+          'You can join the line now: everyone who arrives before the opening gets a place by a fair draw.'];
+      case 'PAUSED':
+        return ['Paused for a moment', 'You can join the line and keep your place; it moves again when the sale resumes.'];
+      case 'CLOSED':
+        if (opens) return [`Not open yet: opens ${opens}`, 'Come back then to join the line.'];
+        if (closedAlready) return ['Closed', `Sales in this line ended ${closes}.`];
+        return ['Closed', 'This line takes no new entries right now.'];
+      default:
+        return [String(room.status || 'Unknown'), ''];
+    }
+  }
+
+  function roomItem(room) {
+    const [status, meaning] = roomStatusWords(room);
+    const content = [
+      el('span', { className: 'title', text: roomTitle(room) }),
+      el('span', { className: 'room-status', 'data-testid': 'room-status', text: status }),
+      meaning ? el('span', { className: 'meta', text: meaning }) : null,
+    ];
+    // A closed line has nothing to enter: it is said, not offered.
+    const body = room.status === 'CLOSED'
+      ? el('div', { className: 'room-card closed' }, ...content)
+      : el('a', { className: 'room-card', href: pageLink(room.id), 'data-testid': 'room-link' }, ...content);
+    return el('li', { 'data-testid': 'room', 'data-room-id': room.id, 'data-status': room.status }, body);
+  }
+
+  function renderRoomList() {
+    const focused = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest('[data-room-id]') : null;
+    const focusedRoom = focused ? focused.dataset.roomId : null;
+    // The named on-sales first, by name as people look for them; the room default, which
+    // holds what is left, last.
+    const named = state.rooms.filter((room) => room.id !== DEFAULT_ROOM)
+      .sort((a, b) => roomTitle(a).localeCompare(roomTitle(b)));
+    const ordered = [...named, ...state.rooms.filter((room) => room.id === DEFAULT_ROOM)];
+    $('room-list').replaceChildren(...ordered.map(roomItem));
+    if (focusedRoom !== null) {
+      const again = $('room-list').querySelector(`[data-room-id="${CSS.escape(focusedRoom)}"] a`);
+      if (again) again.focus();
+    }
+  }
+
+  /** "in about …" goes stale while the list shows: the words are redone in place. */
+  function refreshRoomTimes() {
+    for (const room of state.rooms || []) {
+      const item = $('room-list').querySelector(`[data-room-id="${CSS.escape(room.id)}"]`);
+      if (!item) continue;
+      const [status, meaning] = roomStatusWords(room);
+      const statusNode = item.querySelector('.room-status');
+      const meaningNode = item.querySelector('.meta');
+      if (statusNode && statusNode.textContent !== status) statusNode.textContent = status;
+      if (meaningNode && meaningNode.textContent !== meaning) meaningNode.textContent = meaning;
+    }
+  }
+
+  function showRoomList() {
+    $('line').hidden = true;
+    showSteps([]);
+    $('rooms').hidden = false;
+    document.title = 'Tickets: choose a waiting line';
+    renderRoomList();
+    if (state.roomsTimer !== null) window.clearTimeout(state.roomsTimer);
+    const refresh = async () => {
+      if (document.visibilityState === 'visible') {
+        const before = JSON.stringify(state.rooms);
+        await loadRooms();
+        // Rebuilt only when a room changed: a rebuild moves a screen reader's reading position.
+        if (state.rooms && JSON.stringify(state.rooms) !== before) renderRoomList();
+        else refreshRoomTimes();
+      }
+      state.roomsTimer = window.setTimeout(refresh, ROOM_LIST_REFRESH_SECONDS * 1000);
+    };
+    state.roomsTimer = window.setTimeout(refresh, ROOM_LIST_REFRESH_SECONDS * 1000);
+  }
+
+  function showRoomBanner() {
+    const room = findRoom(roomId);
+    const name = room ? roomTitle(room) : roomId;
+    $('room-name').textContent = name;
+    $('all-rooms-link').href = pageLink(null);
+    $('room-banner').hidden = false;
+    document.title = `Tickets: ${name}`;
+  }
+
+  const allLinesLink = () => el('a', { href: pageLink(null), 'data-testid': 'all-rooms-link' }, 'see all waiting lines');
+
+  function unknownRoom() {
+    stopPolling();
+    $('room-banner').hidden = true;
+    $('line').hidden = true;
+    showSteps([]);
+    showError(`There is no waiting line called \u201c${askedRoom}\u201d: the link may be mistyped, or the sale may be over.`,
+      sentence('To find your concert, ', allLinesLink(), '.'));
+    // The lines that do exist, right here: one step less for the fan.
+    if (hasOtherRooms()) showRoomList();
+    document.title = 'Tickets: no such waiting line';
+  }
+
+  function roomClosed(failure) {
+    const room = findRoom(roomId);
+    const name = room ? roomTitle(room) : roomId;
+    const opens = when(failure.problem.opensAt);
+    const ended = room && room.closesAt && Date.parse(room.closesAt) <= serverNow() ? when(room.closesAt) : null;
+    renderLine(null);
+    $('queue-status-words').textContent = 'This line is closed.';
+    // Nothing to count or wait for, and nothing to keep the tab open for.
+    for (const id of ['position-fact', 'wait-fact', 'line-explainer', 'queue-progress']) $(id).hidden = true;
+    let first;
+    let next;
+    if (opens) {
+      first = `The waiting line for ${name} is not open yet.`;
+      next = `It opens ${opens}. Come back then and press \u201cJoin the line\u201d.`;
+    } else if (ended) {
+      first = `The waiting line for ${name} is closed: its sale ended ${ended}.`;
+      next = 'It takes no new entries.';
+    } else {
+      first = `The waiting line for ${name} is closed: it takes no new entries right now.`;
+      next = 'Please try again later; press \u201cJoin the line\u201d to check.';
+    }
+    showError(first, next, sentence('Other sales may be open: ', allLinesLink(), '.'));
+    $('join-button').hidden = false;
+  }
+
+  /** A seat map or hold refused to this room's turn: the date is sold through another line. */
+  function wrongRoom() {
+    const seller = state.performance ? roomSelling(state.performance.id) : null;
+    const elsewhere = seller && seller.id !== roomId ? seller : null;
+    state.performance = null;
+    state.picked.clear();
+    $('seats').hidden = true;
+    showError('This date is sold through another waiting line, so your turn in this line cannot open it.',
+      elsewhere
+        ? sentence('To buy it, join ', el('a', { href: pageLink(elsewhere.id) }, linePhrase(elsewhere)),
+          ', or choose another date here.')
+        : 'Please choose another date.');
+    if (state.concert) renderPerformances();
+  }
+
   // ---- The line ---------------------------------------------------------------------------------
 
   function stopPolling() {
@@ -288,15 +537,25 @@
     state.pollTimer = window.setTimeout(what, clamped * 1000);
   }
 
+  /** The room is named only when the page was asked for one: `/` enters as before rooms. */
+  function entryBody() {
+    return askedRoom === null ? { userId: user } : { userId: user, roomId };
+  }
+
   async function joinLine() {
     stopPolling();
     $('join-button').hidden = true;
+    $('queue-progress').hidden = false;
     $('queue-status-words').textContent = 'Getting you a place\u2026';
     try {
-      const view = await api('POST', '/api/queue', { body: { userId: user }, token: false });
+      const view = await api('POST', '/api/queue', { body: entryBody(), token: false });
       await adoptView(view);
     } catch (failure) {
-      if (failure.retryable) {
+      if (failure.code === 'ROOM_CLOSED') {
+        roomClosed(failure);
+      } else if (failure.code === 'NOT_FOUND' && askedRoom !== null) {
+        unknownRoom();
+      } else if (failure.retryable) {
         const [first] = explain(failure, 'getting you a place in line');
         const wait = Math.ceil(failure.retryAfterSeconds);
         showError(first, `We will try again by ourselves in ${wait} second${wait === 1 ? '' : 's'}.`);
@@ -489,6 +748,11 @@
         showError('It is not your turn yet.', 'Please wait in line; the page moves on by itself.');
         await pollLine();
         failure.handled = true;
+      } else if (failure.code === 'TOKEN_WRONG_ROOM') {
+        // The rooms changed since the dates were shown: learn them again before saying where.
+        await loadRooms();
+        wrongRoom();
+        failure.handled = true;
       }
       throw failure;
     }
@@ -545,31 +809,50 @@
     list.replaceChildren(el('li', { className: 'hint', text: 'Loading dates\u2026' }));
     let performances;
     try {
-      performances = await shop('GET', `/api/concerts/${concert.id}/performances`);
+      // The rooms too, so that dates another line sells are shown as such.
+      const [answer] = await Promise.all([
+        shop('GET', `/api/concerts/${concert.id}/performances`),
+        loadRooms(),
+      ]);
+      performances = answer;
     } catch (failure) {
       if (failure.handled) return;
       list.replaceChildren();
       showError(...explain(failure, 'loading the dates'));
       return;
     }
-    list.replaceChildren(...performances.map((performance) => {
-      const when = Date.parse(performance.startsAt);
+    state.performances = Array.isArray(performances) ? performances : [];
+    renderPerformances();
+    $('performances-title').focus();
+  }
+
+  function renderPerformances() {
+    const list = $('performance-list');
+    list.replaceChildren(...state.performances.map((performance) => {
+      const startsAt = Date.parse(performance.startsAt);
       const soldOut = performance.availableSeats === 0;
+      const here = soldHere(performance.id);
+      const seller = here ? null : roomSelling(performance.id);
+      let meta = `${performance.availableSeats} of ${performance.totalSeats} seats free`;
+      if (!here) meta = `Sold through another waiting line: ${seller ? roomTitle(seller) : 'not this one'}`;
+      else if (soldOut) meta = 'Sold out';
+      const pressed = state.performance && state.performance.id === performance.id;
       const button = el('button', {
         type: 'button', 'data-testid': 'performance', 'data-performance-id': performance.id,
-        'aria-pressed': 'false', disabled: soldOut,
-      }, el('span', { className: 'title', text: Number.isNaN(when) ? performance.startsAt : dateTime.format(new Date(when)) }),
-      el('span', {
-        className: 'meta',
-        text: soldOut ? 'Sold out' : `${performance.availableSeats} of ${performance.totalSeats} seats free`,
-      }));
+        'data-sold-here': String(here), 'aria-pressed': String(Boolean(pressed)), disabled: soldOut || !here,
+      }, el('span', { className: 'title', text: Number.isNaN(startsAt) ? performance.startsAt : dateTime.format(new Date(startsAt)) }),
+      el('span', { className: 'meta', text: meta }));
       button.addEventListener('click', () => choosePerformance(performance, button));
-      return el('li', {}, button);
+      // A disabled button cannot be focused: the way to the right line is a link of its own.
+      const elsewhere = seller
+        ? el('a', { className: 'other-line', href: pageLink(seller.id), 'data-testid': 'other-room-link' },
+          `Join ${linePhrase(seller)} to buy this date`)
+        : null;
+      return el('li', { className: here ? null : 'elsewhere' }, button, elsewhere);
     }));
-    if (!performances.length) {
+    if (!state.performances.length) {
       list.replaceChildren(el('li', { className: 'hint', text: 'No dates are on sale for this concert.' }));
     }
-    $('performances-title').focus();
   }
 
   async function choosePerformance(performance, button) {
@@ -1007,7 +1290,7 @@
         // The previous payment ended this turn; a new place is needed for the next seat.
         let view;
         try {
-          view = await api('POST', '/api/queue', { body: { userId: user }, token: false });
+          view = await api('POST', '/api/queue', { body: entryBody(), token: false });
         } catch (failure) {
           finish();
           showError(...explain(failure, 'getting a new turn to pay the other seats'));
@@ -1139,6 +1422,17 @@
       showError(`\u201c${userParam}\u201d is not a user number, so you are buying as user 1.`,
         'To buy as someone else, open this page with ?user= followed by a number, like ?user=7.');
     }
+    await loadRooms();
+    if (askedRoom !== null && !ROOM_ID_PATTERN.test(askedRoom)) {
+      unknownRoom();
+      return;
+    }
+    if (askedRoom === null && hasOtherRooms()) {
+      showRoomList();
+      return;
+    }
+    // With the room default alone, `/` is the page from before rooms: no banner, no list.
+    if (askedRoom !== null) showRoomBanner();
     if (state.holds.length && state.holds.every((hold) => hold.paid)) {
       showConfirmation();
       return;

@@ -96,6 +96,26 @@ async fn the_script_builds_the_hooks_the_html_does_not_hold() {
 }
 
 #[tokio::test]
+async fn the_script_builds_the_room_list_hooks() {
+    let app = TestApp::spawn().await;
+
+    let script = app.get("/assets/page.js").await.text().await.unwrap();
+
+    for hook in ["room", "room-link", "room-status"] {
+        assert!(
+            script.contains(&format!("'data-testid': '{hook}'")),
+            "{hook}"
+        );
+    }
+    assert!(script.contains("'data-room-id'"));
+    let html = app.get("/").await.text().await.unwrap();
+    assert!(
+        html.contains("data-testid=\"room-name\""),
+        "no room-name hook"
+    );
+}
+
+#[tokio::test]
 async fn the_stylesheet_is_css() {
     let app = TestApp::spawn().await;
 

@@ -103,6 +103,15 @@ impl Driver {
 
     /// A fresh headless Chromium (its own profile) on `base`'s page for `user`.
     pub async fn browser(&self, base: &str, user: i64) -> Browser {
+        self.browser_at(base, user, None).await
+    }
+
+    /// A fresh headless Chromium on the page of waiting room `room` (`/?room=`) for `user`.
+    pub async fn browser_in_room(&self, base: &str, user: i64, room: &str) -> Browser {
+        self.browser_at(base, user, Some(room)).await
+    }
+
+    async fn browser_at(&self, base: &str, user: i64, room: Option<&str>) -> Browser {
         static PROFILES: AtomicU32 = AtomicU32::new(0);
         let profile = std::env::temp_dir().join(format!(
             "ticketing-browser-{}-{}",
@@ -146,6 +155,7 @@ impl Driver {
             profile,
             base: base.to_string(),
             user,
+            room: room.map(str::to_string),
         };
         browser.open().await;
         browser
@@ -170,6 +180,8 @@ pub struct Browser {
     profile: PathBuf,
     base: String,
     pub user: i64,
+    /// The waiting room of the page (`?room=`); `None` is `/`.
+    room: Option<String>,
 }
 
 fn testid(id: &str) -> String {
@@ -177,12 +189,24 @@ fn testid(id: &str) -> String {
 }
 
 impl Browser {
-    /// Loads (or reloads) the page for this browser's user.
+    /// Loads (or reloads) the page for this browser's user, in its room.
     pub async fn open(&self) {
-        self.client
-            .goto(&format!("{}/?user={}", self.base, self.user))
-            .await
-            .expect("loading the page");
+        let url = match &self.room {
+            Some(room) => format!("{}/?room={room}&user={}", self.base, self.user),
+            None => format!("{}/?user={}", self.base, self.user),
+        };
+        self.client.goto(&url).await.expect("loading the page");
+    }
+
+    /// The waiting room of the page (`None`: `/`).
+    pub fn room(&self) -> Option<&str> {
+        self.room.as_deref()
+    }
+
+    /// Moves this tab to the page of `room` (`None`: `/`), as following a link would.
+    pub async fn go_to_room(&mut self, room: Option<&str>) {
+        self.room = room.map(str::to_string);
+        self.open().await;
     }
 
     pub async fn find(&self, css: &str) -> Option<Element> {
@@ -332,13 +356,25 @@ impl Browser {
         ids
     }
 
-    /// The queue token this tab keeps in sessionStorage.
+    /// The queue token this tab keeps in sessionStorage for its room.
     pub async fn stored_token(&self) -> Option<String> {
+        self.stored_token_of(self.room.as_deref()).await
+    }
+
+    /// The queue token this tab keeps in sessionStorage for `room` (`None` and `default`: the
+    /// room default, under the key of the page before rooms).
+    pub async fn stored_token_of(&self, room: Option<&str>) -> Option<String> {
+        let key = match room {
+            Some(room) if room != "default" => {
+                format!("ticketing:user-{}:room-{room}:token", self.user)
+            }
+            _ => format!("ticketing:user-{}:token", self.user),
+        };
         let value = self
             .client
             .execute(
                 "return window.sessionStorage.getItem(arguments[0]);",
-                vec![json!(format!("ticketing:user-{}:token", self.user))],
+                vec![json!(key)],
             )
             .await
             .expect("reading sessionStorage");
