@@ -183,7 +183,10 @@ impl AppState {
     ) -> Result<Self, config::ConfigError> {
         let keys = KeySpace::new(&settings.redis.key_prefix);
         let policy: QueuePolicy = settings.queue_policy()?;
-        let line = Arc::new(RedisWaitingQueue::new(redis.clone(), &keys, policy));
+        let step_interval = Duration::from_millis(settings.queue.admission_interval_ms);
+        let line = Arc::new(
+            RedisWaitingQueue::new(redis.clone(), &keys, policy).stepped_every(step_interval),
+        );
         let queue = QueueService::new(line.clone(), settings.token_keys()?, policy, clock);
         let operator = LineOperator::new(line.clone(), queue.clone());
         let rooms = RoomService::new(
@@ -191,6 +194,7 @@ impl AppState {
             Arc::new(RedisRoomLines::new(
                 redis.clone(),
                 &settings.redis.key_prefix,
+                step_interval,
             )),
             queue.clone(),
             line,

@@ -14,6 +14,7 @@ use crate::RedisWaitingQueue;
 pub struct RedisRoomLines {
     pool: RedisPool,
     prefix: String,
+    step_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for RedisRoomLines {
@@ -25,11 +26,13 @@ impl std::fmt::Debug for RedisRoomLines {
 }
 
 impl RedisRoomLines {
-    /// Lines under `prefix` (`APP__REDIS__KEY_PREFIX`).
-    pub fn new(pool: RedisPool, prefix: &str) -> Self {
+    /// Lines under `prefix` (`APP__REDIS__KEY_PREFIX`), each stepped every `step_interval`
+    /// (see [`RedisWaitingQueue::stepped_every`]).
+    pub fn new(pool: RedisPool, prefix: &str, step_interval: std::time::Duration) -> Self {
         Self {
             pool,
             prefix: prefix.to_string(),
+            step_interval,
         }
     }
 }
@@ -37,7 +40,11 @@ impl RedisRoomLines {
 impl RoomLines for RedisRoomLines {
     fn open(&self, room: &RoomId, policy: QueuePolicy, mode: RoomMode) -> RoomLineStores {
         let keys = RedisWaitingQueue::keys_of_room(&self.prefix, room);
-        let line = Arc::new(RedisWaitingQueue::new(self.pool.clone(), &keys, policy).in_mode(mode));
+        let line = Arc::new(
+            RedisWaitingQueue::new(self.pool.clone(), &keys, policy)
+                .in_mode(mode)
+                .stepped_every(self.step_interval),
+        );
         RoomLineStores {
             queue: line.clone(),
             controls: line,

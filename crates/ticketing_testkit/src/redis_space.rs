@@ -160,6 +160,23 @@ impl Drop for TestRedis {
             if !keys.is_empty() {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
             }
+            // The rooms' lines carry hash tags of their own, so they may be on any node: ask each
+            // seed (the local cluster's seeds are its masters) for its own.
+            let rooms = format!("{{{}:room:*", self.prefix);
+            for seed in &self.settings.cluster_urls {
+                let Ok(mut node) =
+                    redis::Client::open(seed.as_str()).and_then(|c| c.get_connection())
+                else {
+                    continue;
+                };
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&rooms)
+                    .query(&mut node)
+                    .unwrap_or_default();
+                for key in keys {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(key).query(&mut node);
+                }
+            }
             return;
         }
         let Ok(client) = redis::Client::open(self.url.as_str()) else {

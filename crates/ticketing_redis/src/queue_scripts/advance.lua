@@ -5,8 +5,8 @@
 -- ARGV: max_active, admit_per_second, active_ttl_ms (the configured ones: an operator's live
 -- settings take precedence), idle_ms, bucket_ms, most admitted per step, most places walked per
 -- step, cursor epoch, cursor log id, '1' when the room is passthrough (no rate or capacity
--- applied, admissions still counted), then the arrival numbers polled on the caller since its
--- last step.
+-- applied, admissions still counted), the caller's step interval in ms (0: unknown), then the
+-- arrival numbers polled on the caller since its last step.
 -- Returns {admitted, expired, skipped, undecided, active, epoch, head, last, mode, cursor,
 -- events, settings, draw}: mode 'since' with events (kind, arrival numbers, expiry) after the
 -- cursor, or 'snapshot' with every ACTIVE one ('a', number, expiry) and every one that left
@@ -22,8 +22,10 @@ rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 local settings_reply = {live.paused and 1 or 0, rate, max_active, ttl_ms, live.opens_at}
 if ARGV[10] == '1' then rate, max_active = UNLIMITED, UNLIMITED end
 
+local step_ms = tonumber(ARGV[11]) or 0
+
 local polled = {}
-for i = 11, #ARGV do polled[#polled + 1] = ARGV[i] end
+for i = 12, #ARGV do polled[#polled + 1] = ARGV[i] end
 
 local epoch = redis.call('GET', epoch_key)
 if not epoch then
@@ -44,9 +46,11 @@ settings_reply[5] = live.opens_at
 local walking = live.opens_at == 0
 
 -- The second's budget is spread over the second (by its m-th millisecond, at most
--- ceil(rate * (m + 1) / 1000) admitted), so admitted users do not all arrive in one burst.
+-- ceil(rate * (m + 1) / 1000) admitted), so admitted users do not all arrive in one burst. A
+-- step may admit what is due by the caller's next step (step_ms ahead): otherwise what falls
+-- due after the second's last step would be lost, and the line would admit below its rate.
 local ms_into_second = math.floor(tonumber(clock[2]) / 1000)
-local allowed_by_now = math.min(rate, math.ceil(rate * (ms_into_second + 1) / 1000))
+local allowed_by_now = math.min(rate, math.ceil(rate * (ms_into_second + 1 + step_ms) / 1000))
 local spent = rate - budget_left(rate)
 local room = math.max(0, math.min(max_active - in_use, allowed_by_now - spent, batch))
 if live.paused then room = 0 end

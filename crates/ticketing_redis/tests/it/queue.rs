@@ -23,6 +23,7 @@ use ticketing_domain::queue::{
     ClientKey, Entered, Judgement, LineChanges, LineEvent, LineStep, LineView, QueueError,
     QueuePolicy, Seq, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
+use ticketing_domain::rooms::{RoomId, RoomMode};
 use ticketing_domain::InfrastructureError;
 use ticketing_redis::{KeySpace, RedisPool, RedisSettings, RedisWaitingQueue};
 use ticketing_testkit::TestRedis;
@@ -1225,5 +1226,86 @@ async fn a_recreated_line_has_a_new_epoch_and_the_old_tickets_are_dead() {
     assert!(
         !is_active(&queue_b.enter(None, &client()).await.unwrap().state),
         "the other stack's line is untouched"
+    );
+}
+
+/// The line of `room` under the test's prefix, on the test's Redis (single or cluster).
+fn room_line(
+    redis: &TestRedis,
+    room: &str,
+    policy: QueuePolicy,
+    mode: RoomMode,
+) -> RedisWaitingQueue {
+    let keys = RedisWaitingQueue::keys_of_room(redis.prefix(), &RoomId::parse(room).unwrap());
+    RedisWaitingQueue::new(redis.pool().clone(), &keys, policy).in_mode(mode)
+}
+
+#[tokio::test]
+async fn each_rooms_line_is_apart_from_the_others_and_from_the_default_line() {
+    let redis = TestRedis::new();
+    let default_line = queue(&redis, policy(1, UNLIMITED));
+    let golden = room_line(&redis, "golden-hour", policy(1, UNLIMITED), RoomMode::Fifo);
+    let palette = room_line(&redis, "palette", policy(1, UNLIMITED), RoomMode::Fifo);
+
+    // Each line has room for one: the first of each is ACTIVE, the second waits.
+    for line in [&default_line, &golden, &palette] {
+        assert!(is_active(&line.enter(None, &client()).await.unwrap().state));
+        let second = line.enter(None, &client()).await.unwrap();
+        assert_eq!(position(&second.state), Some(1));
+    }
+    // One place per user per line: the same user has a place in each.
+    let user_in_golden = golden.enter(Some(user(7)), &client()).await.unwrap();
+    let user_in_palette = palette.enter(Some(user(7)), &client()).await.unwrap();
+    assert_eq!(user_in_golden.ticket.seq, 3);
+    assert_eq!(user_in_palette.ticket.seq, 3);
+    // Revoking in one line leaves the others alone.
+    assert!(golden.revoke(&user_in_golden.ticket).await.unwrap());
+    assert!(palette
+        .lookup(&user_in_palette.ticket, false)
+        .await
+        .unwrap()
+        .is_some());
+
+    // On a cluster each line's scripts ran on the slot of its own hash tag; the keys say so.
+    let golden_keys =
+        RedisWaitingQueue::keys_of_room(redis.prefix(), &RoomId::parse("golden-hour").unwrap());
+    assert!(golden_keys
+        .key("line:epoch")
+        .starts_with(&format!("{{{}:room:golden-hour}}", redis.prefix())));
+}
+
+#[tokio::test]
+async fn a_passthrough_rooms_line_admits_everyone_at_once_and_counts_them() {
+    let redis = TestRedis::new();
+    let line = room_line(&redis, "walk-in", policy(1, 1), RoomMode::Passthrough);
+    for _ in 0..5 {
+        let entered = line.enter(None, &client()).await.unwrap();
+        assert!(entered.admitted_now, "{entered:?}");
+    }
+    let step = line.advance(&[], &SyncCursor::default()).await.unwrap();
+    assert_eq!(step.report.active, 5);
+}
+
+#[tokio::test]
+async fn a_step_admits_what_falls_due_until_the_callers_next_step() {
+    use ticketing_domain::queue::{QueueControls, SettingsChange};
+    let redis = TestRedis::new();
+    let rate = 1000;
+    let line = queue(&redis, policy(UNLIMITED, rate)).stepped_every(Duration::from_millis(100));
+    // Paused, so that everyone waits instead of being admitted at entry.
+    line.change(&SettingsChange::pause(true)).await.unwrap();
+    for _ in 0..500 {
+        line.enter(None, &client()).await.unwrap();
+    }
+    line.change(&SettingsChange::pause(false)).await.unwrap();
+    redis.wait_for_next_second().await;
+    let step = line.advance(&[], &SyncCursor::default()).await.unwrap();
+    // At millisecond m of the second, what is due by the next step, 100 ms later:
+    // ceil(rate * (m + 101) / 1000) = m + 101, at least 101 whatever m is; a step that admitted
+    // only what is due by its own millisecond would admit m + 1.
+    assert!(
+        (101..=500).contains(&step.report.admitted),
+        "admitted {}",
+        step.report.admitted
     );
 }
