@@ -49,44 +49,6 @@ impl PgSeatInventory {
     }
 }
 
-/// The single-statement hold of v1, before several seats and per-user limits: takes the seat if
-/// it is free or its hold lapsed (`$1` concert, `$2` performance, `$3` seat, `$4` user, `$5`
-/// hold seconds). The adapter no longer runs it (a limit cannot be enforced in one statement
-/// under races, see [`HOLD_SEATS`]); `examples/hold_bench.rs` keeps it as the database's ceiling.
-pub const HOLD_SEAT: &str = concat!(
-    "
-WITH taken AS (
-    UPDATE seats s
-       SET status = 'HELD',
-           hold_expires_at = now() + make_interval(secs => $5),
-           reservation_id = nextval(pg_get_serial_sequence('reservations', 'id'))
-      FROM performances p
-     WHERE s.performance_id = $2 AND s.seat_no = $3
-       AND p.id = s.performance_id AND p.concert_id = $1
-       AND ",
-    seat_is_free_sql!(),
-    "
- RETURNING s.reservation_id AS id, s.performance_id, s.seat_no, s.price, s.hold_expires_at
-), lapsed AS (
-    UPDATE reservations r
-       SET status = 'EXPIRED', updated_at = now()
-      FROM taken
-     WHERE r.performance_id = taken.performance_id AND r.seat_no = taken.seat_no
-       AND r.status = 'HELD'
- RETURNING r.id
-), held AS (
-    INSERT INTO reservations (id, user_id, performance_id, seat_no, price, status, expires_at)
-    SELECT taken.id, $4, taken.performance_id, taken.seat_no, taken.price, 'HELD', taken.hold_expires_at
-      FROM taken
-     WHERE (SELECT count(*) FROM lapsed) >= 0
- RETURNING id, price, expires_at
-)
-SELECT held.id, held.price, held.expires_at,
-       EXISTS (SELECT 1 FROM seats s JOIN performances p ON p.id = s.performance_id
-                WHERE s.performance_id = $2 AND s.seat_no = $3 AND p.concert_id = $1) AS seat_exists
-  FROM (SELECT 1) AS one LEFT JOIN held ON true"
-);
-
 /// Takes the asked seats that are free (`$1` performance, `$2` the seats, `$3` hold seconds, `$4`
 /// user), retires the lapsed holds on them and records one HELD reservation per seat taken.
 /// The seat rows are locked first, in seat order (`locked`), so holds of overlapping seats queue
