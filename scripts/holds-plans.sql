@@ -1,7 +1,8 @@
--- The statements of the hold, cancel, payment, refund and expiry paths as the adapters send
--- them (crates/ticketing_postgres/src/{inventory,payments,refunds}.rs), with their parameters
--- written in: user 5, performance 1; seats 400 (free) and 401 (lapsed hold); reservation 402 a
--- live hold, 403 a paid one. Run by scripts/holds-plans.sh, each in a transaction rolled back.
+-- The statements of the hold, cancel, payment, refund and expiry paths and the outbox relay's
+-- reads as the adapters send them (crates/ticketing_postgres/src/{inventory,payments,refunds,
+-- outbox}.rs), with their parameters written in: user 5, performance 1; seats 400 (free) and
+-- 401 (lapsed hold); reservation 402 a live hold, 403 a paid one; events 149,501 to 150,002
+-- unsent. Run by scripts/holds-plans.sh, each in a transaction rolled back.
 -- A copy for reading plans: tests/it/plans.rs is what keeps the adapters' own statements keyed.
 
 \echo '### hold (HOLD_SEATS): seats 400 and 401 for user 5'
@@ -166,4 +167,36 @@ WITH freed AS (
     SELECT 'balance.refunded', 403, user_id, 150000, balance FROM credited
 )
 SELECT balance FROM credited;
+ROLLBACK;
+
+\echo '### relay, claim (CLAIM): 500 events'
+BEGIN;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+UPDATE outbox_events o
+   SET claim = pg_current_xact_id()::text::bigint,
+       claimed_until = now() + make_interval(secs => 30::float8)
+ WHERE o.id IN (
+       SELECT id FROM outbox_events
+        WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+          AND id >= (SELECT oldest.id FROM outbox_events oldest
+                      WHERE oldest.sent_at IS NULL ORDER BY oldest.id LIMIT 1)
+        ORDER BY id
+        LIMIT 500
+          FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.type AS kind, o.occurred_at, o.reservation_id, o.user_id, o.performance_id,
+          o.seat_no, o.amount, o.balance, o.claim;
+ROLLBACK;
+
+\echo '### relay, earlier unsent events of the claimed events reservations and users (unsent_elsewhere)'
+BEGIN;
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+SELECT id, type, occurred_at, reservation_id, user_id, performance_id, seat_no, amount, balance
+  FROM outbox_events
+ WHERE sent_at IS NULL
+   AND id >= (SELECT unsent.id FROM outbox_events AS unsent
+               WHERE unsent.sent_at IS NULL ORDER BY unsent.id LIMIT 1)
+   AND id < 150000
+   AND id <> ALL(ARRAY(SELECT generate_series(149501, 150000)::bigint))
+   AND (reservation_id = ANY(ARRAY(SELECT generate_series(149501, 150000)::bigint))
+        OR user_id = ANY(ARRAY(SELECT (generate_series(149501, 150000) % 100000 + 1)::bigint)));
 ROLLBACK;
