@@ -39,6 +39,12 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// claim number of its own (this statement's transaction id), and answers them. Rows another
 /// relay is claiming in this very instant are skipped, not waited for.
 ///
+/// The rows are read from the oldest unsent one on, found first by walking
+/// `outbox_events_unsent` from its start (one row, an ordered index scan whatever the
+/// statistics say; it marks the entries of sent events dead as it passes them): with stale
+/// statistics the planner otherwise read the whole index as a bitmap, every entry of every
+/// event sent since the last vacuum, each claim (docs/holds-benchmark.md).
+///
 /// `sql_query`: the query builder cannot put a locking clause in a sub-select. As one statement
 /// no transaction is held open while the stream is called (a design choice for lock time, not a
 /// measured speed-up).
@@ -49,6 +55,8 @@ UPDATE outbox_events o
  WHERE o.id IN (
        SELECT id FROM outbox_events
         WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+          AND id >= (SELECT oldest.id FROM outbox_events oldest
+                      WHERE oldest.sent_at IS NULL ORDER BY oldest.id LIMIT 1)
         ORDER BY id
         LIMIT $1
           FOR UPDATE SKIP LOCKED)
@@ -171,6 +179,11 @@ fn events(rows: Vec<EventRow>) -> Result<Vec<Event>, InfrastructureError> {
 /// The unsent events of the claimed events' reservations and users, older than the newest
 /// claimed one, that this step did not claim: another relay holds them, or they are not yet
 /// claimed. A claimed event must not overtake one of them.
+///
+/// None is older than the oldest unsent event, so the read starts there: it reads the events in
+/// flight, not the history of every user named (the entries of events already sent stay in the
+/// index until a vacuum, and a bitmap scan never marks them dead). The oldest unsent event is
+/// found as the claim finds it.
 async fn unsent_elsewhere(
     connection: &mut AsyncPgConnection,
     claimed: &[Event],
@@ -187,8 +200,16 @@ async fn unsent_elsewhere(
         .iter()
         .filter_map(|event| event.user.map(UserId::get))
         .collect();
+    let unsent = diesel::alias!(outbox_events as unsent);
+    let oldest_unsent = unsent
+        .filter(unsent.field(outbox_events::sent_at).is_null())
+        .order(unsent.field(outbox_events::id))
+        .select(unsent.field(outbox_events::id))
+        .limit(1)
+        .single_value();
     let rows = outbox_events::table
         .filter(outbox_events::sent_at.is_null())
+        .filter(outbox_events::id.nullable().ge(oldest_unsent))
         .filter(outbox_events::id.lt(newest))
         .filter(outbox_events::id.ne_all(&ids))
         .filter(

@@ -10,6 +10,7 @@ mod migrations_and_demo_data;
 mod model;
 mod money;
 mod outbox;
+mod plans;
 mod refunds;
 mod transient;
 
