@@ -274,7 +274,9 @@ impl RoomService {
             .ok_or(RoomError::NotFound(room.id))?;
         // The line may outlive a room of the same id deleted before (its store keeps it until
         // it empties): the new room's settings replace whatever it had.
-        let (_, after) = controls.change(&full_settings(&line)).await?;
+        let (_, after) = controls
+            .change(&self.queue.seeded(full_settings(&line)))
+            .await?;
         self.queue.settings_changed(&room.id, after);
         self.details(&room.id).await
     }
@@ -298,7 +300,7 @@ impl RoomService {
         let changed = change.applied_to(&room)?;
         let controls = self.controls(id).ok_or(RoomError::NotFound(*id))?;
         if !change.line.is_empty() {
-            let (_, after) = controls.change(&change.line).await?;
+            let (_, after) = controls.change(&self.queue.seeded(change.line)).await?;
             self.queue.settings_changed(id, after);
         }
         self.repository.update(&changed).await?;
