@@ -228,7 +228,8 @@ impl QueueService {
             queue,
             keys.clone(),
             policy,
-            (clock.clone(), seeds.clone()),
+            clock.clone(),
+            seeds.clone(),
         );
         Self {
             keys,
@@ -250,7 +251,8 @@ impl QueueService {
             queue,
             self.keys.clone(),
             policy,
-            (self.clock.clone(), self.seeds.clone()),
+            self.clock.clone(),
+            self.seeds.clone(),
         );
         self.rooms_mut().insert(room, Arc::new(line));
     }
@@ -515,7 +517,8 @@ impl Line {
         queue: Arc<dyn WaitingQueue>,
         keys: Arc<TokenKeys>,
         policy: QueuePolicy,
-        (clock, seeds): (Arc<dyn Clock>, Arc<dyn SeedSource>),
+        clock: Arc<dyn Clock>,
+        seeds: Arc<dyn SeedSource>,
     ) -> Self {
         Self {
             room,
