@@ -5,6 +5,7 @@ use ticketing_postgres::pool::build_pool;
 
 use crate::admin_cli::AdminCommand;
 use crate::events_cli::TailCommand;
+use crate::verify_draw_cli::VerifyDrawCommand;
 use crate::{admin_cli, logging, Application, Settings};
 
 /// What the binary was asked to do.
@@ -20,9 +21,11 @@ pub enum Command {
     Admin(AdminCommand),
     /// An example consumer of the event stream.
     Events(TailCommand),
+    /// Checks a room's published draw from public data.
+    VerifyDraw(VerifyDrawCommand),
 }
 
-const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin ...|events tail ...]
+const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin ...|events tail ...|verify-draw ...]
   serve    migrate, then serve HTTP (the default)
   migrate  run pending database migrations and exit
   seed     load the demo data set (idempotent) and exit
@@ -33,9 +36,12 @@ const USAGE: &str = "usage: ticketing [serve|migrate|seed|reset-demo --yes|admin
   events tail
            follow the event stream in a consumer group, one JSON line per event
            (ticketing events --help)
+  verify-draw --room ID [--url URL] [--arrival N]
+           recompute a room's published draw and check its seed against its commitment
+           (ticketing verify-draw --help)
 Settings: config/default.toml, config/$APP_ENV.toml, then APP__SECTION__KEY, DATABASE_URL, REDIS_URL.";
 
-/// The server `ticketing admin` talks to without `--url`.
+/// The server `ticketing admin` and `ticketing verify-draw` talk to without `--url`.
 fn default_admin_url() -> String {
     std::env::var("TICKETING_URL")
         .ok()
@@ -55,6 +61,10 @@ impl Command {
             }
             if first == "events" {
                 return TailCommand::parse(rest).map(Command::Events);
+            }
+            if first == "verify-draw" {
+                return VerifyDrawCommand::parse(rest, &default_admin_url())
+                    .map(Command::VerifyDraw);
             }
         }
         match arguments {
@@ -84,6 +94,14 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Events(tail) = &command {
         return run_events(tail);
     }
+    if let Command::VerifyDraw(verify) = &command {
+        // Public data only: no settings, no admin token.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(crate::verify_draw_cli::run(verify));
+    }
     let settings = Settings::load().context("loading settings")?;
     logging::init(settings.log.format);
     tokio::runtime::Builder::new_multi_thread()
@@ -98,6 +116,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 Command::ResetDemo => reset_demo(&settings).await,
                 Command::Admin(admin) => run_admin_async(&admin).await,
                 Command::Events(tail) => crate::events_cli::tail(&settings, &tail).await,
+                Command::VerifyDraw(verify) => crate::verify_draw_cli::run(&verify).await,
             }
         })
 }

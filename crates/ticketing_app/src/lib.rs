@@ -14,6 +14,7 @@ mod seat_memory;
 pub mod settings;
 pub mod startup_checks;
 mod state;
+pub mod verify_draw_cli;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use ticketing_domain::clock::Clock;
 use ticketing_domain::events::EventRelay;
 use ticketing_domain::idempotency::OutcomeRetention;
 use ticketing_domain::payment::PaymentService;
-use ticketing_domain::queue::{LineOperator, QueuePolicy, QueueService};
+use ticketing_domain::queue::{DrawSeed, LineOperator, QueuePolicy, QueueService, SeedSource};
 use ticketing_domain::refund::RefundService;
 use ticketing_domain::reservation::ReservationService;
 use ticketing_domain::rooms::RoomService;
@@ -36,6 +36,18 @@ pub(crate) struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc::now()
+    }
+}
+
+/// Draw seeds from `rand`'s thread generator: ChaCha12, a cryptographic RNG seeded and
+/// reseeded from the operating system, so that nobody can predict a draw's order before its
+/// seed is published.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OsSeeds;
+
+impl SeedSource for OsSeeds {
+    fn seed(&self) -> DrawSeed {
+        DrawSeed::from_bytes(rand::random())
     }
 }
 
@@ -187,7 +199,13 @@ impl AppState {
         let line = Arc::new(
             RedisWaitingQueue::new(redis.clone(), &keys, policy).stepped_every(step_interval),
         );
-        let queue = QueueService::new(line.clone(), settings.token_keys()?, policy, clock);
+        let queue = QueueService::new(
+            line.clone(),
+            settings.token_keys()?,
+            policy,
+            clock,
+            Arc::new(OsSeeds),
+        );
         let operator = LineOperator::new(line.clone(), queue.clone());
         let rooms = RoomService::new(
             Arc::new(PgRoomRepository::new(postgres.clone())),
@@ -272,5 +290,10 @@ mod tests {
     #[test]
     fn the_system_clock_keeps_the_contract() {
         contract::clock_contract(&SystemClock);
+    }
+
+    #[test]
+    fn seeds_from_the_operating_system_differ() {
+        assert_ne!(OsSeeds.seed(), OsSeeds.seed());
     }
 }

@@ -171,7 +171,15 @@ pub(crate) mod tests {
         };
         OwnerCheck::new(
             TokenBinding::new(required),
-            QueueService::new(Arc::new(line), keys(), policy, Arc::new(clock)),
+            QueueService::new(
+                Arc::new(line),
+                keys(),
+                policy,
+                Arc::new(clock),
+                Arc::new(crate::queue::FixedSeed(crate::queue::DrawSeed::from_bytes(
+                    [1; 32],
+                ))),
+            ),
             keys(),
         )
     }

@@ -483,7 +483,15 @@ mod tests {
     ) -> PaymentService {
         PaymentService::new(
             Arc::new(ledger),
-            QueueService::new(Arc::new(queue), keys(), policy(), Arc::new(fixed_clock())),
+            QueueService::new(
+                Arc::new(queue),
+                keys(),
+                policy(),
+                Arc::new(fixed_clock()),
+                Arc::new(crate::queue::FixedSeed(crate::queue::DrawSeed::from_bytes(
+                    [1; 32],
+                ))),
+            ),
             binding,
         )
     }

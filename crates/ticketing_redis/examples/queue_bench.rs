@@ -33,8 +33,8 @@ use chrono::{DateTime, Utc};
 use ticketing_domain::clock::Clock;
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{
-    ClientKey, LineView, QueuePolicy, QueueService, QueueStatus, QueueToken, Seq, SigningKey,
-    SyncCursor, Ticket, TicketState, TokenKeys, WaitingQueue,
+    ClientKey, DrawSeed, FixedSeed, LineView, QueuePolicy, QueueService, QueueStatus, QueueToken,
+    Seq, SigningKey, SyncCursor, Ticket, TicketState, TokenKeys, WaitingQueue,
 };
 use ticketing_redis::{KeySpace, RedisPool, RedisWaitingQueue};
 use ticketing_testkit::TestRedis;
@@ -814,7 +814,15 @@ async fn bench(
     // and the only ones this instance makes besides its lookups are its steps, counted here.
     let token_keys = TokenKeys::new(SigningKey::new([7u8; 32]).unwrap(), None);
     let store: Arc<dyn WaitingQueue> = queue.clone();
-    let service = QueueService::new(store, token_keys.clone(), policy, Arc::new(SystemClock));
+    // No opening is scheduled here, so no seed is ever drawn from this source.
+    let seeds = Arc::new(FixedSeed(DrawSeed::from_bytes([0; 32])));
+    let service = QueueService::new(
+        store,
+        token_keys.clone(),
+        policy,
+        Arc::new(SystemClock),
+        seeds,
+    );
     service.advance().await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let steps = Arc::new(AtomicU64::new(0));

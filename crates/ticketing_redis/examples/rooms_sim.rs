@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use ticketing_domain::clock::Clock;
 use ticketing_domain::queue::{
-    ClientKey, LineView, QueuePolicy, QueueService, QueueToken, SigningKey, Ticket, TokenKeys,
-    WaitingQueue,
+    ClientKey, DrawSeed, FixedSeed, LineView, QueuePolicy, QueueService, QueueToken, SigningKey,
+    Ticket, TokenKeys, WaitingQueue,
 };
 use ticketing_domain::rooms::{RoomId, RoomMode};
 use ticketing_redis::{RedisPool, RedisSettings, RedisWaitingQueue};
@@ -395,6 +395,7 @@ async fn main() {
         keys.clone(),
         policy(),
         Arc::new(SystemClock),
+        Arc::new(FixedSeed(DrawSeed::from_bytes([7; 32]))),
     );
     for (id, line) in ids.iter().zip(&lines) {
         service.open_room(*id, line.clone() as Arc<dyn WaitingQueue>, policy());

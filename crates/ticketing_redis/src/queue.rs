@@ -13,14 +13,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use redis::{FromRedisValue, Script, Value};
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{
-    AdmissionReport, ClientKey, ControlError, DrawRange, Entered, InvalidSetting, LineChanges,
-    LineEvent, LineSettings, LineStatus, LineStep, LineSync, QueueControls, QueueError,
-    QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
+    AdmissionReport, ClientKey, ControlError, DrawRange, DrawSeed, Entered, InvalidSetting,
+    LineChanges, LineDraw, LineEvent, LineSettings, LineStatus, LineStep, LineSync, QueueControls,
+    QueueError, QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
 use ticketing_domain::rooms::{RoomId, RoomMode};
 use ticketing_domain::InfrastructureError;
@@ -257,6 +255,16 @@ fn settings(fields: &mut Fields) -> Result<LineSettings, QueueError> {
     })
 }
 
+/// A seed as the scripts keep it: hex, empty for none.
+fn optional_seed(text: &str) -> Result<Option<DrawSeed>, QueueError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    DrawSeed::from_hex(text)
+        .map(Some)
+        .map_err(|_| unexpected("a draw seed that is not 64 hex digits"))
+}
+
 /// A draw's order as stored: 4-byte big-endian offsets from `after + 1`.
 fn encode_offsets(offsets: impl Iterator<Item = u64>) -> Vec<u8> {
     offsets
@@ -451,6 +459,8 @@ impl WaitingQueue for RedisWaitingQueue {
         let events: Vec<String> = fields.next()?;
         let settings = settings(&mut Fields::of(fields.next()?)?)?;
         let (draw_after, draw_through, draw_state): (i64, i64, String) = fields.next()?;
+        let (pending_seed, last_after, last_through, last_seed): (String, i64, i64, String) =
+            fields.next()?;
         let epoch = if epoch.is_empty() {
             None
         } else {
@@ -476,22 +486,48 @@ impl WaitingQueue for RedisWaitingQueue {
             },
             settings,
             draw_due: (draw_state == "due").then_some(draw_range),
+            draw: LineDraw {
+                pending: optional_seed(&pending_seed)?,
+                last: match optional_seed(&last_seed)? {
+                    Some(seed) => Some((
+                        DrawRange {
+                            after: count(last_after)?,
+                            through: count(last_through)?,
+                        },
+                        seed,
+                    )),
+                    None => None,
+                },
+            },
         })
     }
 
-    async fn draw(&self, range: DrawRange) -> Result<bool, QueueError> {
+    async fn draw(
+        &self,
+        range: DrawRange,
+        seed: &DrawSeed,
+        order: &[Seq],
+    ) -> Result<bool, QueueError> {
         let len = usize::try_from(range.len())
             .ok()
-            .filter(|len| u32::try_from(*len).is_ok())
-            .ok_or_else(|| unexpected(format!("a draw of {} places", range.len())))?;
-        // A uniformly random permutation (Fisher-Yates) from a generator seeded by the operating
-        // system: ChaCha12, a cryptographic RNG, so nobody can predict or steer the order.
-        let mut rng = rand::rngs::StdRng::from_os_rng();
-        let mut order: Vec<u64> = (0..len as u64).collect();
-        order.shuffle(&mut rng);
+            .filter(|len| u32::try_from(*len).is_ok() && *len == order.len())
+            .ok_or_else(|| {
+                unexpected(format!(
+                    "a draw of {} places ordered as {}",
+                    range.len(),
+                    order.len()
+                ))
+            })?;
+        let first = range.after + 1;
+        let mut offsets = Vec::with_capacity(len);
         let mut inverse = vec![0u64; len];
-        for (place_offset, seq_offset) in order.iter().enumerate() {
-            if let Some(slot) = usize::try_from(*seq_offset)
+        for (place_offset, seq) in order.iter().enumerate() {
+            let seq_offset = seq
+                .checked_sub(first)
+                .filter(|offset| *offset < len as u64)
+                .ok_or_else(|| unexpected(format!("the place {seq} outside the draw")))?;
+            offsets.push(seq_offset);
+            if let Some(slot) = usize::try_from(seq_offset)
                 .ok()
                 .and_then(|offset| inverse.get_mut(offset))
             {
@@ -503,8 +539,9 @@ impl WaitingQueue for RedisWaitingQueue {
             .key(&self.keys.shared[..])
             .arg(range.after)
             .arg(range.through)
-            .arg(encode_offsets(order.into_iter()))
-            .arg(encode_offsets(inverse.into_iter()));
+            .arg(encode_offsets(offsets.into_iter()))
+            .arg(encode_offsets(inverse.into_iter()))
+            .arg(seed.to_hex());
         let recorded: i64 = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
@@ -598,7 +635,8 @@ impl QueueControls for RedisWaitingQueue {
             .arg(text(change.admit_per_second().map(|r| r.get().to_string())))
             .arg(text(change.max_active().map(|m| m.get().to_string())))
             .arg(text(change.active_ttl().map(|t| millis(t).to_string())))
-            .arg(opens_at);
+            .arg(opens_at)
+            .arg(text(change.draw_seed().map(|seed| seed.to_hex())));
         let reply: Value = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)

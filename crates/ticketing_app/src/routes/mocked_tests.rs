@@ -78,7 +78,15 @@ fn state(ports: Ports) -> AppState {
     let keys = || settings.token_keys().expect("default signing key");
     let mut clock = MockClock::new();
     clock.expect_now().returning(chrono::Utc::now);
-    let queue = QueueService::new(Arc::new(ports.line), keys(), policy, Arc::new(clock));
+    let seeds =
+        ticketing_domain::queue::FixedSeed(ticketing_domain::queue::DrawSeed::from_bytes([0; 32]));
+    let queue = QueueService::new(
+        Arc::new(ports.line),
+        keys(),
+        policy,
+        Arc::new(clock),
+        Arc::new(seeds),
+    );
     let binding = TokenBinding::new(settings.security.require_bound_tokens);
     let owner = OwnerCheck::new(binding, queue.clone(), keys());
     let services = Services {

@@ -3,7 +3,7 @@
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use ticketing_domain::queue::LineSettings;
+use ticketing_domain::queue::{LineSettings, PublishedDraw};
 use ticketing_domain::rooms::{Room, RoomId};
 use utoipa::ToSchema;
 
@@ -46,6 +46,28 @@ pub(crate) struct RoomDetailBody {
     admit_per_second: u32,
     /// Places handed out and not yet decided.
     waiting: u64,
+    /// While an opening is scheduled and after its draw: SHA-256 of the draw's secret 32-byte
+    /// seed (of its bytes, not of its hex spelling), in hex. Published before the opening, so the
+    /// seed cannot be chosen after the places are known.
+    #[schema(example = "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd")]
+    draw_commitment: Option<String>,
+    /// After the draw: the seed, 64 hex digits. The order is a pure function of it and
+    /// `drawRange`: the arrival numbers `after + 1 ..= through` sorted by
+    /// SHA-256(seed bytes || number as 8-byte big-endian), ties by number; the i-th (from 0)
+    /// holds the ticket number `after + 1 + i`.
+    #[schema(example = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")]
+    draw_seed: Option<String>,
+    /// After the draw: the arrival numbers it ordered, `after + 1 ..= through`.
+    draw_range: Option<DrawRangeBody>,
+}
+
+/// The arrival numbers a draw ordered: every one after `after` up to `through`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DrawRangeBody {
+    #[schema(example = 100)]
+    after: u64,
+    #[schema(example = 5100)]
+    through: u64,
 }
 
 fn body(state: &AppState, room: &Room) -> (RoomBody, LineSettings) {
@@ -103,11 +125,26 @@ pub(crate) async fn show(
     let room = state.services.rooms.room(&id).await?;
     let (room_body, line) = body(&state, &room);
     let queue = &state.services.queue;
+    let (draw_commitment, draw_seed, draw_range) = match queue.room_draw(&id) {
+        Some(PublishedDraw::Committed { commitment }) => (Some(commitment.to_hex()), None, None),
+        Some(PublishedDraw::Drawn { seed, range }) => (
+            Some(seed.commitment().to_hex()),
+            Some(seed.to_hex()),
+            Some(DrawRangeBody {
+                after: range.after,
+                through: range.through,
+            }),
+        ),
+        None => (None, None, None),
+    };
     let detail = RoomDetailBody {
         room: room_body,
         serving_number: queue.serving_number(&id).unwrap_or(0),
         admit_per_second: line.admit_per_second.get(),
         waiting: queue.room_sizes(&id).map_or(0, |(waiting, _)| waiting),
+        draw_commitment,
+        draw_seed,
+        draw_range,
     };
     Ok(HttpResponse::Ok()
         .insert_header(public_for_a_second())

@@ -13,6 +13,7 @@ mod catalog_api;
 mod cluster_lb;
 mod crash;
 mod doc_examples;
+mod draw_api;
 mod events_api;
 mod faults_api;
 mod keep_alive;

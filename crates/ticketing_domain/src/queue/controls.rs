@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::draw::DrawSeed;
 use super::errors::QueueError;
 use super::policy::QueuePolicy;
 use super::token::Seq;
@@ -72,6 +73,8 @@ pub struct SettingsChange {
     active_ttl: Option<Duration>,
     /// `Some(None)` cancels a scheduled opening.
     opens_at: Option<Option<DateTime<Utc>>>,
+    /// The seed of the scheduled opening's draw, kept unless the store keeps one already.
+    draw_seed: Option<DrawSeed>,
 }
 
 fn in_range(
@@ -135,6 +138,7 @@ impl SettingsChange {
             max_active,
             active_ttl,
             opens_at,
+            draw_seed: None,
         })
     }
 
@@ -146,6 +150,7 @@ impl SettingsChange {
             max_active: Some(settings.max_active),
             active_ttl: Some(settings.active_ttl),
             opens_at: Some(settings.opens_at),
+            draw_seed: None,
         }
     }
 
@@ -155,6 +160,30 @@ impl SettingsChange {
             paused: Some(paused),
             ..Self::default()
         }
+    }
+
+    /// This change with `seed` for the draw of the opening it schedules; a change that
+    /// schedules none is left as it is. The store keeps the seed an opening already has, so
+    /// moving a scheduled opening keeps its published commitment.
+    pub fn with_draw_seed(self, seed: DrawSeed) -> Self {
+        if self.schedules_opening() {
+            Self {
+                draw_seed: Some(seed),
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
+    /// Whether the change schedules an opening (or moves a scheduled one).
+    pub fn schedules_opening(&self) -> bool {
+        matches!(self.opens_at, Some(Some(_)))
+    }
+
+    /// The seed for the draw of the opening this change schedules, if given.
+    pub fn draw_seed(&self) -> Option<DrawSeed> {
+        self.draw_seed
     }
 
     /// Whether the change leaves every setting as it is.

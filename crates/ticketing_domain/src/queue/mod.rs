@@ -2,6 +2,7 @@
 //! a controlled rate, with tokens any instance verifies and judges from memory.
 
 pub mod controls;
+pub mod draw;
 mod errors;
 pub mod line;
 mod policy;
@@ -14,6 +15,12 @@ pub use controls::MockQueueControls;
 pub use controls::{
     ControlError, DrawRange, InvalidSetting, LineSettings, LineStatus, QueueControls,
     SettingsChange,
+};
+#[cfg(any(test, feature = "mock"))]
+pub use draw::MockSeedSource;
+pub use draw::{
+    drawn_order, order_digest, DrawCommitment, DrawSeed, FixedSeed, LineDraw, PublishedDraw,
+    SeedSource,
 };
 pub use errors::{AccessError, QueueError};
 pub use line::{Judgement, LineChanges, LineEvent, LineSync, LineView, SyncCursor};

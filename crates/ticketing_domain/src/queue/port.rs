@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::controls::{DrawRange, LineSettings};
+use super::draw::{DrawSeed, LineDraw};
 use super::errors::QueueError;
 use super::line::{LineSync, SyncCursor};
 use super::token::{Seq, Ticket};
@@ -86,6 +87,8 @@ pub struct LineStep {
     /// The opening time has passed and these places wait for their draw: nobody is admitted
     /// until one instance draws it ([`WaitingQueue::draw`]).
     pub draw_due: Option<DrawRange>,
+    /// The seed of the scheduled opening's draw and the last draw made, as the store keeps them.
+    pub draw: LineDraw,
 }
 
 /// The store of the waiting room. Every operation is atomic in the store, so any number of app
@@ -136,14 +139,20 @@ pub trait WaitingQueue: Send + Sync {
     /// recorded then.
     async fn advance(&self, seen: &[Seq], since: &SyncCursor) -> Result<LineStep, QueueError>;
 
-    /// Draws the order of a due opening: the places of `range` are shuffled uniformly at random
-    /// with a cryptographic RNG, and the order recorded, unless an order was already recorded
-    /// for it (by this or any other instance): only the first counts, so the draw happens once.
-    /// Returns whether this call's order counted. The opening is then done: the line admits.
+    /// Records `order` as the draw of the due opening `range`, computed from `seed` (kept with
+    /// it, to be published), unless an order was already recorded for it (by this or any other
+    /// instance): only the first counts, so the draw happens once; as every instance computes
+    /// the order from the same committed seed, which one counts makes no difference. Returns
+    /// whether this call's order counted. The opening is then done: the line admits.
     ///
     /// # Errors
     /// [`QueueError::Infrastructure`] when the store cannot answer.
-    async fn draw(&self, range: DrawRange) -> Result<bool, QueueError>;
+    async fn draw(
+        &self,
+        range: DrawRange,
+        seed: &DrawSeed,
+        order: &[Seq],
+    ) -> Result<bool, QueueError>;
 
     /// The order of the draw in force (see [`WaitingQueue::draw`]): `order[i]` holds the place
     /// `after + 1 + i`, if any.

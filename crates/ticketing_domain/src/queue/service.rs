@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::controls::{ControlError, LineSettings, LineStatus, QueueControls, SettingsChange};
+use super::draw::{drawn_order, LineDraw, PublishedDraw, SeedSource};
 use super::errors::{AccessError, QueueError};
 use super::line::{Judgement, LineView};
 use super::policy::QueuePolicy;
@@ -123,6 +124,7 @@ struct KeepAlive {
 pub struct QueueService {
     keys: Arc<TokenKeys>,
     clock: Arc<dyn Clock>,
+    seeds: Arc<dyn SeedSource>,
     default: Arc<Line>,
     /// The lines of the rooms other than `default`, as this instance opened them.
     rooms: Arc<RwLock<HashMap<RoomId, Arc<Line>>>>,
@@ -147,6 +149,9 @@ struct Line {
     keep_alive: Mutex<KeepAlive>,
     /// The settings in force, as the last step reported them.
     settings: RwLock<LineSettings>,
+    /// The draw seeds, as the last step reported them.
+    draw: RwLock<LineDraw>,
+    seeds: Arc<dyn SeedSource>,
     /// Times a step found the line this instance followed gone or replaced (its store lost it).
     lines_lost: AtomicU64,
     /// Bumped by every settings change made here, so a step read before it does not undo it.
@@ -189,7 +194,8 @@ impl LineOperator {
         &self,
         change: &SettingsChange,
     ) -> Result<(LineSettings, LineSettings), ControlError> {
-        let (before, after) = self.controls.change(change).await?;
+        let change = self.queue.seeded(*change);
+        let (before, after) = self.controls.change(&change).await?;
         self.queue.default.changed_here(after);
         Ok((before, after))
     }
@@ -207,12 +213,14 @@ impl LineOperator {
 impl QueueService {
     /// The waiting room over the line of the room `default` stored in `queue`, signing tokens
     /// with `keys`, admitting by `policy` (until an operator changes the settings) and telling
-    /// time by `clock`. Other rooms' lines are opened with [`QueueService::open_room`].
+    /// time by `clock`; the seeds of its openings' draws come from `seeds`. Other rooms' lines
+    /// are opened with [`QueueService::open_room`].
     pub fn new(
         queue: Arc<dyn WaitingQueue>,
         keys: TokenKeys,
         policy: QueuePolicy,
         clock: Arc<dyn Clock>,
+        seeds: Arc<dyn SeedSource>,
     ) -> Self {
         let keys = Arc::new(keys);
         let default = Line::new(
@@ -221,10 +229,12 @@ impl QueueService {
             keys.clone(),
             policy,
             clock.clone(),
+            seeds.clone(),
         );
         Self {
             keys,
             clock,
+            seeds,
             default: Arc::new(default),
             rooms: Arc::default(),
         }
@@ -236,7 +246,14 @@ impl QueueService {
         if room.is_default() {
             return;
         }
-        let line = Line::new(room, queue, self.keys.clone(), policy, self.clock.clone());
+        let line = Line::new(
+            room,
+            queue,
+            self.keys.clone(),
+            policy,
+            self.clock.clone(),
+            self.seeds.clone(),
+        );
         self.rooms_mut().insert(room, Arc::new(line));
     }
 
@@ -307,6 +324,24 @@ impl QueueService {
     /// a room whose line it does not follow.
     pub fn room_settings(&self, room: &RoomId) -> Option<LineSettings> {
         self.line_of(room).map(|line| line.settings())
+    }
+
+    /// `change` with a new seed for the draw of the opening it schedules, if it schedules one:
+    /// every change an operator makes goes through here, so every scheduled opening commits to
+    /// a seed.
+    pub fn seeded(&self, change: SettingsChange) -> SettingsChange {
+        if change.schedules_opening() {
+            change.with_draw_seed(self.seeds.seed())
+        } else {
+            change
+        }
+    }
+
+    /// The draw of `room` as anyone may check it, as this instance last learned it: the
+    /// commitment while an opening is scheduled, the seed and range once drawn; `None` for a
+    /// room without either, or whose line this instance does not follow.
+    pub fn room_draw(&self, room: &RoomId) -> Option<PublishedDraw> {
+        self.line_of(room).and_then(|line| line.draw().published())
     }
 
     /// Notes a settings change made by an operator here, so this instance follows at once.
@@ -492,6 +527,7 @@ impl Line {
         keys: Arc<TokenKeys>,
         policy: QueuePolicy,
         clock: Arc<dyn Clock>,
+        seeds: Arc<dyn SeedSource>,
     ) -> Self {
         Self {
             room,
@@ -499,6 +535,8 @@ impl Line {
             keys,
             policy,
             clock,
+            seeds,
+            draw: RwLock::default(),
             line: RwLock::default(),
             keep_alive: Mutex::default(),
             settings: RwLock::new(LineSettings::from_policy(&policy)),
@@ -509,6 +547,10 @@ impl Line {
 
     fn settings(&self) -> LineSettings {
         *self.settings.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn draw(&self) -> LineDraw {
+        *self.draw.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn changed_here(&self, after: LineSettings) {
@@ -670,9 +712,15 @@ impl Line {
                     self.lines_lost.fetch_add(1, Ordering::Relaxed);
                 }
                 self.line_mut().apply(step.sync, read_at);
+                *self.draw.write().unwrap_or_else(PoisonError::into_inner) = step.draw;
                 if let Some(range) = step.draw_due {
-                    // Every instance may try; the store keeps the first order recorded.
-                    let drawn = self.queue.draw(range).await?;
+                    // Every instance computes the same order from the committed seed and may
+                    // record it; the store keeps the first. An opening scheduled without a seed
+                    // (by a store change not made through this service) takes one now: then
+                    // the orders differ, but the store keeps the seed with the order it keeps.
+                    let seed = step.draw.pending.unwrap_or_else(|| self.seeds.seed());
+                    let order = drawn_order(&seed, range);
+                    let drawn = self.queue.draw(range, &seed, &order).await?;
                     let _ = drawn;
                 }
                 let to_load = self.line().draw_to_load();
@@ -840,6 +888,8 @@ mod tests {
     use std::num::NonZeroU32;
 
     use super::*;
+    use crate::queue::controls::DrawRange;
+    use crate::queue::draw::{DrawSeed, FixedSeed};
     use crate::queue::line::{LineChanges, LineEvent, LineSync, SyncCursor};
     use crate::queue::port::{Entered, LineStep, MockWaitingQueue};
     use crate::queue::token::SigningKey;
@@ -890,6 +940,7 @@ mod tests {
             },
             settings: LineSettings::from_policy(&policy()),
             draw_due: None,
+            draw: LineDraw::default(),
         }
     }
 
@@ -901,7 +952,17 @@ mod tests {
     }
 
     fn service(queue: MockWaitingQueue, clock: &ManualClock) -> QueueService {
-        QueueService::new(Arc::new(queue), keys(), policy(), Arc::new(clock.clone()))
+        QueueService::new(
+            Arc::new(queue),
+            keys(),
+            policy(),
+            Arc::new(clock.clone()),
+            Arc::new(FixedSeed(committed_seed())),
+        )
+    }
+
+    fn committed_seed() -> DrawSeed {
+        DrawSeed::from_bytes([9; 32])
     }
 
     /// A store whose first step reports places 1..=3 admitted, and which must not be asked
@@ -1248,6 +1309,59 @@ mod tests {
         assert_eq!(
             crate::access::TokenBinding::new(false).check(&active, UserId::new(8).expect("valid")),
             Err(AccessError::TokenUserMismatch)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_due_draw_records_the_order_computed_from_the_committed_seed() {
+        let clock = ManualClock::new(at(0));
+        let range = DrawRange {
+            after: 3,
+            through: 100,
+        };
+        let committed = DrawSeed::from_bytes([4; 32]);
+        let mut queue = MockWaitingQueue::new();
+        queue.expect_advance().times(1).returning(move |_, _| {
+            Ok(LineStep {
+                draw_due: Some(range),
+                draw: LineDraw {
+                    pending: Some(committed),
+                    last: None,
+                },
+                ..step(admitted_one_to_three())
+            })
+        });
+        queue
+            .expect_draw()
+            .withf(move |drawn, seed, order| {
+                *drawn == range && *seed == committed && order == drawn_order(&committed, range)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        queue.expect_draw_order().returning(|| Ok(None));
+        let service = service(queue, &clock);
+        service.advance().await.expect("a step");
+        assert_eq!(
+            service.room_draw(&RoomId::default_room()),
+            Some(PublishedDraw::Committed {
+                commitment: committed.commitment()
+            }),
+            "the seed stays secret until the store reports the draw made"
+        );
+    }
+
+    #[test]
+    fn only_a_change_that_schedules_an_opening_takes_a_seed() {
+        let clock = ManualClock::new(at(0));
+        let service = service(MockWaitingQueue::new(), &clock);
+        let schedule =
+            SettingsChange::new(None, None, None, None, Some(Some(at(60))), at(0)).expect("valid");
+        assert_eq!(service.seeded(schedule).draw_seed(), Some(committed_seed()));
+        let cancel = SettingsChange::new(None, None, None, None, Some(None), at(0)).expect("valid");
+        assert_eq!(service.seeded(cancel).draw_seed(), None);
+        assert_eq!(
+            service.seeded(SettingsChange::pause(true)).draw_seed(),
+            None
         );
     }
 }

@@ -334,7 +334,10 @@ impl RoomService {
             .ok_or(RoomError::NotFound(room.id))?;
         // The line may outlive a room of the same id deleted before (its store keeps it until
         // it empties): the new room's settings replace whatever it had.
-        match controls.change(&full_settings(&line)).await {
+        match controls
+            .change(&self.queue.seeded(full_settings(&line)))
+            .await
+        {
             Ok((_, after)) => self.queue.settings_changed(&room.id, after),
             Err(refused) => {
                 // A room whose line did not take its settings is not created: the operator
@@ -371,15 +374,14 @@ impl RoomService {
         let before = if change.line.is_empty() {
             None
         } else {
-            let (before, after) = controls.change(&change.line).await?;
+            let (before, after) = controls.change(&self.queue.seeded(change.line)).await?;
             self.queue.settings_changed(id, after);
             Some(before)
         };
         if let Err(refused) = self.repository.update(&changed).await {
             if let Some(before) = before {
-                if let Ok((_, restored)) =
-                    controls.change(&SettingsChange::replacing(&before)).await
-                {
+                let restore = self.queue.seeded(SettingsChange::replacing(&before));
+                if let Ok((_, restored)) = controls.change(&restore).await {
                     self.queue.settings_changed(id, restored);
                 }
             }

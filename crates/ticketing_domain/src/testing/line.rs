@@ -8,14 +8,11 @@
 //! and a scheduled opening with a random draw. Where Redis is approximate for speed, this adapter
 //! is exact: a waiting place is dropped exactly at the idle timeout (Redis: between 1 and 1.25
 //! idle timeouts), and a step admits the whole budget left in the second at once (Redis spreads
-//! it over the second). It is test support: the draw is shuffled with the standard library's
-//! randomly keyed hasher, uniform enough for a test, not a cryptographic RNG.
+//! it over the second).
 //!
 //! Every instance of the service shares one line by sharing one `Arc<InMemoryLine>`.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -26,9 +23,9 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::ids::UserId;
 use crate::queue::{
-    AdmissionReport, ClientKey, ControlError, DrawRange, Entered, InvalidSetting, LineChanges,
-    LineEvent, LineSettings, LineStatus, LineStep, LineSync, QueueControls, QueueError,
-    QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
+    AdmissionReport, ClientKey, ControlError, DrawRange, DrawSeed, Entered, InvalidSetting,
+    LineChanges, LineDraw, LineEvent, LineSettings, LineStatus, LineStep, LineSync, QueueControls,
+    QueueError, QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
 
 /// How long the change feed keeps an event: a cursor older than that gets a snapshot, as with
@@ -63,6 +60,8 @@ impl std::fmt::Debug for InMemoryLine {
 #[derive(Debug, Clone)]
 struct Draw {
     range: DrawRange,
+    /// The seed the order was computed from; `None` until drawn.
+    seed: Option<DrawSeed>,
     /// `order[i]` is the arrival number at the place `after + 1 + i`; `None` until drawn.
     order: Option<Vec<Seq>>,
     /// `places[seq - after - 1]` is the place of arrival number `seq`.
@@ -93,6 +92,8 @@ struct LineState {
     /// Per client: when its one-second window began and how many entries it made in it.
     client_entries: HashMap<String, (DateTime<Utc>, u32)>,
     settings: LineSettings,
+    /// The seed of the scheduled opening's draw, until it is drawn or cancelled.
+    pending_seed: Option<DrawSeed>,
     draw: Option<Draw>,
     /// The change feed: (id, when, event), ids increasing from 1.
     log: VecDeque<(u64, DateTime<Utc>, LineEvent)>,
@@ -121,6 +122,7 @@ impl InMemoryLine {
                 budget_spent: 0,
                 client_entries: HashMap::new(),
                 settings: LineSettings::from_policy(&policy),
+                pending_seed: None,
                 draw: None,
                 log: VecDeque::new(),
                 last_log_id: 0,
@@ -259,6 +261,17 @@ impl LineState {
         }
     }
 
+    /// The draw seeds as a step reports them.
+    fn published_draw(&self) -> LineDraw {
+        LineDraw {
+            pending: self.pending_seed,
+            last: self.draw.as_ref().and_then(|draw| {
+                draw.order.as_ref()?;
+                Some((draw.range, draw.seed?))
+            }),
+        }
+    }
+
     /// Once a scheduled opening's time has passed, the places handed out until then become its
     /// draw's range, once; an opening nobody came to opens at once.
     fn settle_opening(&mut self, now: DateTime<Utc>) {
@@ -275,12 +288,14 @@ impl LineState {
                     after: self.head,
                     through: self.last_seq,
                 },
+                seed: None,
                 order: None,
                 places: Vec::new(),
             });
         }
         if let Some(draw) = &mut self.draw {
             if draw.range.is_empty() {
+                draw.seed = self.pending_seed.take();
                 draw.order = Some(Vec::new());
                 draw.places = Vec::new();
                 self.settings.opens_at = None;
@@ -490,6 +505,7 @@ impl WaitingQueue for InMemoryLine {
                 },
                 settings: line.settings,
                 draw_due: None,
+                draw: line.published_draw(),
             });
         };
         for seq in seen {
@@ -595,10 +611,16 @@ impl WaitingQueue for InMemoryLine {
             },
             settings,
             draw_due,
+            draw: line.published_draw(),
         })
     }
 
-    async fn draw(&self, range: DrawRange) -> Result<bool, QueueError> {
+    async fn draw(
+        &self,
+        range: DrawRange,
+        seed: &DrawSeed,
+        order: &[Seq],
+    ) -> Result<bool, QueueError> {
         let mut line = self.state();
         let due = line
             .draw
@@ -607,18 +629,17 @@ impl WaitingQueue for InMemoryLine {
         if !due {
             return Ok(false);
         }
-        let len = usize::try_from(range.len()).unwrap_or(0);
-        // Fisher-Yates over a randomly keyed hasher's outputs: uniform enough for tests.
-        let random = RandomState::new();
-        let mut order: Vec<Seq> = (range.after + 1..=range.through).collect();
-        for i in (1..len).rev() {
-            let pick = usize::try_from(random.hash_one(i) % (i as u64 + 1)).unwrap_or(0);
-            order.swap(i, pick);
+        if order.len() as u64 != range.len() {
+            return Err(QueueError::Infrastructure(
+                crate::InfrastructureError::unexpected("a draw order of the wrong length"),
+            ));
         }
+        let len = usize::try_from(range.len()).unwrap_or(0);
         let mut places = vec![0; len];
         for (offset, seq) in order.iter().enumerate() {
-            if let Some(slot) = usize::try_from(seq - range.after - 1)
-                .ok()
+            if let Some(slot) = seq
+                .checked_sub(range.after + 1)
+                .and_then(|index| usize::try_from(index).ok())
                 .and_then(|index| places.get_mut(index))
             {
                 *slot = range.after + 1 + offset as u64;
@@ -626,10 +647,12 @@ impl WaitingQueue for InMemoryLine {
         }
         line.draw = Some(Draw {
             range,
-            order: Some(order),
+            seed: Some(*seed),
+            order: Some(order.to_vec()),
             places,
         });
         line.settings.opens_at = None;
+        line.pending_seed = None;
         Ok(true)
     }
 
@@ -676,7 +699,11 @@ impl QueueControls for InMemoryLine {
             }
         }
         line.settings = change.applied_to(&before);
+        if change.schedules_opening() && line.pending_seed.is_none() {
+            line.pending_seed = change.draw_seed();
+        }
         if change.opens_at() == Some(None) {
+            line.pending_seed = None;
             // A cancelled opening draws nobody: its places stay in arrival order.
             if line.draw.as_ref().is_some_and(|draw| draw.order.is_none()) {
                 line.draw = None;

@@ -31,9 +31,9 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::UserId;
 use crate::queue::{
-    ClientKey, ControlError, DrawRange, Entered, Judgement, LineChanges, LineEvent, LineSettings,
-    LineStep, LineView, QueueControls, QueueError, QueuePolicy, Seq, SettingsChange, SyncCursor,
-    Ticket, TicketState, WaitingQueue,
+    drawn_order, ClientKey, ControlError, DrawRange, DrawSeed, Entered, Judgement, LineChanges,
+    LineDraw, LineEvent, LineSettings, LineStep, LineView, QueueControls, QueueError, QueuePolicy,
+    Seq, SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
 
 /// Builds the lines the contract checks.
@@ -700,13 +700,18 @@ pub async fn settings_changes<F: LineFixture>(fixture: &F) {
 /// is admitted); once it has passed, the places handed out until then are due for a draw and
 /// nobody is admitted until one is recorded; only the first draw counts; the line then admits in
 /// the drawn order, later entries behind; a new opening cannot be scheduled while the drawn
-/// places are being admitted. A cancelled opening draws nobody; an opening nobody came to opens
-/// at once.
+/// places are being admitted. The opening's seed is kept from its scheduling (secret: steps
+/// report it to instances) and kept with the draw's order once recorded. A cancelled opening
+/// draws nobody and forgets its seed; an opening nobody came to opens at once.
 pub async fn scheduled_opening<F: LineFixture>(fixture: &F) {
     let line = fixture.line(patient_policy(2, UNLIMITED_RATE)).await;
     let opens_at = whole_second(line.now().await) + chrono::Duration::seconds(600);
     let schedule = |now| SettingsChange::new(None, None, None, None, Some(Some(opens_at)), now);
-    let (_, after) = change(&line, &schedule(line.now().await).expect("valid")).await;
+    let seed = DrawSeed::from_bytes([0x5e; 32]);
+    let scheduled = schedule(line.now().await)
+        .expect("valid")
+        .with_draw_seed(seed);
+    let (_, after) = change(&line, &scheduled).await;
     assert_eq!(after.opens_at, Some(opens_at));
 
     let mut early = Vec::new();
@@ -727,6 +732,14 @@ pub async fn scheduled_opening<F: LineFixture>(fixture: &F) {
     assert_eq!(before_opening.report.admitted, 0);
     assert_eq!(before_opening.draw_due, None, "no draw before the opening");
     assert_eq!(before_opening.settings.opens_at, Some(opens_at));
+    assert_eq!(
+        before_opening.draw,
+        LineDraw {
+            pending: Some(seed),
+            last: None
+        },
+        "the seed is kept from the scheduling"
+    );
 
     line.pass(Duration::from_secs(601)).await;
     let due = step(&line).await;
@@ -743,9 +756,24 @@ pub async fn scheduled_opening<F: LineFixture>(fixture: &F) {
         None
     );
 
-    assert!(line.queue().draw(range).await.expect("draw answers"));
+    assert_eq!(
+        due.draw.pending,
+        Some(seed),
+        "the seed is kept until the draw"
+    );
+    let computed = drawn_order(&seed, range);
+    assert!(line
+        .queue()
+        .draw(range, &seed, &computed)
+        .await
+        .expect("draw answers"));
+    let other = DrawSeed::from_bytes([1; 32]);
     assert!(
-        !line.queue().draw(range).await.expect("draw answers"),
+        !line
+            .queue()
+            .draw(range, &other, &drawn_order(&other, range))
+            .await
+            .expect("draw answers"),
         "only the first draw counts"
     );
     let (drawn, order) = line
@@ -755,6 +783,7 @@ pub async fn scheduled_opening<F: LineFixture>(fixture: &F) {
         .expect("draw_order answers")
         .expect("the draw is recorded");
     assert_eq!(drawn, range);
+    assert_eq!(order, computed, "the order recorded is the one given");
     let mut sorted = order.clone();
     sorted.sort_unstable();
     assert_eq!(
@@ -766,6 +795,14 @@ pub async fn scheduled_opening<F: LineFixture>(fixture: &F) {
     let opened = step(&line).await;
     assert_eq!(opened.settings.opens_at, None, "the opening is done");
     assert_eq!(opened.sync.draw, Some(range), "the draw is in force");
+    assert_eq!(
+        opened.draw,
+        LineDraw {
+            pending: None,
+            last: Some((range, seed))
+        },
+        "the seed is kept with the draw, to be published"
+    );
     assert_eq!(opened.report.admitted, 2);
     let ticket_at = |seq: Seq| Ticket { seq, ..early[0] };
     for (place, seq) in order.iter().enumerate() {
@@ -836,7 +873,24 @@ async fn cancelled_opening<F: LineFixture>(fixture: &F) {
     let opens_at = whole_second(now) + chrono::Duration::seconds(600);
     let schedule =
         SettingsChange::new(None, None, None, None, Some(Some(opens_at)), now).expect("valid");
-    change(&line, &schedule).await;
+    let seed = DrawSeed::from_bytes([0xc0; 32]);
+    change(&line, &schedule.with_draw_seed(seed)).await;
+    let moved = SettingsChange::new(
+        None,
+        None,
+        None,
+        None,
+        Some(Some(opens_at + chrono::Duration::seconds(60))),
+        now,
+    )
+    .expect("valid")
+    .with_draw_seed(DrawSeed::from_bytes([2; 32]));
+    change(&line, &moved).await;
+    assert_eq!(
+        step(&line).await.draw.pending,
+        Some(seed),
+        "a moved opening keeps its seed, so its commitment stands"
+    );
     let mut tickets = Vec::new();
     for _ in 0..3 {
         tickets.push(enter(&line, None).await.ticket);
@@ -847,6 +901,11 @@ async fn cancelled_opening<F: LineFixture>(fixture: &F) {
 
     let report = step(&line).await;
     assert_eq!(report.draw_due, None, "a cancelled opening draws nobody");
+    assert_eq!(
+        report.draw,
+        LineDraw::default(),
+        "a cancelled opening forgets its seed"
+    );
     assert_eq!(report.report.admitted, 2);
     assert!(
         is_active(lookup(&line, &tickets[0]).await) && is_active(lookup(&line, &tickets[1]).await)

@@ -61,9 +61,9 @@ use ticketing_domain::payment::{
     PaymentError, PaymentForm, PaymentRefusal, PaymentRequest, PaymentService, ReservationSelection,
 };
 use ticketing_domain::queue::{
-    AccessError, ActiveToken, ClientKey, DrawRange, Entered, LineStep, QueueError, QueuePolicy,
-    QueueService, QueueToken, Seq, SigningKey, SyncCursor, Ticket, TicketState, TokenKeys,
-    WaitingQueue,
+    AccessError, ActiveToken, ClientKey, DrawRange, DrawSeed, Entered, FixedSeed, LineStep,
+    QueueError, QueuePolicy, QueueService, QueueToken, Seq, SigningKey, SyncCursor, Ticket,
+    TicketState, TokenKeys, WaitingQueue,
 };
 use ticketing_domain::refund::{RefundError, RefundRefusal, RefundRequest, RefundService};
 use ticketing_domain::reservation::{
@@ -1146,7 +1146,7 @@ impl WaitingQueue for FakeLine {
         Err(not_in_this_test())
     }
 
-    async fn draw(&self, _: DrawRange) -> Result<bool, QueueError> {
+    async fn draw(&self, _: DrawRange, _: &DrawSeed, _: &[Seq]) -> Result<bool, QueueError> {
         Err(not_in_this_test())
     }
 
@@ -1228,6 +1228,7 @@ impl Harness {
             keys.clone(),
             policy,
             Arc::new(SystemClock),
+            Arc::new(FixedSeed(DrawSeed::from_bytes([0; 32]))),
         );
         let binding = TokenBinding::new(true);
         let owner = OwnerCheck::new(binding, queue.clone(), keys.clone());

@@ -11,7 +11,10 @@
 -- events, settings, draw}: mode 'since' with events (kind, arrival numbers, expiry) after the
 -- cursor, or 'snapshot' with every ACTIVE one ('a', number, expiry) and every one that left
 -- ('l', number, ''); settings {paused, rate, max_active, ttl_ms, opens_at}; draw {after,
--- through, state}: state 'due' when an opening waits for its draw, 'drawn' when in force.
+-- through, state}: state 'due' when an opening waits for its draw, 'drawn' when in force;
+-- seeds {pending, after, through, seed}: the scheduled opening's seed ('' for none) and the
+-- last draw made with its seed (0, 0, '' for none), kept after its places are admitted so
+-- that it stays published.
 local max_active, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local batch, walk_limit = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -27,9 +30,18 @@ local step_ms = tonumber(ARGV[11]) or 0
 local polled = {}
 for i = 12, #ARGV do polled[#polled + 1] = ARGV[i] end
 
+local function seeds_reply()
+  local reply = {redis.call('HGET', settings_key, 'draw_seed') or '', 0, 0, ''}
+  local d = last_draw()
+  if d and d.drawn and d.seed ~= '' then
+    reply[2], reply[3], reply[4] = d.after, d.through, d.seed
+  end
+  return reply
+end
+
 local epoch = redis.call('GET', epoch_key)
 if not epoch then
-  return {0, 0, 0, 0, 0, '', 0, 0, 'since', '', {}, settings_reply, {0, 0, ''}}
+  return {0, 0, 0, 0, 0, '', 0, 0, 'since', '', {}, settings_reply, {0, 0, ''}, seeds_reply()}
 end
 if #polled > 0 then mark_seen(polled, idle_ms, bucket_ms) end
 
@@ -148,4 +160,4 @@ if d then
 end
 
 return {#admitted, #gone, skipped, last - head, in_use + #admitted, epoch, head, last, mode,
-  cursor, events, settings_reply, draw_reply}
+  cursor, events, settings_reply, draw_reply, seeds_reply()}

@@ -5,8 +5,10 @@
 -- admissions and revocations that every instance follows), admission (hash: second, count,
 -- total, log_floor), users (hash: user -> arrival number), seen (prefix of the liveness bitmaps:
 -- one bit per arrival number per time bucket), settings (hash: an operator's live settings:
--- paused, rate, max_active, ttl_ms, opens_at), draw (hash: after, through, drawn: the places of
--- the last scheduled opening), order and inverse (strings of 4-byte offsets: the draw's order),
+-- paused, rate, max_active, ttl_ms, opens_at, and draw_seed: the hex seed of the scheduled
+-- opening's draw, secret until the draw), draw (hash: after, through, drawn, seed: the places of
+-- the last scheduled opening and, once drawn, the seed its order was computed from), order and
+-- inverse (strings of 4-byte offsets: the draw's order),
 -- seq_users (hash: arrival number -> user, the other direction of users, so that a place that
 -- ends by itself, expired or idle, can let go of its user).
 -- A place is where someone stands in the line; it equals their arrival number except inside a
@@ -85,13 +87,14 @@ local function live_settings(rate, max_active, ttl_ms)
   }
 end
 
--- The last draw: after, through, drawn ('1' once its order is recorded).
+-- The last draw: after, through, drawn ('1' once its order is recorded), seed (once drawn).
 local draw = nil
 local function last_draw()
   if draw == nil then
-    local d = redis.call('HMGET', draw_key, 'after', 'through', 'drawn')
+    local d = redis.call('HMGET', draw_key, 'after', 'through', 'drawn', 'seed')
     if d[1] then
-      draw = {after = tonumber(d[1]), through = tonumber(d[2]), drawn = d[3] == '1'}
+      draw = {after = tonumber(d[1]), through = tonumber(d[2]), drawn = d[3] == '1',
+        seed = d[4] or ''}
     else
       draw = false
     end
@@ -111,9 +114,11 @@ local function settle_opening(live)
     d = last_draw()
   end
   if d.through == d.after then
-    redis.call('HSET', draw_key, 'drawn', '1')
+    -- Nobody to draw, yet the seed is published as for any draw: a commitment is kept.
+    local seed = redis.call('HGET', settings_key, 'draw_seed') or ''
+    redis.call('HSET', draw_key, 'drawn', '1', 'seed', seed)
     redis.call('DEL', order_key, inverse_key)
-    redis.call('HDEL', settings_key, 'opens_at')
+    redis.call('HDEL', settings_key, 'opens_at', 'draw_seed')
     draw = nil
     live.opens_at = 0
   end

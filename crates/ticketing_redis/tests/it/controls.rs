@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ticketing_domain::queue::{
-    ControlError, DrawRange, Entered, Judgement, LineChanges, LineEvent, LineSettings, LineStatus,
-    LineStep, LineView, QueueControls, QueuePolicy, Seq, SettingsChange, SyncCursor, Ticket,
-    TicketState, WaitingQueue,
+    drawn_order, ControlError, DrawRange, DrawSeed, Entered, Judgement, LineChanges, LineDraw,
+    LineEvent, LineSettings, LineStatus, LineStep, LineView, QueueControls, QueuePolicy, Seq,
+    SettingsChange, SyncCursor, Ticket, TicketState, WaitingQueue,
 };
 use ticketing_redis::RedisWaitingQueue;
 use ticketing_testkit::TestRedis;
@@ -111,6 +111,19 @@ async fn a_line_followed_from(queue: &RedisWaitingQueue) -> SyncCursor {
     cursor
 }
 
+fn random_seed() -> DrawSeed {
+    DrawSeed::from_bytes(rand::random())
+}
+
+/// Draws `range` as an instance does, from a seed of its own: answers whether it counted.
+async fn draw(queue: &RedisWaitingQueue, range: DrawRange) -> bool {
+    let seed = random_seed();
+    queue
+        .draw(range, &seed, &drawn_order(&seed, range))
+        .await
+        .unwrap()
+}
+
 /// Schedules an opening `in_ms` after Redis's now (whole milliseconds, as the store keeps it),
 /// through `queue`; returns the opening time.
 async fn schedule_opening(
@@ -120,8 +133,9 @@ async fn schedule_opening(
 ) -> DateTime<Utc> {
     let now = redis.now_ms().await;
     let opens_at = at_ms(now + in_ms);
-    let change =
-        SettingsChange::new(None, None, None, None, Some(Some(opens_at)), at_ms(now)).unwrap();
+    let change = SettingsChange::new(None, None, None, None, Some(Some(opens_at)), at_ms(now))
+        .unwrap()
+        .with_draw_seed(random_seed());
     let (_, after) = queue.change(&change).await.unwrap();
     assert_eq!(after.opens_at, Some(opens_at));
     opens_at
@@ -582,15 +596,15 @@ async fn a_scheduled_opening_draws_a_fair_order_once_and_admits_through_it() {
     // Both instances draw at once: exactly one order counts.
     let (drawn_a, drawn_b) = {
         let (a, b) = (a.clone(), b.clone());
-        let on_a = tokio::spawn(async move { a.draw(range).await.unwrap() });
-        let on_b = tokio::spawn(async move { b.draw(range).await.unwrap() });
+        let on_a = tokio::spawn(async move { draw(&a, range).await });
+        let on_b = tokio::spawn(async move { draw(&b, range).await });
         (on_a.await.unwrap(), on_b.await.unwrap())
     };
     assert!(
         drawn_a ^ drawn_b,
         "exactly one draw counts: {drawn_a}, {drawn_b}"
     );
-    assert!(!a.draw(range).await.unwrap(), "drawn once");
+    assert!(!draw(&a, range).await, "drawn once");
     let (range_a, order) = a.draw_order().await.unwrap().unwrap();
     let (range_b, order_b) = b.draw_order().await.unwrap().unwrap();
     assert_eq!((range_a, range_b), (range, range));
@@ -766,7 +780,7 @@ async fn first_place_of_a_small_draw(entries: usize) -> Seq {
         .draw_due
         .unwrap();
     assert_eq!(range.len(), entries as u64);
-    assert!(queue.draw(range).await.unwrap());
+    assert!(draw(&queue, range).await);
     let (_, order) = queue.draw_order().await.unwrap().unwrap();
     order[0]
 }
@@ -862,10 +876,7 @@ async fn an_opening_cancelled_while_its_draw_is_due_is_never_drawn() {
     let cancel = SettingsChange::new(None, None, None, None, Some(None), Utc::now()).unwrap();
     b.change(&cancel).await.unwrap();
 
-    assert!(
-        !b.draw(due).await.unwrap(),
-        "a late draw of it does not count"
-    );
+    assert!(!draw(&b, due).await, "a late draw of it does not count");
     let opened = step(&a, &[], &mut cursor).await;
     assert_eq!(opened.draw_due, None);
     assert_eq!(opened.sync.draw, None);
@@ -913,7 +924,7 @@ async fn a_new_opening_is_refused_while_the_last_draws_places_are_undecided() {
     // Other settings still change meanwhile.
     b.change(&limits(None, None, Some(300))).await.unwrap();
 
-    assert!(a.draw(range).await.unwrap());
+    assert!(draw(&a, range).await);
     let (_, order) = a.draw_order().await.unwrap().unwrap();
     let by_seq: HashMap<Seq, Ticket> = tickets.iter().map(|t| (t.seq, *t)).collect();
     let mut admitted = Vec::new();
@@ -959,7 +970,7 @@ async fn a_new_opening_is_refused_while_the_last_draws_places_are_undecided() {
             through: range.through + 3
         }
     );
-    assert!(b.draw(second_range).await.unwrap());
+    assert!(draw(&b, second_range).await);
     let (drawn_range, second_order) = a.draw_order().await.unwrap().unwrap();
     assert_eq!(drawn_range, second_range);
     let mut sorted = second_order.clone();
@@ -1005,7 +1016,7 @@ async fn an_opening_nobody_came_to_after_an_earlier_draw_leaves_draw_order_reada
     }
     open_now(&a, &redis).await;
     let range = step(&a, &[], &mut cursor).await.draw_due.unwrap();
-    assert!(a.draw(range).await.unwrap());
+    assert!(draw(&a, range).await);
     let admitted = step(&a, &[], &mut cursor).await;
     assert_eq!(admitted.report.admitted, 3);
     assert_eq!(admitted.sync.draw, None);
@@ -1054,5 +1065,97 @@ async fn an_entry_after_the_opening_time_is_behind_the_draw_even_before_any_step
             through: 30
         },
         "only those who entered before the opening are drawn"
+    );
+}
+
+/// Schedules an opening `in_ms` after Redis's now with `seed` for its draw.
+async fn schedule_with_seed(
+    queue: &RedisWaitingQueue,
+    redis: &TestRedis,
+    in_ms: i64,
+    seed: DrawSeed,
+) {
+    let now = redis.now_ms().await;
+    let change = SettingsChange::new(
+        None,
+        None,
+        None,
+        None,
+        Some(Some(at_ms(now + in_ms))),
+        at_ms(now),
+    )
+    .unwrap()
+    .with_draw_seed(seed);
+    queue.change(&change).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_seed_is_kept_from_the_scheduling_published_with_the_draw_and_forgotten_on_cancel() {
+    let redis = TestRedis::new();
+    let policy = policy(1000, UNLIMITED);
+    let a = queue(&redis, policy);
+    let b = another_instance(&redis, policy);
+    let mut cursor_a = a_line_followed_from(&a).await;
+    let mut cursor_b = SyncCursor::default();
+    let committed = DrawSeed::from_bytes([0xab; 32]);
+    schedule_with_seed(&a, &redis, 3_600_000, committed).await;
+    assert_eq!(
+        step(&b, &[], &mut cursor_b).await.draw,
+        LineDraw {
+            pending: Some(committed),
+            last: None
+        },
+        "every instance learns the seed of the opening from its step"
+    );
+    for _ in 0..5 {
+        b.enter(None, &client()).await.unwrap();
+    }
+    schedule_with_seed(&b, &redis, 1000, DrawSeed::from_bytes([1; 32])).await;
+    redis.pass(Duration::from_millis(1001), IDLE_TIMEOUT).await;
+    let due = step(&a, &[], &mut cursor_a).await;
+    let range = due.draw_due.unwrap();
+    assert_eq!(range.len(), 5);
+    assert_eq!(
+        due.draw.pending,
+        Some(committed),
+        "a moved opening keeps the seed it was scheduled with"
+    );
+    let computed = drawn_order(&committed, range);
+    assert!(a.draw(range, &committed, &computed).await.unwrap());
+    let (_, recorded) = b.draw_order().await.unwrap().unwrap();
+    assert_eq!(recorded, computed);
+
+    let opened = step(&b, &[], &mut cursor_b).await;
+    assert_eq!(opened.report.admitted, 5, "everyone drawn is admitted");
+    let published = LineDraw {
+        pending: None,
+        last: Some((range, committed)),
+    };
+    assert_eq!(
+        opened.draw, published,
+        "the seed is published with the draw"
+    );
+    let later = step(&b, &[], &mut cursor_b).await;
+    assert_eq!(later.sync.draw, None, "every drawn place is decided");
+    assert_eq!(
+        later.draw, published,
+        "the draw stays published once its places are decided"
+    );
+
+    let next = DrawSeed::from_bytes([0xcd; 32]);
+    schedule_with_seed(&a, &redis, 3_600_000, next).await;
+    assert_eq!(
+        step(&b, &[], &mut cursor_b).await.draw,
+        LineDraw {
+            pending: Some(next),
+            ..published
+        }
+    );
+    let cancel = SettingsChange::new(None, None, None, None, Some(None), Utc::now()).unwrap();
+    b.change(&cancel).await.unwrap();
+    assert_eq!(
+        step(&a, &[], &mut cursor_a).await.draw,
+        published,
+        "a cancelled opening's seed is forgotten; the last draw stays published"
     );
 }
