@@ -136,8 +136,9 @@ fn performances(ids: Vec<i64>) -> Result<Vec<PerformanceId>, ApiError> {
         .collect()
 }
 
+/// The room a path names: what cannot be a room id names no room (404).
 fn room_id(text: &str) -> Result<RoomId, ApiError> {
-    Ok(RoomId::parse(text)?)
+    RoomId::parse(text).map_err(|_| ApiError::NotFound(format!("no room {text:?}")))
 }
 
 /// Every room with its line.
@@ -187,7 +188,7 @@ pub(crate) async fn create(
     )?
     .applied_to(&rooms.configured());
     let room = Room {
-        id: room_id(&body.id)?,
+        id: RoomId::parse(&body.id)?,
         name: RoomName::new(&body.name)?,
         performances: performances(body.performance_ids)?,
         mode: body
@@ -229,7 +230,6 @@ pub(crate) async fn create(
     params(("roomId" = String, Path, description = "The room's id")),
     responses(
         (status = 200, description = "The room", body = AdminRoomBody),
-        (status = 400, description = "INVALID_REQUEST: not a room id", content_type = "application/problem+json", body = Problem),
         AdminUnauthorized,
         (status = 404, description = "NOT_FOUND: no such room (or the admin API is off)", content_type = "application/problem+json", body = Problem),
         Unavailable))]
@@ -297,7 +297,6 @@ pub(crate) async fn change(
     params(("roomId" = String, Path, description = "The room's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "INVALID_REQUEST: not a room id", content_type = "application/problem+json", body = Problem),
         AdminUnauthorized,
         (status = 404, description = "NOT_FOUND: no such room (or the admin API is off)", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "ROOM_BUSY: people wait or shop in it, or it is the room default", content_type = "application/problem+json", body = Problem),
@@ -325,7 +324,7 @@ pub(crate) async fn delete(
     params(("roomId" = String, Path, description = "The room's id"), ("token" = String, Path, description = "The queue token")),
     responses(
         (status = 204, description = "Revoked (or was not live in that room)"),
-        (status = 400, description = "INVALID_REQUEST: not a room id or not of a token's shape", content_type = "application/problem+json", body = Problem),
+        (status = 400, description = "INVALID_REQUEST: not of a token's shape", content_type = "application/problem+json", body = Problem),
         AdminUnauthorized,
         (status = 404, description = "NOT_FOUND: no such room (or the admin API is off)", content_type = "application/problem+json", body = Problem),
         Unavailable))]

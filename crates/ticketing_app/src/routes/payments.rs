@@ -7,11 +7,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use ticketing_domain::ids::{ReservationId, UserId};
 use ticketing_domain::payment::{Payment, PaymentForm, PaymentRequest, ReservationSelection};
+use ticketing_domain::queue::QueueToken;
 use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::headers::idempotency_key;
-use super::responses::{TokenNotAllowed, TokenRequired, Unavailable};
+use super::responses::{TokenNotAllowedHere, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
 use crate::problem::ApiError;
@@ -98,6 +99,37 @@ impl PaidBody {
     }
 }
 
+/// A payment for a performance that the token's room does not cover is 403 TOKEN_WRONG_ROOM,
+/// as its seat map and holds are. Judged only for a token ACTIVE now and reservations it may
+/// read (one read each, and none at all while the room `default` is the only room); anything
+/// else is the payment's own to answer, so that a keyed retry after the session ended still
+/// learns the first outcome and an unknown reservation is answered (and recorded) as before.
+async fn refuse_other_rooms(
+    state: &AppState,
+    token: &QueueToken,
+    payment: &PaymentRequest,
+) -> Result<(), ApiError> {
+    let rooms = &state.services.rooms;
+    if !rooms.has_rooms() {
+        return Ok(());
+    }
+    let Ok(active) = rooms.authorize(token.clone()).await else {
+        return Ok(());
+    };
+    for id in payment.reservations.ids() {
+        match state.services.reservations.reservation(&active, *id).await {
+            Ok(reservation) => rooms.check_scope(&active, reservation.performance)?,
+            Err(refused) => {
+                // Paying unchecked is not an option; retrying is.
+                if let unavailable @ ApiError::Unavailable(_) = ApiError::from(refused) {
+                    return Err(unavailable);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Pay for a held reservation, or several at once with one debit of their sum (all or none),
 /// from the balance; ends the token's session. Honours Idempotency-Key, also after that session
 /// ended.
@@ -108,7 +140,7 @@ impl PaidBody {
         (status = 200, description = "Paid", body = PaidBody),
         (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = Problem),
         TokenRequired,
-        TokenNotAllowed,
+        TokenNotAllowedHere,
         (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = Problem),
@@ -122,6 +154,7 @@ pub(crate) async fn pay(
     let payment = PaymentRequest::try_from(&*body)?;
     let form = payment.form;
     let key = idempotency_key(&request)?;
+    Attempts::Payments.answer(refuse_other_rooms(&state, &token, &payment).await)?;
     let receipt =
         Attempts::Payments.answer(state.services.payments.pay(token, payment, key).await)?;
     // A replay answers the first payment again; nothing was paid this time.

@@ -124,7 +124,10 @@ pub(crate) async fn enter(
         .transpose()?;
     let room = body
         .and_then(|body| body.room_id)
-        .map(|room| RoomId::parse(&room))
+        .map(|room| {
+            // What cannot be a room id names no room.
+            RoomId::parse(&room).map_err(|_| ApiError::NotFound(format!("no room {room:?}")))
+        })
         .transpose()?
         .unwrap_or_default();
     let client = client_key(&request, &state.trusted_proxies);

@@ -114,14 +114,14 @@ pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, Api
     params(("roomId" = String, Path, description = "The room's id, [a-z0-9-]{1,40}")),
     responses(
         (status = 200, description = "The room", body = RoomDetailBody),
-        (status = 400, description = "INVALID_REQUEST: not a room id", content_type = "application/problem+json", body = Problem),
-        (status = 404, description = "NOT_FOUND: no such room", content_type = "application/problem+json", body = Problem),
+        (status = 404, description = "NOT_FOUND: no such room (also for what cannot be a room id)", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn show(
     state: web::Data<AppState>,
     room: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = RoomId::parse(&room)?;
+    // Not a room id: no such room.
+    let id = RoomId::parse(&room).map_err(|_| ApiError::NotFound(format!("no room {room:?}")))?;
     let room = state.services.rooms.room(&id).await?;
     let (room_body, line) = body(&state, &room);
     let queue = &state.services.queue;

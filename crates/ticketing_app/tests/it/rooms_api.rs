@@ -188,12 +188,8 @@ async fn bad_rooms_are_refused_with_the_reason_and_nothing_is_created() {
     .await;
     assert_problem(app.get("/api/rooms/nowhere").await, 404, "NOT_FOUND").await;
     assert_problem(enter_room(&app, "nowhere", None).await, 404, "NOT_FOUND").await;
-    assert_problem(
-        enter_room(&app, "Not A Room", None).await,
-        400,
-        "INVALID_REQUEST",
-    )
-    .await;
+    assert_problem(enter_room(&app, "Not A Room", None).await, 404, "NOT_FOUND").await;
+    assert_problem(app.get("/api/rooms/Not%20A%20Room").await, 404, "NOT_FOUND").await;
 }
 
 #[tokio::test]
@@ -637,4 +633,30 @@ async fn a_new_rooms_token_works_at_once_on_an_instance_that_has_not_read_the_ro
     assert_eq!(seats.status().as_u16(), 200);
     let polled = app.get_at(&peer, &token, "/api/queue").await;
     assert_eq!(polled.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_hold_is_paid_only_with_a_token_of_its_room() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({})).await;
+    let room_token = entered(&app, "golden-hour", Some(7)).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = app.hold_at(&app.url(""), &room_token, 7, 1, 120, 5).await;
+    assert_eq!(held.status().as_u16(), 200);
+    let reservation: Value = held.json().await.unwrap();
+    let id = reservation["reservationId"].as_i64().unwrap();
+    assert_eq!(app.charge(7, 1_000_000, None).await.status().as_u16(), 200);
+
+    let default_token = app.active_token(Some(7)).await;
+    assert_problem(
+        app.pay(&default_token, id, 7, Some("wrong-room")).await,
+        403,
+        "TOKEN_WRONG_ROOM",
+    )
+    .await;
+    // Nothing was recorded under the key: the same key pays with the room's token.
+    let paid = app.pay(&room_token, id, 7, Some("wrong-room")).await;
+    assert_eq!(paid.status().as_u16(), 200);
 }

@@ -133,7 +133,7 @@ pub struct QueueService {
 impl std::fmt::Debug for QueueService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueService")
-            .field("policy", &self.default.policy)
+            .field("policy", &self.default.policy())
             .finish_non_exhaustive()
     }
 }
@@ -141,9 +141,10 @@ impl std::fmt::Debug for QueueService {
 /// One room's line as this instance follows it.
 struct Line {
     room: RoomId,
-    queue: Arc<dyn WaitingQueue>,
+    /// Swapped when the room's mode or configured settings change (see [`Line::reopen`]).
+    queue: RwLock<Arc<dyn WaitingQueue>>,
     keys: Arc<TokenKeys>,
-    policy: QueuePolicy,
+    policy: RwLock<QueuePolicy>,
     clock: Arc<dyn Clock>,
     line: RwLock<LineView>,
     keep_alive: Mutex<KeepAlive>,
@@ -241,9 +242,15 @@ impl QueueService {
     }
 
     /// Follows the line of `room` in `queue`, admitting by `policy` until an operator changes
-    /// its settings; replaces the line this instance followed for it, if any.
+    /// its settings. For a room whose line this instance follows already, only the store and the
+    /// policy change: what it knows of the line stays.
     pub fn open_room(&self, room: RoomId, queue: Arc<dyn WaitingQueue>, policy: QueuePolicy) {
         if room.is_default() {
+            return;
+        }
+        let mut rooms = self.rooms_mut();
+        if let Some(line) = rooms.get(&room) {
+            line.reopen(queue, policy);
             return;
         }
         let line = Line::new(
@@ -254,7 +261,7 @@ impl QueueService {
             self.clock.clone(),
             self.seeds.clone(),
         );
-        self.rooms_mut().insert(room, Arc::new(line));
+        rooms.insert(room, Arc::new(line));
     }
 
     /// Stops following the line of `room`: its tokens are refused here from now on.
@@ -353,8 +360,8 @@ impl QueueService {
 
     /// The admission rules of the room `default` as configured, before any operator change
     /// (see [`QueueService::settings`]).
-    pub fn policy(&self) -> &QueuePolicy {
-        &self.default.policy
+    pub fn policy(&self) -> QueuePolicy {
+        self.default.policy()
     }
 
     /// Enters the line of the room `default`; see [`WaitingQueue::enter`].
@@ -531,9 +538,9 @@ impl Line {
     ) -> Self {
         Self {
             room,
-            queue,
+            queue: RwLock::new(queue),
             keys,
-            policy,
+            policy: RwLock::new(policy),
             clock,
             seeds,
             draw: RwLock::default(),
@@ -543,6 +550,27 @@ impl Line {
             lines_lost: AtomicU64::default(),
             settings_changes: AtomicU64::default(),
         }
+    }
+
+    /// The line's store, as last opened.
+    fn store(&self) -> Arc<dyn WaitingQueue> {
+        self.queue
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The admission rules as configured for this line, before any operator change.
+    fn policy(&self) -> QueuePolicy {
+        *self.policy.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Follows the line in `queue` by `policy` from now on, keeping what this instance knows of
+    /// it (its view, the polls not yet reported, the settings and the draw): a room's settings
+    /// changed, its line did not.
+    fn reopen(&self, queue: Arc<dyn WaitingQueue>, policy: QueuePolicy) {
+        *self.queue.write().unwrap_or_else(PoisonError::into_inner) = queue;
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = policy;
     }
 
     fn settings(&self) -> LineSettings {
@@ -571,7 +599,7 @@ impl Line {
         user: Option<UserId>,
         client: &ClientKey,
     ) -> Result<QueueView, QueueError> {
-        let entered = self.queue.enter(user, client).await?;
+        let entered = self.store().enter(user, client).await?;
         let now = self.clock.now();
         if entered.opens_at.is_some() && self.settings().opens_at != entered.opens_at {
             // An opening scheduled on another instance since this one's last step: followed at
@@ -614,7 +642,7 @@ impl Line {
             }
             _ => {}
         }
-        match self.queue.lookup(&ticket, true).await {
+        match self.store().lookup(&ticket, true).await {
             Ok(Some(state)) => {
                 self.learned(&ticket, state, now);
                 Ok(self.view(token, &ticket, state, now))
@@ -639,14 +667,14 @@ impl Line {
 
     /// Ends `ticket` in the store, then here; answers whether it was live.
     async fn end(&self, ticket: &Ticket) -> Result<bool, QueueError> {
-        let was_live = self.queue.revoke(ticket).await?;
+        let was_live = self.store().revoke(ticket).await?;
         self.line_mut().note_dead(ticket, self.clock.now());
         Ok(was_live)
     }
 
     /// Ends a session whatever the store answers: here at once, in the store if it can.
     async fn end_session(&self, ticket: &Ticket) -> Result<(), QueueError> {
-        let ended = self.queue.revoke(ticket).await.map(drop);
+        let ended = self.store().revoke(ticket).await.map(drop);
         self.line_mut().note_dead(ticket, self.clock.now());
         ended
     }
@@ -662,7 +690,7 @@ impl Line {
             }
             _ => {}
         }
-        match self.queue.lookup(&ticket, false).await {
+        match self.store().lookup(&ticket, false).await {
             Ok(Some(state)) => {
                 self.learned(&ticket, state, now);
                 match state {
@@ -695,7 +723,7 @@ impl Line {
         // The view is as old as the moment the store was read, not as the moment the answer
         // arrived: a slow step must not make stale data look fresh.
         let read_at = self.clock.now();
-        match self.queue.advance(&seen, &cursor).await {
+        match self.store().advance(&seen, &cursor).await {
             Ok(step) => {
                 let now = self.clock.now();
                 let changed_meanwhile =
@@ -720,18 +748,18 @@ impl Line {
                     // the orders differ, but the store keeps the seed with the order it keeps.
                     let seed = step.draw.pending.unwrap_or_else(|| self.seeds.seed());
                     let order = drawn_order(&seed, range);
-                    let drawn = self.queue.draw(range, &seed, &order).await?;
+                    let drawn = self.store().draw(range, &seed, &order).await?;
                     let _ = drawn;
                 }
                 let to_load = self.line().draw_to_load();
                 if let Some(range) = to_load {
-                    if let Some((recorded, order)) = self.queue.draw_order().await? {
+                    if let Some((recorded, order)) = self.store().draw_order().await? {
                         if recorded == range {
                             self.line_mut().load_draw(range, &order);
                         }
                     }
                 }
-                let idle = chrono::Duration::from_std(self.policy.waiting_idle_timeout)
+                let idle = chrono::Duration::from_std(self.policy().waiting_idle_timeout)
                     .unwrap_or(chrono::Duration::MAX);
                 let head = self.line().head();
                 self.keep_alive()
@@ -767,11 +795,16 @@ impl Line {
     /// Whether a poll at `position` must reach the store: only near enough the front for its
     /// liveness to matter (see [`QueuePolicy::keep_alive_window`]).
     fn tracked(&self, position: u64) -> bool {
-        position <= self.settings().applied_to(&self.policy).keep_alive_window()
+        position
+            <= self
+                .settings()
+                .applied_to(&self.policy())
+                .keep_alive_window()
     }
 
     fn polled_within_idle(&self, seq: Seq, now: DateTime<Utc>) -> bool {
-        let idle = chrono::Duration::from_std(self.policy.waiting_idle_timeout).unwrap_or_default();
+        let idle =
+            chrono::Duration::from_std(self.policy().waiting_idle_timeout).unwrap_or_default();
         self.keep_alive()
             .last_poll
             .get(&seq)
@@ -825,7 +858,7 @@ impl Line {
             },
             TicketState::Waiting { position } => {
                 let settings = self.settings();
-                let policy = settings.applied_to(&self.policy);
+                let policy = settings.applied_to(&self.policy());
                 // The store answers position 0 in a pre-queue even before this instance's
                 // settings say so.
                 if settings.opens_at.is_some() || position == 0 {

@@ -32,6 +32,8 @@ struct Registry {
     /// Which room covers a performance; a performance not in it is the room `default`'s.
     covering: HashMap<PerformanceId, RoomId>,
     controls: HashMap<RoomId, Arc<dyn QueueControls>>,
+    /// The read of the rooms last applied: an older read finishing later is not applied.
+    applied_read: u64,
 }
 
 /// The rooms' use cases.
@@ -44,6 +46,8 @@ pub struct RoomService {
     registry: Arc<RwLock<Registry>>,
     /// When a token of an unknown room last made this instance read the rooms.
     caught_up: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// Numbers the reads of the rooms, so that only the newest is applied.
+    reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How often, at most, tokens of rooms this instance does not know make it read the rooms.
@@ -72,6 +76,7 @@ impl RoomService {
             default_controls,
             registry: Arc::default(),
             caught_up: Arc::default(),
+            reads: Arc::default(),
         }
     }
 
@@ -87,11 +92,11 @@ impl RoomService {
     /// The settings a new room's line takes where the operator gave none: the configured ones of
     /// the room `default`.
     pub fn configured(&self) -> LineSettings {
-        LineSettings::from_policy(self.queue.policy())
+        LineSettings::from_policy(&self.queue.policy())
     }
 
     fn policy_of(&self, room: &Room) -> QueuePolicy {
-        let configured = *self.queue.policy();
+        let configured = self.queue.policy();
         room.line
             .map_or(configured, |line| line.applied_to(&configured))
     }
@@ -103,6 +108,10 @@ impl RoomService {
     /// # Errors
     /// [`RoomError::Infrastructure`] when the store cannot answer; what was known stays.
     pub async fn refresh(&self) -> Result<(), RoomError> {
+        let read = self
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            .saturating_add(1);
         let stored = self.repository.list().await?;
         let mut rooms = HashMap::new();
         let mut covering = HashMap::new();
@@ -119,6 +128,12 @@ impl RoomService {
             .registry
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        if read < registry.applied_read {
+            // A newer read was applied meanwhile (refreshes run from the job, a change and a
+            // request at once): this one is older news.
+            return Ok(());
+        }
+        registry.applied_read = read;
         let gone: Vec<RoomId> = registry
             .rooms
             .keys()
@@ -165,7 +180,9 @@ impl RoomService {
         if let Some(room) = self.known(id) {
             return Ok(room);
         }
-        self.refresh().await?;
+        if self.may_catch_up() {
+            self.refresh().await?;
+        }
         self.known(id).ok_or(RoomError::NotFound(*id))
     }
 
@@ -183,6 +200,11 @@ impl RoomService {
             return Some(self.default_controls.clone());
         }
         self.registry().controls.get(id).cloned()
+    }
+
+    /// Whether any room but `default` exists (as this instance last read the rooms).
+    pub fn has_rooms(&self) -> bool {
+        self.registry().rooms.keys().any(|id| !id.is_default())
     }
 
     /// The room whose tokens open `performance`'s seat map, holds and payments.
@@ -217,22 +239,26 @@ impl RoomService {
     /// new room's tokens work on every instance at once and a deleted room's cannot make it
     /// read the store on every request.
     async fn catch_up_for(&self, token: &QueueToken) {
-        if !self.queue.names_unknown_room(token) {
-            return;
+        if self.queue.names_unknown_room(token) && self.may_catch_up() {
+            // On failure the token is judged with what is known: a 401 for a room still unknown.
+            let _ = self.refresh().await;
         }
+    }
+
+    /// Whether a request naming a room this instance does not know may make it read the rooms
+    /// now: at most every [`CATCH_UP_EVERY`], so that anyone naming rooms that do not exist
+    /// cannot make every request read the store.
+    fn may_catch_up(&self) -> bool {
         let now = self.queue.now();
-        {
-            let mut last = self
-                .caught_up
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|at| now.signed_duration_since(at) < CATCH_UP_EVERY) {
-                return;
-            }
-            *last = Some(now);
+        let mut last = self
+            .caught_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now.signed_duration_since(at) < CATCH_UP_EVERY) {
+            return false;
         }
-        // On failure the token is judged with what is known: a 401 for a room still unknown.
-        let _ = self.refresh().await;
+        *last = Some(now);
+        true
     }
 
     /// [`QueueService::authorize`], for a token of any room, also one made on another instance
@@ -322,9 +348,11 @@ impl RoomService {
             return Err(RoomError::Exists(room.id));
         }
         let line = room.line.unwrap_or_else(|| self.configured());
+        // Versions start at the creation time, so that a room deleted and created again under
+        // the same id between two reads of an instance is still seen as changed there.
         let room = Room {
             line: Some(line),
-            version: 1,
+            version: self.queue.now().timestamp_millis().max(1),
             ..room
         };
         self.repository.create(&room).await?;
