@@ -104,6 +104,9 @@ pub struct RedisWaitingQueue {
     passthrough: bool,
     /// How often the caller steps the line: a step may admit what falls due until the next.
     step_interval: Duration,
+    /// What the line starts with, when it does not exist, besides the configured values: a
+    /// pause and a scheduled opening (a room's stored settings).
+    starts_with: Option<(bool, Option<DateTime<Utc>>)>,
 }
 
 impl std::fmt::Debug for RedisWaitingQueue {
@@ -282,6 +285,18 @@ impl RedisWaitingQueue {
             scripts: Arc::new(Scripts::load()),
             passthrough: false,
             step_interval: Duration::ZERO,
+            starts_with: None,
+        }
+    }
+
+    /// This line, when it does not exist yet (never did, or Redis lost it), starting with the
+    /// pause and the scheduled opening (if still ahead) of `settings`, besides their configured
+    /// rate, capacity and session length (the policy): a room's stored settings, so that the
+    /// room comes back as its operator left it.
+    pub fn starting_with(self, settings: &LineSettings) -> Self {
+        Self {
+            starts_with: Some((settings.paused, settings.opens_at)),
+            ..self
         }
     }
 
@@ -353,7 +368,18 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(self.bucket_ms())
             .arg(self.policy.entry_rate_per_client.map_or(0, |r| r.get()))
             .arg(self.policy.keep_alive_window())
-            .arg(self.passthrough_flag());
+            .arg(self.passthrough_flag())
+            .arg(match self.starts_with {
+                Some((true, _)) => "1",
+                Some((false, _)) => "0",
+                None => "",
+            })
+            .arg(
+                self.starts_with
+                    .and_then(|(_, opens_at)| opens_at)
+                    .map(|at| at.timestamp_millis().to_string())
+                    .unwrap_or_default(),
+            );
         let (status, epoch, seq, number, opens_at): (String, String, i64, i64, i64) = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)

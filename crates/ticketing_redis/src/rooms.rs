@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ticketing_domain::queue::QueuePolicy;
+use ticketing_domain::queue::{LineSettings, QueuePolicy};
 use ticketing_domain::rooms::{RoomId, RoomLineStores, RoomLines, RoomMode};
 
 use crate::pool::RedisPool;
@@ -38,12 +38,19 @@ impl RedisRoomLines {
 }
 
 impl RoomLines for RedisRoomLines {
-    fn open(&self, room: &RoomId, policy: QueuePolicy, mode: RoomMode) -> RoomLineStores {
+    fn open(
+        &self,
+        room: &RoomId,
+        policy: QueuePolicy,
+        mode: RoomMode,
+        settings: &LineSettings,
+    ) -> RoomLineStores {
         let keys = RedisWaitingQueue::keys_of_room(&self.prefix, room);
         let line = Arc::new(
             RedisWaitingQueue::new(self.pool.clone(), &keys, policy)
                 .in_mode(mode)
-                .stepped_every(self.step_interval),
+                .stepped_every(self.step_interval)
+                .starting_with(settings),
         );
         RoomLineStores {
             queue: line.clone(),

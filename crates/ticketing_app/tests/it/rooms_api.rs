@@ -660,3 +660,36 @@ async fn a_hold_is_paid_only_with_a_token_of_its_room() {
     let paid = app.pay(&room_token, id, 7, Some("wrong-room")).await;
     assert_eq!(paid.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn a_paused_room_whose_line_redis_lost_comes_back_paused_with_its_opening() {
+    let app = admin_app().await;
+    let opens_at = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    golden_hour(&app, json!({"paused": true, "opensAt": opens_at})).await;
+    entered(&app, "golden-hour", None).await;
+    let mut redis = redis::Client::open(app.redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{}:room:golden-hour}}:*", app.redis.prefix()))
+        .query(&mut redis)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(keys).query(&mut redis).unwrap();
+
+    let again = entered(&app, "golden-hour", None).await;
+    assert_eq!(again["status"], "WAITING", "{again}");
+    assert_eq!(again["opensAt"], opens_at.as_str(), "{again}");
+    let details: Value = admin(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/rooms/golden-hour",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(details["paused"], true, "{details}");
+}

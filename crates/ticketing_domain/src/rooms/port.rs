@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::errors::RoomError;
 use super::id::RoomId;
 use super::room::{Room, RoomMode};
-use crate::queue::{QueueControls, QueuePolicy, WaitingQueue};
+use crate::queue::{LineSettings, QueueControls, QueuePolicy, WaitingQueue};
 
 /// The source of truth for rooms and their settings: they outlive restarts of every instance
 /// and a loss of the lines' store.
@@ -62,6 +62,13 @@ impl std::fmt::Debug for RoomLineStores {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 pub trait RoomLines: Send + Sync {
     /// The line of room `room`, admitting by `policy` unless an operator changed its settings,
-    /// in `mode`.
-    fn open(&self, room: &RoomId, policy: QueuePolicy, mode: RoomMode) -> RoomLineStores;
+    /// in `mode`. A line that does not exist in the store (new, or lost) starts with `settings`
+    /// (the room's stored ones: a pause, a scheduled opening still ahead).
+    fn open(
+        &self,
+        room: &RoomId,
+        policy: QueuePolicy,
+        mode: RoomMode,
+        settings: &LineSettings,
+    ) -> RoomLineStores;
 }

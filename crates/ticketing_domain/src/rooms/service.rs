@@ -149,7 +149,10 @@ impl RoomService {
             let opened = registry.controls.contains_key(&room.id);
             if !opened || known.is_none_or(|known| known.version != room.version) {
                 let policy = self.policy_of(room);
-                let stores = self.lines.open(&room.id, policy, room.mode);
+                let settings = room
+                    .line
+                    .unwrap_or_else(|| LineSettings::from_policy(&policy));
+                let stores = self.lines.open(&room.id, policy, room.mode, &settings);
                 self.queue.open_room(room.id, stores.queue, policy);
                 registry.controls.insert(room.id, stores.controls);
             }
@@ -355,26 +358,23 @@ impl RoomService {
             version: self.queue.now().timestamp_millis().max(1),
             ..room
         };
+        self.refresh().await?;
+        if self.known(&room.id).is_some() {
+            return Err(RoomError::Exists(room.id));
+        }
+        // The line's settings first, then the room: an instance that opens the line at its next
+        // read of the rooms finds them in force. The line may outlive a room of the same id
+        // deleted before (its store keeps it until it empties): these settings replace its.
+        let stores = self
+            .lines
+            .open(&room.id, self.policy_of(&room), room.mode, &line);
+        let (_, after) = stores
+            .controls
+            .change(&self.queue.seeded(full_settings(&line)))
+            .await?;
         self.repository.create(&room).await?;
         self.refresh().await?;
-        let controls = self
-            .controls(&room.id)
-            .ok_or(RoomError::NotFound(room.id))?;
-        // The line may outlive a room of the same id deleted before (its store keeps it until
-        // it empties): the new room's settings replace whatever it had.
-        match controls
-            .change(&self.queue.seeded(full_settings(&line)))
-            .await
-        {
-            Ok((_, after)) => self.queue.settings_changed(&room.id, after),
-            Err(refused) => {
-                // A room whose line did not take its settings is not created: the operator
-                // retries the whole creation.
-                let _ = self.repository.delete(&room.id).await;
-                let _ = self.refresh().await;
-                return Err(refused.into());
-            }
-        }
+        self.queue.settings_changed(&room.id, after);
         self.details(&room.id).await
     }
 

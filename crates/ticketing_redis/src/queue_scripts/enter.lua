@@ -1,7 +1,10 @@
 -- Enter the line. KEYS[15] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
 -- bucket_ms, entries per second per client (0 = unlimited), keep-alive window, '1' when the
--- room is passthrough (no rate or capacity applied, admissions still counted).
+-- room is passthrough (no rate or capacity applied, admissions still counted), then what a new
+-- line starts with besides the configured values: '1'/'0' paused ('' none) and a scheduled
+-- opening in ms ('' none): a room's stored settings, so that a line its store lost comes back
+-- as the operator left it.
 -- Returns {status, epoch, place, number, opens_at}: number is the expiry (ACTIVE: a live place
 -- handed back; ADMITTED: admitted by this entry), the position (WAITING) or the milliseconds to
 -- wait (RATE_LIMITED); opens_at (ms, 0 when none) is a scheduled opening's time.
@@ -9,6 +12,16 @@ local candidate, user = ARGV[1], ARGV[2]
 local max_active, rate = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl_ms, idle_ms, bucket_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local client_limit, window = tonumber(ARGV[8]), tonumber(ARGV[9])
+local start_paused, start_opens_at = ARGV[11] or '', ARGV[12] or ''
+local epoch = redis.call('GET', epoch_key)
+if not epoch and redis.call('EXISTS', settings_key) == 0 then
+  -- A line that does not exist yet (never did, or its store lost it): it starts with the
+  -- room's stored pause and a scheduled opening that is still ahead.
+  if start_paused ~= '' then redis.call('HSET', settings_key, 'paused', start_paused) end
+  if start_opens_at ~= '' and tonumber(start_opens_at) > now then
+    redis.call('HSET', settings_key, 'opens_at', start_opens_at)
+  end
+end
 local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 if ARGV[10] == '1' then rate, max_active = UNLIMITED, UNLIMITED end
@@ -21,7 +34,6 @@ if client_limit > 0 then
   end
 end
 
-local epoch = redis.call('GET', epoch_key)
 if not epoch then
   epoch = candidate
   redis.call('SET', epoch_key, epoch)
