@@ -46,7 +46,7 @@ pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] [--room ID] <c
   revoke <token>              end one queue token on every instance
   rooms list                  every waiting room with its line
   rooms create <id> --name NAME --performances 119,120 [--admit-per-second N] [--max-active N]
-        [--active-ttl-seconds N] [--mode fifo|passthrough|reject] [--opens-at T] [--closes-at T]
+        [--active-ttl-seconds N] [--mode fifo|random|passthrough|reject] [--opens-at T] [--closes-at T]
   rooms delete <id>           delete a room nobody waits or shops in
 --room ID steers that room's line (default: the room default). The server is --url, else
 $TICKETING_URL, else http://127.0.0.1:8080; the token is APP__ADMIN__TOKEN.";

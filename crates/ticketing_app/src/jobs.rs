@@ -1,6 +1,7 @@
 //! Background jobs every instance runs; each is safe to run on any number of instances at once.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ticketing_domain::error::ErrorChain;
@@ -195,49 +196,89 @@ async fn follow_the_rooms(state: AppState) {
     }
 }
 
-/// One step of every room's line, each room's beside the others' so that a room whose line fails
-/// or is slow does not stall the rest: reports this instance's polls, moves people from the
+/// One step of every room's line, each room's in a task of its own so that a room whose line
+/// fails or is slow does not hold up the rest: reports this instance's polls, moves people from the
 /// front of each line to its active set within the room's shared budget, and refreshes this
 /// instance's view of each line.
 async fn admit_in_every_room(state: AppState, interval: Duration) {
     let mut ticker = ticker(interval);
-    let mut lines_lost_reported: HashMap<RoomId, u64> = HashMap::new();
+    let lines_lost_reported: Arc<Mutex<HashMap<RoomId, u64>>> = Arc::default();
+    let mut running: HashMap<RoomId, RoomStep> = HashMap::new();
     loop {
         ticker.tick().await;
-        let queue = &state.services.queue;
-        let rooms = queue.rooms();
-        let steps = rooms
-            .iter()
-            .map(|room| async move { (room, queue.advance_room(room).await) });
-        for (room, outcome) in futures::future::join_all(steps).await {
-            match outcome {
-                Ok(report) => {
-                    crate::observability::admission_step(room, &report);
-                    if let Some(settings) = queue.room_settings(room) {
-                        crate::observability::queue_settings(room, &settings, queue.now());
-                    }
-                    let lost = queue.room_lines_lost(room);
-                    let reported = lines_lost_reported.entry(*room).or_default();
-                    crate::observability::lines_lost(room, lost.saturating_sub(*reported));
-                    *reported = lost;
-                    if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
-                        tracing::debug!(
-                            room = %room,
-                            admitted = report.admitted,
-                            expired = report.expired,
-                            dropped_idle = report.dropped_idle,
-                            waiting = report.waiting,
-                            active = report.active,
-                            "admission step"
-                        );
-                    }
-                }
-                Err(error) => {
-                    crate::observability::admission_step_failed(room);
-                    tracing::warn!(room = %room, error = %ErrorChain(&error), "admission step failed; retrying next tick");
-                }
+        let rooms = state.services.queue.rooms();
+        // A room whose last step still runs (its Redis master slow or away) skips this tick;
+        // the others step as usual.
+        for room in &rooms {
+            if running.get(room).is_some_and(|step| !step.0.is_finished()) {
+                continue;
+            }
+            let (state, room, reported) = (state.clone(), *room, lines_lost_reported.clone());
+            running.insert(
+                room,
+                RoomStep(tokio::spawn(async move {
+                    step_room(&state, &room, &reported).await
+                })),
+            );
+        }
+        // A deleted room's gauges would otherwise keep their last values.
+        running.retain(|room, _| {
+            let kept = rooms.contains(room);
+            if !kept {
+                crate::observability::room_gone(room);
+            }
+            kept
+        });
+        lines_lost_reported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|room, _| rooms.contains(room));
+    }
+}
+
+/// A room's step running in a task of its own; stopped with the job (when the job is aborted,
+/// its map of steps is dropped), so that no step outlives the server's shutdown.
+struct RoomStep(JoinHandle<()>);
+
+impl Drop for RoomStep {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One step of `room`'s line, and its metrics.
+async fn step_room(state: &AppState, room: &RoomId, lost_reported: &Mutex<HashMap<RoomId, u64>>) {
+    let queue = &state.services.queue;
+    match queue.advance_room(room).await {
+        Ok(report) => {
+            crate::observability::admission_step(room, &report);
+            if let Some(settings) = queue.room_settings(room) {
+                crate::observability::queue_settings(room, &settings, queue.now());
+            }
+            let lost = queue.room_lines_lost(room);
+            let newly = {
+                let mut reported = lost_reported.lock().unwrap_or_else(PoisonError::into_inner);
+                let reported = reported.entry(*room).or_default();
+                let newly = lost.saturating_sub(*reported);
+                *reported = lost;
+                newly
+            };
+            crate::observability::lines_lost(room, newly);
+            if report.admitted > 0 || report.expired > 0 || report.dropped_idle > 0 {
+                tracing::debug!(
+                    room = %room,
+                    admitted = report.admitted,
+                    expired = report.expired,
+                    dropped_idle = report.dropped_idle,
+                    waiting = report.waiting,
+                    active = report.active,
+                    "admission step"
+                );
             }
         }
-        lines_lost_reported.retain(|room, _| rooms.contains(room));
+        Err(error) => {
+            crate::observability::admission_step_failed(room);
+            tracing::warn!(room = %room, error = %ErrorChain(&error), "admission step failed; retrying next tick");
+        }
     }
 }

@@ -191,6 +191,20 @@ pub fn queue_settings(
     gauge!("queue_seconds_until_opening", "room" => room).set(until_opening);
 }
 
+/// A room was deleted: its gauges read 0, so that no alert fires on its last values.
+pub fn room_gone(room: &RoomId) {
+    let room = room.to_string();
+    for name in [
+        "queue_waiting",
+        "queue_active",
+        "queue_admitted_last_step",
+        "queue_paused",
+        "queue_seconds_until_opening",
+    ] {
+        gauge!(name, "room" => room.clone()).set(0.0);
+    }
+}
+
 /// Times this instance found `room`'s line gone from Redis (flushed, or a Redis without its
 /// data): every token of the old line is dead, people must enter again.
 pub fn lines_lost(room: &RoomId, newly: u64) {

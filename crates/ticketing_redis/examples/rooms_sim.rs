@@ -398,7 +398,12 @@ async fn main() {
         Arc::new(FixedSeed(DrawSeed::from_bytes([7; 32]))),
     );
     for (id, line) in ids.iter().zip(&lines) {
-        service.open_room(*id, line.clone() as Arc<dyn WaitingQueue>, policy());
+        service.open_room(
+            *id,
+            line.clone() as Arc<dyn WaitingQueue>,
+            policy(),
+            RoomMode::Fifo,
+        );
         service.advance_room(id).await.unwrap();
     }
     let far_back: Vec<QueueToken> = ids

@@ -100,8 +100,9 @@ pub struct RedisWaitingQueue {
     keys: Arc<QueueKeys>,
     policy: QueuePolicy,
     scripts: Arc<Scripts>,
-    /// Nobody waits: the rate and capacity are not applied (a `passthrough` room).
-    passthrough: bool,
+    /// How the line admits: fifo, passthrough (nobody waits: the rate and capacity are not
+    /// applied) or random (the waiting are admitted in random order, batch by batch).
+    mode: RoomMode,
     /// How often the caller steps the line: a step may admit what falls due until the next.
     step_interval: Duration,
     /// What the line starts with, when it does not exist, besides the configured values: a
@@ -283,7 +284,7 @@ impl RedisWaitingQueue {
             keys: Arc::new(QueueKeys::new(keys)),
             policy,
             scripts: Arc::new(Scripts::load()),
-            passthrough: false,
+            mode: RoomMode::Fifo,
             step_interval: Duration::ZERO,
             starts_with: None,
         }
@@ -324,19 +325,28 @@ impl RedisWaitingQueue {
     }
 
     /// This line in `mode`: a passthrough room admits every entry at once, its rate and
-    /// capacity not applied (admissions are still counted).
+    /// capacity not applied (admissions are still counted); a random room draws the order of
+    /// everyone waiting whenever the front has passed the last batch, and admits through it.
     pub fn in_mode(self, mode: RoomMode) -> Self {
-        Self {
-            passthrough: mode == RoomMode::Passthrough,
-            ..self
+        Self { mode, ..self }
+    }
+
+    /// The mode as the scripts take it.
+    fn mode_flag(&self) -> &'static str {
+        match self.mode {
+            RoomMode::Passthrough => "passthrough",
+            RoomMode::Random => "random",
+            RoomMode::Fifo | RoomMode::Reject => "",
         }
     }
 
-    fn passthrough_flag(&self) -> &'static str {
-        if self.passthrough {
-            "1"
+    /// How far from the front polls count for liveness: in a random room anyone may be drawn
+    /// to the front at the next batch, so every poll does.
+    fn keep_alive_window(&self) -> u64 {
+        if self.mode == RoomMode::Random {
+            u64::MAX / 2
         } else {
-            "0"
+            self.policy.keep_alive_window()
         }
     }
 
@@ -367,8 +377,8 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(self.idle_ms())
             .arg(self.bucket_ms())
             .arg(self.policy.entry_rate_per_client.map_or(0, |r| r.get()))
-            .arg(self.policy.keep_alive_window())
-            .arg(self.passthrough_flag())
+            .arg(self.keep_alive_window())
+            .arg(self.mode_flag())
             .arg(match self.starts_with {
                 Some((true, _)) => "1",
                 Some((false, _)) => "0",
@@ -423,7 +433,7 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(self.idle_ms())
             .arg(self.bucket_ms())
             .arg(if keep_alive { "1" } else { "0" })
-            .arg(self.policy.keep_alive_window());
+            .arg(self.keep_alive_window());
         let (status, number): (String, i64) = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
@@ -440,7 +450,7 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(ticket.user.map(|u| u.get().to_string()).unwrap_or_default())
             .arg(self.idle_ms())
             .arg(self.bucket_ms())
-            .arg(self.policy.keep_alive_window());
+            .arg(self.keep_alive_window());
         let was_live: i64 = self
             .pool
             .run(async |connection| invocation.invoke_async(connection).await)
@@ -462,7 +472,7 @@ impl WaitingQueue for RedisWaitingQueue {
             .arg(WALK_LIMIT)
             .arg(cursor_epoch)
             .arg(cursor_id)
-            .arg(self.passthrough_flag())
+            .arg(self.mode_flag())
             .arg(millis(self.step_interval))
             .arg(seen);
         let reply: Value = self

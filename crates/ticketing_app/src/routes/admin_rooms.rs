@@ -44,7 +44,7 @@ pub(crate) struct AdminRoomBody {
     admit_per_second: u32,
     max_active: u32,
     active_ttl_seconds: u64,
-    /// fifo, passthrough or reject.
+    /// fifo, random, passthrough or reject.
     #[schema(value_type = String, example = "fifo")]
     mode: &'static str,
     opens_at: Option<String>,
@@ -94,7 +94,7 @@ pub(crate) struct NewRoomBody {
     admit_per_second: Option<i64>,
     max_active: Option<i64>,
     active_ttl_seconds: Option<i64>,
-    /// fifo (default), passthrough or reject.
+    /// fifo (default), random, passthrough or reject.
     mode: Option<String>,
     /// RFC 3339, in the future: a pre-queue until then, then a fair draw.
     opens_at: Option<String>,

@@ -693,3 +693,80 @@ async fn a_paused_room_whose_line_redis_lost_comes_back_paused_with_its_opening(
     .unwrap();
     assert_eq!(details["paused"], true, "{details}");
 }
+
+#[tokio::test]
+async fn a_random_room_admits_its_waiting_people_in_a_drawn_order() {
+    let app = admin_app().await;
+    golden_hour(
+        &app,
+        json!({"mode": "random", "paused": true, "admitPerSecond": 10, "maxActive": 12}),
+    )
+    .await;
+    let mut tokens = Vec::new();
+    for user in 1..=30 {
+        let body = entered(&app, "golden-hour", Some(user)).await;
+        assert_eq!(body["status"], "WAITING");
+        tokens.push(body["token"].as_str().unwrap().to_string());
+    }
+    let resumed = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/admin/rooms/golden-hour",
+        Some(json!({"paused": false})),
+    )
+    .await;
+    assert_eq!(resumed.status().as_u16(), 200);
+
+    // Admitted at the room's rate, in the batch's drawn order; the room's capacity keeps the
+    // front inside the batch, so that its order stays in force for the checks below.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let admitted = loop {
+        let mut admitted = Vec::new();
+        for (arrival, token) in tokens.iter().enumerate() {
+            let polled: Value = app.poll_queue(token).await.json().await.unwrap();
+            if polled["status"] == "ACTIVE" {
+                admitted.push(arrival + 1);
+            }
+        }
+        if admitted.len() >= 10 || std::time::Instant::now() > deadline {
+            break admitted;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(admitted.len() >= 10, "admitted {admitted:?}");
+    // The first ten to arrive being the first ten admitted: a chance of one in 30 million.
+    assert_ne!(
+        admitted[..10],
+        (1..=10).collect::<Vec<_>>()[..],
+        "{admitted:?}"
+    );
+    // Published by the instance's step that followed the draw, which may still be in flight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let room: Value = app
+            .get("/api/rooms/golden-hour")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if room["drawRange"] == json!({"after": 0, "through": 30}) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no draw published: {room}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Once the instance holds the drawn order, every place has a number of its own.
+    let mut numbers = std::collections::BTreeSet::new();
+    for token in &tokens {
+        let polled: Value = app.poll_queue(token).await.json().await.unwrap();
+        numbers.insert(polled["ticketNumber"].as_u64().unwrap());
+    }
+    assert_eq!(
+        numbers,
+        (1..=30).collect(),
+        "every place has a number of its own"
+    );
+}

@@ -18,7 +18,7 @@ use super::port::{AdmissionReport, ClientKey, TicketState, WaitingQueue};
 use super::token::{QueueToken, Seq, Ticket, TokenKeys};
 use crate::clock::Clock;
 use crate::ids::UserId;
-use crate::rooms::RoomId;
+use crate::rooms::{RoomId, RoomMode};
 
 /// The oldest a view may be for its "yes" to be trusted while the store answers: past it the
 /// store is asked, so a revocation is never missed for longer than this (the contract's 1 s).
@@ -157,6 +157,9 @@ struct Line {
     lines_lost: AtomicU64,
     /// Bumped by every settings change made here, so a step read before it does not undo it.
     settings_changes: AtomicU64,
+    /// A random room: anyone may be drawn to the front at the next batch, so every poll counts
+    /// for liveness, however far back.
+    random: std::sync::atomic::AtomicBool,
 }
 
 /// The operator's use cases: the line's status, live settings, revocation.
@@ -244,13 +247,19 @@ impl QueueService {
     /// Follows the line of `room` in `queue`, admitting by `policy` until an operator changes
     /// its settings. For a room whose line this instance follows already, only the store and the
     /// policy change: what it knows of the line stays.
-    pub fn open_room(&self, room: RoomId, queue: Arc<dyn WaitingQueue>, policy: QueuePolicy) {
+    pub fn open_room(
+        &self,
+        room: RoomId,
+        queue: Arc<dyn WaitingQueue>,
+        policy: QueuePolicy,
+        mode: RoomMode,
+    ) {
         if room.is_default() {
             return;
         }
         let mut rooms = self.rooms_mut();
         if let Some(line) = rooms.get(&room) {
-            line.reopen(queue, policy);
+            line.reopen(queue, policy, mode);
             return;
         }
         let line = Line::new(
@@ -261,6 +270,7 @@ impl QueueService {
             self.clock.clone(),
             self.seeds.clone(),
         );
+        line.reopen(line.store(), policy, mode);
         rooms.insert(room, Arc::new(line));
     }
 
@@ -549,6 +559,7 @@ impl Line {
             settings: RwLock::new(LineSettings::from_policy(&policy)),
             lines_lost: AtomicU64::default(),
             settings_changes: AtomicU64::default(),
+            random: std::sync::atomic::AtomicBool::default(),
         }
     }
 
@@ -568,9 +579,11 @@ impl Line {
     /// Follows the line in `queue` by `policy` from now on, keeping what this instance knows of
     /// it (its view, the polls not yet reported, the settings and the draw): a room's settings
     /// changed, its line did not.
-    fn reopen(&self, queue: Arc<dyn WaitingQueue>, policy: QueuePolicy) {
+    fn reopen(&self, queue: Arc<dyn WaitingQueue>, policy: QueuePolicy, mode: RoomMode) {
         *self.queue.write().unwrap_or_else(PoisonError::into_inner) = queue;
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = policy;
+        self.random
+            .store(mode == RoomMode::Random, Ordering::Release);
     }
 
     fn settings(&self) -> LineSettings {
@@ -795,11 +808,12 @@ impl Line {
     /// Whether a poll at `position` must reach the store: only near enough the front for its
     /// liveness to matter (see [`QueuePolicy::keep_alive_window`]).
     fn tracked(&self, position: u64) -> bool {
-        position
-            <= self
-                .settings()
-                .applied_to(&self.policy())
-                .keep_alive_window()
+        self.random.load(Ordering::Acquire)
+            || position
+                <= self
+                    .settings()
+                    .applied_to(&self.policy())
+                    .keep_alive_window()
     }
 
     fn polled_within_idle(&self, seq: Seq, now: DateTime<Utc>) -> bool {

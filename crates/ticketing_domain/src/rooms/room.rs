@@ -12,6 +12,10 @@ pub enum RoomMode {
     /// First come, first served; a scheduled opening draws the order of those who came before.
     #[default]
     Fifo,
+    /// Admissions in random order: whenever the front has passed the last batch, everyone
+    /// waiting is drawn in a uniformly random order and admitted through it (at the room's rate),
+    /// before those who arrive later, who make the next batch.
+    Random,
     /// Nobody waits: every entry is ACTIVE at once, the rate and capacity are not applied.
     Passthrough,
     /// New entries are refused; people already in keep their places and sessions.
@@ -23,6 +27,7 @@ impl RoomMode {
     pub fn as_str(self) -> &'static str {
         match self {
             RoomMode::Fifo => "fifo",
+            RoomMode::Random => "random",
             RoomMode::Passthrough => "passthrough",
             RoomMode::Reject => "reject",
         }
@@ -31,18 +36,15 @@ impl RoomMode {
     /// Reads the contract's spelling.
     ///
     /// # Errors
-    /// [`InvalidSetting`] for anything else, and for `random`, which this service does not offer
-    /// yet.
+    /// [`InvalidSetting`] for anything else.
     pub fn parse(text: &str) -> Result<Self, InvalidSetting> {
         match text {
             "fifo" => Ok(RoomMode::Fifo),
+            "random" => Ok(RoomMode::Random),
             "passthrough" => Ok(RoomMode::Passthrough),
             "reject" => Ok(RoomMode::Reject),
-            "random" => Err(InvalidSetting(
-                "mode random is not available yet; use fifo (with opensAt for a fair draw)".into(),
-            )),
             other => Err(InvalidSetting(format!(
-                "mode must be fifo, passthrough or reject, not {other:?}"
+                "mode must be fifo, random, passthrough or reject, not {other:?}"
             ))),
         }
     }

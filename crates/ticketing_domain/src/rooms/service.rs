@@ -153,7 +153,8 @@ impl RoomService {
                     .line
                     .unwrap_or_else(|| LineSettings::from_policy(&policy));
                 let stores = self.lines.open(&room.id, policy, room.mode, &settings);
-                self.queue.open_room(room.id, stores.queue, policy);
+                self.queue
+                    .open_room(room.id, stores.queue, policy, room.mode);
                 registry.controls.insert(room.id, stores.controls);
             }
         }

@@ -4,9 +4,10 @@
 -- step's bounds (most expired per step, most places walked per step).
 -- ARGV: max_active, admit_per_second, active_ttl_ms (the configured ones: an operator's live
 -- settings take precedence), idle_ms, bucket_ms, most admitted per step, most places walked per
--- step, cursor epoch, cursor log id, '1' when the room is passthrough (no rate or capacity
--- applied, admissions still counted), the caller's step interval in ms (0: unknown), then the
--- arrival numbers polled on the caller since its last step.
+-- step, cursor epoch, cursor log id, the room's mode ('passthrough': no rate or capacity
+-- applied, admissions still counted; 'random': the waiting are admitted in a drawn order, batch
+-- by batch; '' for fifo), the caller's step interval in ms (0: unknown), then the arrival
+-- numbers polled on the caller since its last step.
 -- Returns {admitted, expired, skipped, undecided, active, epoch, head, last, mode, cursor,
 -- events, settings, draw}: mode 'since' with events (kind, arrival numbers, expiry) after the
 -- cursor, or 'snapshot' with every ACTIVE one ('a', number, expiry) and every one that left
@@ -23,7 +24,8 @@ local cursor_epoch, cursor_id = ARGV[8], ARGV[9]
 local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
 local settings_reply = {live.paused and 1 or 0, rate, max_active, ttl_ms, live.opens_at}
-if ARGV[10] == '1' then rate, max_active = UNLIMITED, UNLIMITED end
+local room_mode = ARGV[10]
+if room_mode == 'passthrough' then rate, max_active = UNLIMITED, UNLIMITED end
 
 local step_ms = tonumber(ARGV[11]) or 0
 
@@ -55,7 +57,20 @@ local head, last = head_now(), last_now()
 -- handed out until then wait for their draw, recorded by one instance; then the line opens.
 settle_opening(live)
 settings_reply[5] = live.opens_at
-local walking = live.opens_at == 0
+-- A random room: once the front has passed the last batch, everyone waiting is drawn in a
+-- uniformly random order (a draw like a scheduled opening's, recorded by one instance), and
+-- admitted through it before those who arrive later, who make the next batch.
+if room_mode == 'random' and live.opens_at == 0 and last_now() > head_now() then
+  local d = last_draw()
+  if not d or (d.drawn and d.through <= head_now()) then
+    redis.call('HSET', draw_key, 'after', head_now(), 'through', last_now(), 'drawn', '0')
+    redis.call('HDEL', draw_key, 'seed')
+    draw = nil
+  end
+end
+local due = last_draw()
+-- Not while a draw waits to be recorded: its places are not ordered yet.
+local walking = live.opens_at == 0 and not (due and not due.drawn)
 
 -- The second's budget is spread over the second (by its m-th millisecond, at most
 -- ceil(rate * (m + 1) / 1000) admitted), so admitted users do not all arrive in one burst. A

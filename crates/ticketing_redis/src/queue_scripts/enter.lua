@@ -1,7 +1,8 @@
 -- Enter the line. KEYS[15] = this client's entry counter.
 -- ARGV: epoch candidate, user id or '', max_active, admit_per_second, active_ttl_ms, idle_ms,
--- bucket_ms, entries per second per client (0 = unlimited), keep-alive window, '1' when the
--- room is passthrough (no rate or capacity applied, admissions still counted), then what a new
+-- bucket_ms, entries per second per client (0 = unlimited), keep-alive window, the room's mode
+-- ('passthrough': no rate or capacity applied, admissions still counted; 'random'; '' for
+-- fifo), then what a new
 -- line starts with besides the configured values: '1'/'0' paused ('' none) and a scheduled
 -- opening in ms ('' none): a room's stored settings, so that a line its store lost comes back
 -- as the operator left it.
@@ -24,7 +25,7 @@ if not epoch and redis.call('EXISTS', settings_key) == 0 then
 end
 local live = live_settings(rate, max_active, ttl_ms)
 rate, max_active, ttl_ms = live.rate, live.max_active, live.ttl_ms
-if ARGV[10] == '1' then rate, max_active = UNLIMITED, UNLIMITED end
+if ARGV[10] == 'passthrough' then rate, max_active = UNLIMITED, UNLIMITED end
 
 if client_limit > 0 then
   local entries = redis.call('INCR', KEYS[15])
