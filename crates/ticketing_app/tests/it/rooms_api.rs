@@ -770,3 +770,33 @@ async fn a_random_room_admits_its_waiting_people_in_a_drawn_order() {
         "every place has a number of its own"
     );
 }
+
+#[tokio::test]
+async fn a_paused_room_whose_people_all_left_can_be_deleted() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({"paused": true})).await;
+    let body = entered(&app, "golden-hour", None).await;
+    assert_eq!(body["status"], "WAITING");
+    let token = body["token"].as_str().unwrap().to_string();
+    let delete = || {
+        admin(
+            &app,
+            reqwest::Method::DELETE,
+            "/api/admin/rooms/golden-hour",
+            None,
+        )
+    };
+    assert_problem(delete().await, 409, "ROOM_BUSY").await;
+    assert_eq!(app.leave_queue(&token).await.status().as_u16(), 204);
+    // The front never moved (paused), yet nobody waits any more: deleted as soon as the
+    // instance's view has the leave (at once, or at its next step).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = delete().await.status().as_u16();
+        if status == 204 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -179,6 +179,11 @@ impl LineView {
         self.last_seq.saturating_sub(self.head)
     }
 
+    /// Places behind the front known here to have been left by their holders.
+    pub fn left_behind(&self) -> usize {
+        self.left.len()
+    }
+
     /// ACTIVE tickets known here, expired ones included until the next sync drops them.
     pub fn active_count(&self) -> usize {
         self.active.len()

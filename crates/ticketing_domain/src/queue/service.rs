@@ -506,6 +506,14 @@ impl QueueService {
         self.line_of(room).map(|line| line.sizes())
     }
 
+    /// How many places behind `room`'s front this instance knows to have been left by their
+    /// holders (they still count as undecided in the store until the front passes them); 0 for
+    /// a room whose line it does not follow.
+    pub fn room_left_behind(&self, room: &RoomId) -> u64 {
+        self.line_of(room)
+            .map_or(0, |line| line.line().left_behind() as u64)
+    }
+
     /// The number up to which every place of `room` has been decided (admitted or skipped), as
     /// this instance last saw; `None` for a room whose line it does not follow.
     pub fn serving_number(&self, room: &RoomId) -> Option<u64> {

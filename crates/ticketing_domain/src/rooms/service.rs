@@ -430,7 +430,14 @@ impl RoomService {
             return Err(RoomError::Busy(*id));
         }
         let details = self.details(id).await?;
-        if details.line.waiting > 0 || details.line.active > 0 {
+        // The store counts a place as waiting until the front passes it, which in a paused
+        // room is never: those this instance knows to have left are not people waiting. A
+        // leave it has not learned of yet only makes the room look busy, never empty.
+        let waiting = details
+            .line
+            .waiting
+            .saturating_sub(self.queue.room_left_behind(id));
+        if waiting > 0 || details.line.active > 0 {
             return Err(RoomError::Busy(*id));
         }
         if !self.repository.delete(id).await? {
