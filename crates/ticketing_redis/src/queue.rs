@@ -35,6 +35,7 @@ const WALK_LIMIT: u32 = 5000;
 
 struct Scripts {
     enter: Script,
+    rejoin: Script,
     lookup: Script,
     revoke: Script,
     advance: Script,
@@ -48,6 +49,7 @@ impl Scripts {
         let with_common = |body: &str| Script::new(&format!("{COMMON}\n{body}"));
         Self {
             enter: with_common(include_str!("queue_scripts/enter.lua")),
+            rejoin: with_common(include_str!("queue_scripts/rejoin.lua")),
             lookup: with_common(include_str!("queue_scripts/lookup.lua")),
             revoke: with_common(include_str!("queue_scripts/revoke.lua")),
             advance: with_common(include_str!("queue_scripts/advance.lua")),
@@ -418,6 +420,44 @@ impl WaitingQueue for RedisWaitingQueue {
             }),
             None => Err(unexpected("UNKNOWN for a new entry")),
         }
+    }
+
+    async fn rejoin(&self, user: UserId) -> Result<Option<Entered>, QueueError> {
+        let mut invocation = self.scripts.rejoin.prepare_invoke();
+        invocation
+            .key(&self.keys.shared[..])
+            .arg(user.get().to_string())
+            .arg(self.idle_ms())
+            .arg(self.bucket_ms())
+            .arg(self.keep_alive_window());
+        let reply: Value = self
+            .pool
+            .run(async |connection| invocation.invoke_async(connection).await)
+            .await?;
+        let mut fields = Fields::of(reply)?;
+        let status: String = fields.next()?;
+        if status == "NONE" {
+            return Ok(None);
+        }
+        let epoch: String = fields.next()?;
+        let seq: i64 = fields.next()?;
+        let number: i64 = fields.next()?;
+        let opens_at: i64 = fields.next()?;
+        let state =
+            state(&status, number)?.ok_or_else(|| unexpected("UNKNOWN for a live place"))?;
+        Ok(Some(Entered {
+            ticket: Ticket {
+                epoch: parse_epoch(&epoch)?,
+                seq: count(seq)?,
+                user: Some(user),
+            },
+            state,
+            admitted_now: false,
+            opens_at: match opens_at {
+                0 => None,
+                at => Some(instant(at)?),
+            },
+        }))
     }
 
     async fn lookup(

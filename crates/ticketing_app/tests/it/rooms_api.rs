@@ -800,3 +800,40 @@ async fn a_paused_room_whose_people_all_left_can_be_deleted() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn in_a_closed_room_a_user_already_in_gets_their_place_back_and_nobody_new_enters() {
+    let app = admin_app().await;
+    golden_hour(&app, json!({"maxActive": 1})).await;
+    let active = entered(&app, "golden-hour", Some(1)).await;
+    let waiting = entered(&app, "golden-hour", Some(2)).await;
+    assert_eq!(waiting["status"], "WAITING");
+    let closed = admin(
+        &app,
+        reqwest::Method::PATCH,
+        "/api/admin/rooms/golden-hour",
+        Some(json!({"mode": "reject"})),
+    )
+    .await;
+    assert_eq!(closed.status().as_u16(), 200);
+
+    assert_eq!(
+        entered(&app, "golden-hour", Some(1)).await["token"],
+        active["token"]
+    );
+    let again = entered(&app, "golden-hour", Some(2)).await;
+    assert_eq!(again["token"], waiting["token"]);
+    assert_eq!(again["position"], 1);
+    assert_problem(
+        enter_room(&app, "golden-hour", Some(3)).await,
+        409,
+        "ROOM_CLOSED",
+    )
+    .await;
+    assert_problem(
+        enter_room(&app, "golden-hour", None).await,
+        409,
+        "ROOM_CLOSED",
+    )
+    .await;
+}

@@ -110,6 +110,14 @@ pub trait WaitingQueue: Send + Sync {
     /// this second; [`QueueError::Infrastructure`] when the store cannot answer.
     async fn enter(&self, user: Option<UserId>, client: &ClientKey) -> Result<Entered, QueueError>;
 
+    /// Hands `user` back their live place, entering nobody: for a line that takes no new
+    /// entries (a closed room), where people already in keep their places. `None` when the user
+    /// has no live place.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn rejoin(&self, user: UserId) -> Result<Option<Entered>, QueueError>;
+
     /// Where `ticket` stands by the store itself, or `None` when it is dead (expired, revoked,
     /// dropped for idling, or of a line that no longer exists). With `keep_alive`, a WAITING
     /// ticket counts as polled now.

@@ -14,7 +14,7 @@ use super::draw::{drawn_order, LineDraw, PublishedDraw, SeedSource};
 use super::errors::{AccessError, QueueError};
 use super::line::{Judgement, LineView};
 use super::policy::QueuePolicy;
-use super::port::{AdmissionReport, ClientKey, TicketState, WaitingQueue};
+use super::port::{AdmissionReport, ClientKey, Entered, TicketState, WaitingQueue};
 use super::token::{QueueToken, Seq, Ticket, TokenKeys};
 use crate::clock::Clock;
 use crate::ids::UserId;
@@ -400,6 +400,24 @@ impl QueueService {
         self.line_for(room)?.enter(user, client).await
     }
 
+    /// Hands `user` back their live place in `room`'s line, entering nobody (see
+    /// [`WaitingQueue::rejoin`]); `None` when they have none.
+    ///
+    /// # Errors
+    /// [`QueueError::RoomUnknown`] when this instance follows no line of `room`;
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    pub async fn rejoin_room(
+        &self,
+        room: &RoomId,
+        user: UserId,
+    ) -> Result<Option<QueueView>, QueueError> {
+        let line = self.line_for(room)?;
+        match line.store().rejoin(user).await? {
+            Some(entered) => Ok(Some(line.entered(entered))),
+            None => Ok(None),
+        }
+    }
+
     /// Where `token` stands; polling keeps a WAITING token in line. Answered from memory when
     /// this instance's view of its room is fresh and, for a WAITING token, when it was polled
     /// here within the idle timeout; otherwise the store is asked. While the store is
@@ -621,6 +639,12 @@ impl Line {
         client: &ClientKey,
     ) -> Result<QueueView, QueueError> {
         let entered = self.store().enter(user, client).await?;
+        Ok(self.entered(entered))
+    }
+
+    /// What this instance learns from a place the store handed out (or back), and the view of
+    /// it the client is told.
+    fn entered(&self, entered: Entered) -> QueueView {
         let now = self.clock.now();
         if entered.opens_at.is_some() && self.settings().opens_at != entered.opens_at {
             // An opening scheduled on another instance since this one's last step: followed at
@@ -641,7 +665,7 @@ impl Line {
         let token = self.keys.seal_in_room(&self.room, &entered.ticket);
         let mut view = self.view(token, &entered.ticket, entered.state, now);
         view.admitted_now = entered.admitted_now;
-        Ok(view)
+        view
     }
 
     async fn poll(&self, token: QueueToken, ticket: Ticket) -> Result<QueueView, QueueError> {

@@ -308,6 +308,12 @@ impl RoomService {
         let room = self.room(id).await?;
         let now = self.queue.now();
         if !room.takes_entries(now) {
+            // People already in keep their places: a user with a live place gets it back.
+            if let Some(user) = user {
+                if let Some(view) = self.queue.rejoin_room(id, user).await? {
+                    return Ok(view);
+                }
+            }
             let opens_at = self
                 .queue
                 .room_settings(id)

@@ -351,6 +351,33 @@ impl LineState {
 
 #[async_trait]
 impl WaitingQueue for InMemoryLine {
+    async fn rejoin(&self, user: UserId) -> Result<Option<Entered>, QueueError> {
+        let now = self.clock.now();
+        let mut line = self.state();
+        let (Some(epoch), Some(existing)) = (line.epoch, line.users.get(&user).copied()) else {
+            return Ok(None);
+        };
+        let Some(state) = line.state_of(existing, true, &self.policy, now) else {
+            return Ok(None);
+        };
+        let state = match state {
+            TicketState::Waiting { .. } if line.settings.opens_at.is_some() => {
+                TicketState::Waiting { position: 0 }
+            }
+            other => other,
+        };
+        Ok(Some(Entered {
+            ticket: Ticket {
+                epoch,
+                seq: existing,
+                user: Some(user),
+            },
+            state,
+            admitted_now: false,
+            opens_at: line.settings.opens_at,
+        }))
+    }
+
     async fn enter(&self, user: Option<UserId>, client: &ClientKey) -> Result<Entered, QueueError> {
         let now = self.clock.now();
         let mut line = self.state();

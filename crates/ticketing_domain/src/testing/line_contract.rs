@@ -412,6 +412,24 @@ pub async fn one_place_per_user<F: LineFixture>(fixture: &F) {
         "a user who left starts over at the back: {after_leaving:?}"
     );
 
+    // Rejoining hands back a live place and enters nobody.
+    let before = line.controls().status().await.expect("status answers");
+    let rejoined = line
+        .queue()
+        .rejoin(user(2))
+        .await
+        .expect("rejoin answers")
+        .expect("user 2 has a live place");
+    assert_eq!(rejoined.ticket, after_leaving.ticket);
+    assert!(!rejoined.admitted_now);
+    assert_eq!(
+        line.queue().rejoin(user(99)).await.expect("rejoin answers"),
+        None,
+        "nobody is entered for a user without a place"
+    );
+    let after = line.controls().status().await.expect("status answers");
+    assert_eq!(after.waiting, before.waiting, "rejoining entered nobody");
+
     line.pass(ACTIVE_TTL + Duration::from_secs(1)).await;
     let after_expiry = enter(&line, Some(user(1))).await;
     assert!(

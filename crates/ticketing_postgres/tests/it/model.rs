@@ -1131,6 +1131,10 @@ impl WaitingQueue for FakeLine {
         Err(not_in_this_test())
     }
 
+    async fn rejoin(&self, _: UserId) -> Result<Option<Entered>, QueueError> {
+        Err(not_in_this_test())
+    }
+
     async fn lookup(&self, ticket: &Ticket, _: bool) -> Result<Option<TicketState>, QueueError> {
         let revoked = self.revoked.lock().unwrap().contains(&ticket.seq);
         Ok((!revoked).then(|| TicketState::Active {

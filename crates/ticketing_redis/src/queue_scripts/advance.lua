@@ -57,10 +57,10 @@ local head, last = head_now(), last_now()
 -- handed out until then wait for their draw, recorded by one instance; then the line opens.
 settle_opening(live)
 settings_reply[5] = live.opens_at
--- A random room: once the front has passed the last batch, everyone waiting is drawn in a
--- uniformly random order (a draw like a scheduled opening's, recorded by one instance), and
+-- A random room: once the front has passed the last batch (and the room is not paused),
+-- everyone waiting is drawn in a uniformly random order (a draw like a scheduled opening's, recorded by one instance), and
 -- admitted through it before those who arrive later, who make the next batch.
-if room_mode == 'random' and live.opens_at == 0 and last_now() > head_now() then
+if room_mode == 'random' and live.opens_at == 0 and not live.paused and last_now() > head_now() then
   local d = last_draw()
   if not d or (d.drawn and d.through <= head_now()) then
     redis.call('HSET', draw_key, 'after', head_now(), 'through', last_now(), 'drawn', '0')
