@@ -36,6 +36,7 @@ const WALK_LIMIT: u32 = 5000;
 struct Scripts {
     enter: Script,
     rejoin: Script,
+    clear: Script,
     lookup: Script,
     revoke: Script,
     advance: Script,
@@ -50,6 +51,7 @@ impl Scripts {
         Self {
             enter: with_common(include_str!("queue_scripts/enter.lua")),
             rejoin: with_common(include_str!("queue_scripts/rejoin.lua")),
+            clear: with_common(include_str!("queue_scripts/clear.lua")),
             lookup: with_common(include_str!("queue_scripts/lookup.lua")),
             revoke: with_common(include_str!("queue_scripts/revoke.lua")),
             advance: with_common(include_str!("queue_scripts/advance.lua")),
@@ -667,6 +669,16 @@ impl WaitingQueue for RedisWaitingQueue {
 
 #[async_trait]
 impl QueueControls for RedisWaitingQueue {
+    async fn clear(&self) -> Result<(), QueueError> {
+        let mut invocation = self.scripts.clear.prepare_invoke();
+        invocation.key(&self.keys.shared[..]);
+        let _: i64 = self
+            .pool
+            .run(async |connection| invocation.invoke_async(connection).await)
+            .await?;
+        Ok(())
+    }
+
     async fn status(&self) -> Result<LineStatus, QueueError> {
         let mut invocation = self.scripts.status.prepare_invoke();
         invocation

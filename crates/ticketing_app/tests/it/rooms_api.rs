@@ -366,6 +366,19 @@ async fn a_room_is_deleted_only_when_empty_and_default_never() {
     assert_eq!(delete().await.status().as_u16(), 204);
     assert_problem(delete().await, 404, "NOT_FOUND").await;
     assert_problem(app.get("/api/rooms/golden-hour").await, 404, "NOT_FOUND").await;
+    // Its line is forgotten: made again under the same id, the room starts a line of its own.
+    let mut redis = redis::Client::open(app.redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!(
+            "{{{}:room:golden-hour}}:line:seq",
+            app.redis.prefix()
+        ))
+        .query(&mut redis)
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
     // Its performance is the default room's again.
     let default_token = app.active_token(None).await;
     assert_eq!(

@@ -283,6 +283,14 @@ pub trait QueueControls: Send + Sync {
     /// [`QueueError::Infrastructure`] when the store cannot answer.
     async fn status(&self) -> Result<LineStatus, QueueError>;
 
+    /// Forgets the whole line: every place, the settings, the draw. The next entry starts a
+    /// new line (a new epoch, so no old token comes back to life). For a room deleted with
+    /// nobody in it.
+    ///
+    /// # Errors
+    /// [`QueueError::Infrastructure`] when the store cannot answer.
+    async fn clear(&self) -> Result<(), QueueError>;
+
     /// Makes `change` and answers the settings before and after it, atomically.
     ///
     /// # Errors

@@ -449,6 +449,11 @@ impl RoomService {
         if !self.repository.delete(id).await? {
             return Err(RoomError::NotFound(*id));
         }
+        // The room is gone; its line is only forgotten (a room made again under this id starts
+        // a line of its own). Should the store not answer now, the keys stay: harmless.
+        if let Some(controls) = self.controls(id) {
+            let _ = controls.clear().await;
+        }
         self.refresh().await
     }
 

@@ -102,6 +102,29 @@ struct LineState {
     trimmed_through: u64,
 }
 
+/// A line nobody entered yet, of an epoch no other line has.
+fn fresh_state(policy: &QueuePolicy) -> LineState {
+    LineState {
+        epoch: None,
+        candidate_epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed).max(1),
+        last_seq: 0,
+        head: 0,
+        active: HashMap::new(),
+        left: HashSet::new(),
+        last_seen: HashMap::new(),
+        users: HashMap::new(),
+        budget_second: i64::MIN,
+        budget_spent: 0,
+        client_entries: HashMap::new(),
+        settings: LineSettings::from_policy(policy),
+        pending_seed: None,
+        draw: None,
+        log: VecDeque::new(),
+        last_log_id: 0,
+        trimmed_through: 0,
+    }
+}
+
 impl InMemoryLine {
     /// An empty line enforcing `policy` (until an operator changes the settings), telling time
     /// by `clock`.
@@ -109,25 +132,7 @@ impl InMemoryLine {
         Self {
             policy,
             clock,
-            state: Mutex::new(LineState {
-                epoch: None,
-                candidate_epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed).max(1),
-                last_seq: 0,
-                head: 0,
-                active: HashMap::new(),
-                left: HashSet::new(),
-                last_seen: HashMap::new(),
-                users: HashMap::new(),
-                budget_second: i64::MIN,
-                budget_spent: 0,
-                client_entries: HashMap::new(),
-                settings: LineSettings::from_policy(&policy),
-                pending_seed: None,
-                draw: None,
-                log: VecDeque::new(),
-                last_log_id: 0,
-                trimmed_through: 0,
-            }),
+            state: Mutex::new(fresh_state(&policy)),
         }
     }
 
@@ -694,6 +699,11 @@ impl WaitingQueue for InMemoryLine {
 
 #[async_trait]
 impl QueueControls for InMemoryLine {
+    async fn clear(&self) -> Result<(), QueueError> {
+        *self.state() = fresh_state(&self.policy);
+        Ok(())
+    }
+
     async fn status(&self) -> Result<LineStatus, QueueError> {
         let now = self.clock.now();
         let line = self.state();

@@ -197,6 +197,23 @@ pub async fn run_all<F: LineFixture>(fixture: &F) {
     scheduled_opening(fixture).await;
     per_client_rate(fixture).await;
     change_feed(fixture).await;
+    clearing(fixture).await;
+}
+
+/// Clearing: the line is forgotten; its tickets are dead and the next entry starts a new line.
+pub async fn clearing<F: LineFixture>(fixture: &F) {
+    let line = fixture.line(policy(1, UNLIMITED_RATE)).await;
+    let active = enter(&line, Some(user(1))).await;
+    let waiting = enter(&line, None).await;
+    line.controls().clear().await.expect("clear answers");
+    let status = line.controls().status().await.expect("status answers");
+    assert_eq!((status.waiting, status.active), (0, 0));
+    assert_eq!(lookup(&line, &active.ticket).await, None);
+    assert_eq!(lookup(&line, &waiting.ticket).await, None);
+    let again = enter(&line, Some(user(1))).await;
+    assert_ne!(again.ticket.epoch, active.ticket.epoch, "a new line");
+    assert_eq!(again.ticket.seq, 1);
+    assert!(matches!(again.state, TicketState::Active { .. }));
 }
 
 /// Entering: ACTIVE at once while there is room and nobody waits, then WAITING at the back;

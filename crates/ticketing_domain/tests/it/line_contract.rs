@@ -122,3 +122,8 @@ async fn per_client_rate() {
 async fn change_feed() {
     line_contract::change_feed(&InMemory).await;
 }
+
+#[tokio::test]
+async fn clearing() {
+    line_contract::clearing(&InMemory).await;
+}

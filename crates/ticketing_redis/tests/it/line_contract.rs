@@ -129,3 +129,8 @@ async fn per_client_rate() {
 async fn change_feed() {
     line_contract::change_feed(&OnRedis).await;
 }
+
+#[tokio::test]
+async fn clearing() {
+    line_contract::clearing(&OnRedis).await;
+}
