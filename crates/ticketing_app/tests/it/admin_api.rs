@@ -8,7 +8,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{assert_problem, TestApp, TOKEN_HEADER};
+use support::{admin_cli, assert_problem, TestApp, TOKEN_HEADER};
 
 const ADMIN_TOKEN: &str = "an-operator-token-of-at-least-32-characters";
 
@@ -333,22 +333,6 @@ async fn poll_at(app: &TestApp, base: &str, token: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-/// Runs `ticketing admin <arguments>` against `base` with `token`; (success, stdout, stderr).
-fn admin_cli(base: &str, token: &str, arguments: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
-        .arg("admin")
-        .args(["--url", base])
-        .args(arguments)
-        .env("APP__ADMIN__TOKEN", token)
-        .output()
-        .expect("the binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

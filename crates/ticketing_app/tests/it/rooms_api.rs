@@ -6,7 +6,7 @@
 use crate::support;
 
 use serde_json::{json, Value};
-use support::{assert_problem, TestApp};
+use support::{admin_cli, assert_problem, TestApp};
 
 const ADMIN_TOKEN: &str = "an-operator-token-of-at-least-32-characters";
 
@@ -45,6 +45,34 @@ async fn golden_hour(app: &TestApp, extra: Value) -> Value {
     let response = create(app, body).await;
     assert_eq!(response.status().as_u16(), 201);
     response.json().await.unwrap()
+}
+
+fn redis_of(app: &TestApp) -> redis::Connection {
+    redis::Client::open(app.redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// The keys of the room golden-hour's line matching `pattern` (after its hash tag).
+fn golden_hour_keys(app: &TestApp, pattern: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!(
+            "{{{}:room:golden-hour}}:{pattern}",
+            app.redis.prefix()
+        ))
+        .query(&mut redis_of(app))
+        .unwrap()
+}
+
+/// Deletes `keys`, as a Redis that lost them would.
+fn delete_keys(app: &TestApp, keys: Vec<String>) {
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query(&mut redis_of(app))
+            .unwrap();
+    }
 }
 
 async fn enter_room(app: &TestApp, room: &str, user: Option<i64>) -> reqwest::Response {
@@ -367,17 +395,7 @@ async fn a_room_is_deleted_only_when_empty_and_default_never() {
     assert_problem(delete().await, 404, "NOT_FOUND").await;
     assert_problem(app.get("/api/rooms/golden-hour").await, 404, "NOT_FOUND").await;
     // Its line is forgotten: made again under the same id, the room starts a line of its own.
-    let mut redis = redis::Client::open(app.redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg(format!(
-            "{{{}:room:golden-hour}}:line:seq",
-            app.redis.prefix()
-        ))
-        .query(&mut redis)
-        .unwrap();
+    let left = golden_hour_keys(&app, "line:seq");
     assert!(left.is_empty(), "{left:?}");
     // Its performance is the default room's again.
     let default_token = app.active_token(None).await;
@@ -446,19 +464,12 @@ async fn rooms_outlive_a_lost_line_and_another_instance_follows_them() {
     assert_eq!(checked.status().as_u16(), 200);
 
     // Redis loses the room's line: the room stays, a new line starts.
-    let mut redis = redis::Client::open(app.redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{}:room:golden-hour}}:*", app.redis.prefix()))
-        .query(&mut redis)
-        .unwrap();
+    let keys = golden_hour_keys(&app, "*");
     assert!(
         !keys.is_empty(),
         "the room's line has keys of its own hash tag"
     );
-    let _: () = redis::cmd("DEL").arg(keys).query(&mut redis).unwrap();
+    delete_keys(&app, keys);
     let room: Value = app
         .get("/api/rooms/golden-hour")
         .await
@@ -483,29 +494,13 @@ async fn rooms_outlive_a_lost_line_and_another_instance_follows_them() {
     );
 }
 
-/// Runs `ticketing admin <arguments>` against `base`; (success, stdout, stderr).
-fn admin_cli(base: &str, arguments: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
-        .arg("admin")
-        .args(["--url", base])
-        .args(arguments)
-        .env("APP__ADMIN__TOKEN", ADMIN_TOKEN)
-        .output()
-        .expect("the binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_subcommands_manage_rooms_and_steer_one_with_the_room_option() {
     let app = admin_app().await;
     let base = app.address.clone();
     let run = |arguments: &'static [&'static str]| {
         let base = base.clone();
-        tokio::task::spawn_blocking(move || admin_cli(&base, arguments))
+        tokio::task::spawn_blocking(move || admin_cli(&base, ADMIN_TOKEN, arguments))
     };
     let (ok, out, err) = run(&[
         "rooms",
@@ -681,15 +676,7 @@ async fn a_paused_room_whose_line_redis_lost_comes_back_paused_with_its_opening(
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     golden_hour(&app, json!({"paused": true, "opensAt": opens_at})).await;
     entered(&app, "golden-hour", None).await;
-    let mut redis = redis::Client::open(app.redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{}:room:golden-hour}}:*", app.redis.prefix()))
-        .query(&mut redis)
-        .unwrap();
-    let _: () = redis::cmd("DEL").arg(keys).query(&mut redis).unwrap();
+    delete_keys(&app, golden_hour_keys(&app, "*"));
 
     let again = entered(&app, "golden-hour", None).await;
     assert_eq!(again["status"], "WAITING", "{again}");

@@ -238,15 +238,17 @@ impl RoomService {
         }
     }
 
-    /// Reads the rooms again when `token` names a room this instance does not follow yet (made
-    /// on another instance since its last read), at most every [`CATCH_UP_EVERY`], so that a
-    /// new room's tokens work on every instance at once and a deleted room's cannot make it
-    /// read the store on every request.
-    async fn catch_up_for(&self, token: &QueueToken) {
+    /// Reads the rooms again when a refused `token` names a room this instance does not follow
+    /// yet (made on another instance since its last read), at most every [`CATCH_UP_EVERY`], so
+    /// that a new room's tokens work on every instance at once, a deleted room's cannot make it
+    /// read the store on every request, and a token of a known room costs nothing more. Answers
+    /// whether the rooms were read, so that the token is worth judging again.
+    async fn caught_up_for(&self, token: &QueueToken) -> bool {
         if self.queue.names_unknown_room(token) && self.may_catch_up() {
             // On failure the token is judged with what is known: a 401 for a room still unknown.
-            let _ = self.refresh().await;
+            return self.refresh().await.is_ok();
         }
+        false
     }
 
     /// Whether a request naming a room this instance does not know may make it read the rooms
@@ -271,8 +273,12 @@ impl RoomService {
     /// # Errors
     /// See [`QueueService::authorize`].
     pub async fn authorize(&self, token: QueueToken) -> Result<ActiveToken, AccessError> {
-        self.catch_up_for(&token).await;
-        self.queue.authorize(token).await
+        match self.queue.authorize(token.clone()).await {
+            Err(AccessError::TokenInvalid) if self.caught_up_for(&token).await => {
+                self.queue.authorize(token).await
+            }
+            other => other,
+        }
     }
 
     /// [`QueueService::poll`], for a token of any room, also one made on another instance a
@@ -281,8 +287,12 @@ impl RoomService {
     /// # Errors
     /// See [`QueueService::poll`].
     pub async fn poll(&self, token: QueueToken) -> Result<QueueView, crate::queue::QueueError> {
-        self.catch_up_for(&token).await;
-        self.queue.poll(token).await
+        match self.queue.poll(token.clone()).await {
+            Err(crate::queue::QueueError::TokenInvalid) if self.caught_up_for(&token).await => {
+                self.queue.poll(token).await
+            }
+            other => other,
+        }
     }
 
     /// [`QueueService::leave`], for a token of any room.
@@ -290,8 +300,12 @@ impl RoomService {
     /// # Errors
     /// See [`QueueService::leave`].
     pub async fn leave(&self, token: &QueueToken) -> Result<(), crate::queue::QueueError> {
-        self.catch_up_for(token).await;
-        self.queue.leave(token).await
+        match self.queue.leave(token).await {
+            Err(crate::queue::QueueError::TokenInvalid) if self.caught_up_for(token).await => {
+                self.queue.leave(token).await
+            }
+            other => other,
+        }
     }
 
     /// Enters the line of room `id`.
@@ -377,7 +391,7 @@ impl RoomService {
             .open(&room.id, self.policy_of(&room), room.mode, &line);
         let (_, after) = stores
             .controls
-            .change(&self.queue.seeded(full_settings(&line)))
+            .change(&self.queue.seeded(SettingsChange::replacing(&line)))
             .await?;
         self.repository.create(&room).await?;
         self.refresh().await?;
@@ -466,11 +480,6 @@ impl RoomService {
         self.room(id).await?;
         Ok(self.queue.revoke_in(id, token).await?)
     }
-}
-
-/// A change that sets every line setting to `line`'s.
-fn full_settings(line: &LineSettings) -> SettingsChange {
-    SettingsChange::replacing(line)
 }
 
 /// The room `default` as it is before an operator names or changes it.

@@ -423,3 +423,19 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> serd
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
 }
+
+/// Runs `ticketing admin <arguments>` against `base` with `token`; (success, stdout, stderr).
+pub fn admin_cli(base: &str, token: &str, arguments: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"))
+        .arg("admin")
+        .args(["--url", base])
+        .args(arguments)
+        .env("APP__ADMIN__TOKEN", token)
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
