@@ -97,6 +97,8 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     routes::body::json_bodies_only,
                 ))
+                // Before a body is judged: a wrong path or method is that, whatever the body.
+                .wrap(actix_web::middleware::from_fn(routes::refuse_unknown_paths))
                 .wrap({
                     let limit = in_flight.clone();
                     actix_web::middleware::from_fn(move |request, next| {

@@ -43,6 +43,9 @@ pub enum ApiError {
     TokenWrongRoom(String),
     #[error("{0}")]
     NotFound(String),
+    /// A known path asked with a method it does not serve; `allow` lists those it does.
+    #[error("{method} is not served at this path; it serves {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     RoomExists(String),
     #[error("{0}")]
@@ -101,7 +104,7 @@ pub(crate) struct Problem<'a> {
     /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
     /// IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED,
-    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED.
+    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED, METHOD_NOT_ALLOWED.
     #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
@@ -125,6 +128,7 @@ impl ApiError {
             ApiError::TokenUserMismatch => "TOKEN_USER_MISMATCH",
             ApiError::TokenWrongRoom(_) => "TOKEN_WRONG_ROOM",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::RoomExists(_) => "ROOM_EXISTS",
             ApiError::RoomBusy(_) => "ROOM_BUSY",
             ApiError::RoomClosed { .. } => "ROOM_CLOSED",
@@ -176,6 +180,7 @@ impl ResponseError for ApiError {
             | ApiError::TokenUserMismatch
             | ApiError::TokenWrongRoom(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RoomExists(_) | ApiError::RoomBusy(_) | ApiError::RoomClosed { .. } => {
                 StatusCode::CONFLICT
             }
@@ -226,6 +231,9 @@ impl ResponseError for ApiError {
         ));
         if let Some(seconds) = self.retry_after_seconds() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.body(body)
     }

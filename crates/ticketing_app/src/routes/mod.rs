@@ -8,6 +8,7 @@ mod catalog;
 mod docs;
 mod headers;
 mod health;
+mod known_paths;
 #[cfg(test)]
 mod mocked_tests;
 mod openapi;
@@ -84,6 +85,11 @@ pub fn configure(
     }
 }
 
+pub use known_paths::refuse_unknown_paths;
+
+/// No route took the request. [`refuse_unknown_paths`] answered unknown paths and methods
+/// before routing, so a request lands here only where a documented route is off (the admin API
+/// without a token): 404.
 async fn unknown_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no route for {} {}",

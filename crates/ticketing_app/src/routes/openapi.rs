@@ -94,40 +94,47 @@ struct ApiDoc;
 fn rendered() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut document = ApiDoc::openapi();
-        // /metrics is Prometheus text, described by hand.
-        let metrics = utoipa::openapi::path::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .tag("operations")
-                .summary(Some("Prometheus metrics in the text exposition format"))
-                .response(
-                    "200",
-                    utoipa::openapi::ResponseBuilder::new()
-                        .description("Metrics")
-                        .content(
-                            "text/plain",
-                            utoipa::openapi::content::ContentBuilder::new().build(),
-                        ),
-                ),
-        );
-        document.paths.paths.insert("/metrics".to_string(), metrics);
-        let openapi_path = utoipa::openapi::path::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .tag("operations")
-                .summary(Some("This document"))
-                .response(
-                    "200",
-                    utoipa::openapi::ResponseBuilder::new().description("OpenAPI 3 JSON"),
-                ),
-        );
-        document
-            .paths
-            .paths
-            .insert("/api/openapi.json".to_string(), openapi_path);
-        document.to_json().unwrap_or_else(|_| "{}".to_string())
+        full_document()
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_string())
     })
+}
+
+/// The document: the handlers' annotations, and the two paths described by hand.
+pub(crate) fn full_document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    // /metrics is Prometheus text, described by hand.
+    let metrics = utoipa::openapi::path::PathItem::new(
+        utoipa::openapi::HttpMethod::Get,
+        utoipa::openapi::path::OperationBuilder::new()
+            .tag("operations")
+            .summary(Some("Prometheus metrics in the text exposition format"))
+            .response(
+                "200",
+                utoipa::openapi::ResponseBuilder::new()
+                    .description("Metrics")
+                    .content(
+                        "text/plain",
+                        utoipa::openapi::content::ContentBuilder::new().build(),
+                    ),
+            ),
+    );
+    document.paths.paths.insert("/metrics".to_string(), metrics);
+    let openapi_path = utoipa::openapi::path::PathItem::new(
+        utoipa::openapi::HttpMethod::Get,
+        utoipa::openapi::path::OperationBuilder::new()
+            .tag("operations")
+            .summary(Some("This document"))
+            .response(
+                "200",
+                utoipa::openapi::ResponseBuilder::new().description("OpenAPI 3 JSON"),
+            ),
+    );
+    document
+        .paths
+        .paths
+        .insert("/api/openapi.json".to_string(), openapi_path);
+    document
 }
 
 /// `GET /api/openapi.json`.

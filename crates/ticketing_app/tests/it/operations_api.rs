@@ -145,6 +145,58 @@ async fn the_openapi_document_describes_every_endpoint() {
 }
 
 #[tokio::test]
+async fn a_known_path_with_a_method_it_does_not_serve_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    for (method, path, allowed) in [
+        ("PUT", "/api/queue", &["GET", "POST", "DELETE"][..]),
+        ("POST", "/api/concerts", &["GET"][..]),
+        (
+            "DELETE",
+            "/api/concerts/1/performances/119/seats",
+            &["GET"][..],
+        ),
+        ("PATCH", "/api/reservations", &["POST"][..]),
+        ("POST", "/healthz", &["GET"][..]),
+        ("DELETE", "/api/openapi.json", &["GET"][..]),
+        ("POST", "/assets/page.js", &["GET"][..]),
+        // The admin API is off here: a wrong method is still a wrong method.
+        ("PUT", "/api/admin/queue", &["GET", "PATCH"][..]),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = client
+            .request(method.clone(), app.url(path))
+            .header("Queue-Token", "whatever")
+            .send()
+            .await
+            .unwrap();
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow header"));
+        for served in allowed {
+            assert!(allow.contains(served), "{method} {path}: Allow {allow}");
+        }
+        assert_problem(response, 405, "METHOD_NOT_ALLOWED").await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_404_and_a_switched_off_route_too() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/api/nowhere",
+        "/api/concerts/1/nothing",
+        "/api/rooms/a/b/c",
+    ] {
+        assert_problem(app.get(path).await, 404, "NOT_FOUND").await;
+    }
+    // The admin API exists only with a token configured.
+    assert_problem(app.get("/api/admin/queue").await, 404, "NOT_FOUND").await;
+}
+
+#[tokio::test]
 async fn past_the_in_flight_bound_requests_are_shed_fast_with_503_and_probes_still_answer() {
     let app = TestApp::spawn_with(&[
         ("APP__SERVER__MAX_IN_FLIGHT", "2"),
