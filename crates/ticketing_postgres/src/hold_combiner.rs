@@ -80,7 +80,10 @@ use crate::seat_state::{seat_is_free, seat_is_free_sql};
 pub struct CombinerSettings {
     /// The most requests one batch (one transaction) takes.
     pub max_batch: NonZeroUsize,
-    /// The most batches at the database at once (each on a connection of the pool).
+    /// The most batches at the database at once (each on a connection of the pool). Few
+    /// batches in flight make large batches: at 32 callers on the 2-core development machine,
+    /// 2 gave 2,800 holds/s, 4 gave 950 (batches of one or two, as callers answered by one
+    /// batch asked again just as the next left); docs/holds-benchmark.md.
     pub max_in_flight: NonZeroUsize,
     /// How long a batch waits for more requests after its first, when fewer than `max_batch`
     /// are queued. Zero: only what is already queued is taken, the first request is never held
@@ -95,7 +98,7 @@ impl Default for CombinerSettings {
     fn default() -> Self {
         Self {
             max_batch: NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN),
-            max_in_flight: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+            max_in_flight: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
             linger: Duration::ZERO,
             deadline: Duration::from_secs(2),
         }
