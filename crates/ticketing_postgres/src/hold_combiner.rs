@@ -3,7 +3,7 @@
 //! own answer.
 //!
 //! # The combiner
-//! [`Combiner::hold`] puts the request in a bounded queue and waits for its answer. One worker
+//! A hold puts its request in a bounded queue and waits for its answer. One worker
 //! task per [`crate::PgSeatInventory`] takes a permit (at most `max_in_flight` batches run at
 //! once), then the first queued request, then whatever else is already queued, up to
 //! `max_batch` requests, waiting up to `linger` for more (zero by default: a request that finds
