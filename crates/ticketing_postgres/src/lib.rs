@@ -3,6 +3,7 @@
 mod catalog;
 pub mod demo_data;
 mod error;
+pub mod hold_combiner;
 mod idempotency;
 pub mod inventory;
 pub mod migrations;
@@ -20,6 +21,7 @@ mod time;
 mod wallet;
 
 pub use catalog::PgConcertCatalog;
+pub use hold_combiner::CombinerSettings;
 pub use idempotency::PgOutcomeRetention;
 pub use inventory::PgSeatInventory;
 pub use outbox::PgEventOutbox;
