@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::errors::RoomError;
 use super::id::RoomId;
+use super::invite::{InviteCode, InvitePass, InviteRefusal, Invites};
 use super::port::{RoomLines, RoomRepository};
-use super::room::{Room, RoomChange, RoomMode};
+use super::room::{Room, RoomChange, RoomEntry, RoomMode};
 use crate::ids::{PerformanceId, UserId};
 use crate::queue::{
     AccessError, ActiveToken, ClientKey, LineSettings, LineStatus, QueueControls, QueuePolicy,
@@ -48,6 +49,9 @@ pub struct RoomService {
     caught_up: Arc<Mutex<Option<DateTime<Utc>>>>,
     /// Numbers the reads of the rooms, so that only the newest is applied.
     reads: Arc<std::sync::atomic::AtomicU64>,
+    /// The invite key and the ledger of used codes; `None` until [`RoomService::with_invites`]:
+    /// no room can be made invite-only then.
+    invites: Option<Invites>,
 }
 
 /// How often, at most, tokens of rooms this instance does not know make it read the rooms.
@@ -77,7 +81,32 @@ impl RoomService {
             registry: Arc::default(),
             caught_up: Arc::default(),
             reads: Arc::default(),
+            invites: None,
         }
+    }
+
+    /// Lets rooms be invite-only, their codes verified and their uses recorded by `invites`.
+    #[must_use]
+    pub fn with_invites(self, invites: Invites) -> Self {
+        Self {
+            invites: Some(invites),
+            ..self
+        }
+    }
+
+    /// Refuses making `room` invite-only on an instance that cannot verify codes.
+    fn check_entry(&self, room: &Room) -> Result<(), RoomError> {
+        let has_key = self
+            .invites
+            .as_ref()
+            .is_some_and(|invites| invites.key.is_some());
+        if room.entry == RoomEntry::Invite && !has_key {
+            return Err(crate::queue::InvalidSetting(
+                "entry invite needs an invite key on the server (APP__AUTH__INVITE_KEY)".into(),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// The waiting-room use cases over every room's line.
@@ -319,6 +348,27 @@ impl RoomService {
         user: Option<UserId>,
         client: &ClientKey,
     ) -> Result<QueueView, RoomError> {
+        self.enter_with(id, user, client, &InvitePass::default())
+            .await
+    }
+
+    /// [`RoomService::enter`], with the invite `pass` an invite-only room asks for (an open room
+    /// ignores it). A code lets its account in once: it is recorded as used before the entry
+    /// and forgotten again when the entry fails, so an outage does not burn it. Sent again by
+    /// its account while that account has a live place in the room (a reload), it hands that
+    /// place back, as entering again with a `userId` does; any other second use is refused.
+    ///
+    /// # Errors
+    /// As [`RoomService::enter`]; in an invite-only room also [`RoomError::InviteRequired`]
+    /// without a code or an account, [`RoomError::InviteInvalid`] for a code that does not let
+    /// this account in (nothing is recorded then).
+    pub async fn enter_with(
+        &self,
+        id: &RoomId,
+        user: Option<UserId>,
+        client: &ClientKey,
+        pass: &InvitePass,
+    ) -> Result<QueueView, RoomError> {
         let room = self.room(id).await?;
         let now = self.queue.now();
         if !room.takes_entries(now) {
@@ -338,6 +388,43 @@ impl RoomService {
                 opens_at,
             });
         }
+        if room.entry != RoomEntry::Invite {
+            return self.enter_line(id, user, client).await;
+        }
+        let (Some(code), Some(account)) = (pass.code.as_deref(), pass.account.as_ref()) else {
+            return Err(RoomError::InviteRequired(*id));
+        };
+        let invites = self.invites.as_ref();
+        let key = invites
+            .and_then(|invites| invites.key.as_ref())
+            .ok_or(InviteRefusal::NoKey)?;
+        let invite = key.verify(&InviteCode::parse(code)?, id, account, now)?;
+        let ledger = invites.map(|invites| invites.ledger.clone());
+        let ledger = ledger.ok_or(InviteRefusal::NoKey)?;
+        if !ledger.claim(id, &invite.nonce, invite.expires_at).await? {
+            // Used before: a reload of its account gets its live place back, entering nobody.
+            if let Some(user) = user {
+                if let Some(view) = self.queue.rejoin_room(id, user).await? {
+                    return Ok(view);
+                }
+            }
+            return Err(InviteRefusal::Used.into());
+        }
+        let entered = self.enter_line(id, user, client).await;
+        if entered.is_err() {
+            // The entry failed (the line's store down, the client over its rate): the code stays
+            // good. Should the ledger not answer either, it stays used until it expires.
+            let _ = ledger.release(id, &invite.nonce).await;
+        }
+        entered
+    }
+
+    async fn enter_line(
+        &self,
+        id: &RoomId,
+        user: Option<UserId>,
+        client: &ClientKey,
+    ) -> Result<QueueView, RoomError> {
         if id.is_default() {
             return Ok(self.queue.enter_queue(user, client).await?);
         }
@@ -368,6 +455,7 @@ impl RoomService {
     /// then, and its line takes them at the next change).
     pub async fn create(&self, room: Room) -> Result<RoomDetails, RoomError> {
         room.check()?;
+        self.check_entry(&room)?;
         if room.id.is_default() {
             return Err(RoomError::Exists(room.id));
         }
@@ -416,6 +504,9 @@ impl RoomService {
             .into());
         }
         let changed = change.applied_to(&room)?;
+        if change.entry.is_some() {
+            self.check_entry(&changed)?;
+        }
         let controls = self.controls(id).ok_or(RoomError::NotFound(*id))?;
         // The line's store first: it may refuse (an opening while the last draw's places are
         // still admitted); the rooms' store then, undoing the line's change if it refuses (a
