@@ -476,3 +476,39 @@ async fn the_code_ticketing_admin_invite_prints_is_accepted_by_the_server() {
         assert!(!stderr.trim().is_empty(), "{arguments:?} says why");
     }
 }
+
+/// The shell example of docs/api.md ("Invite codes"), as an operator's own system would mint a
+/// code without this service's code: the server takes what it prints.
+#[tokio::test]
+async fn a_code_minted_as_docs_api_md_shows_is_accepted() {
+    const API_MD: &str = include_str!("../../../../docs/api.md");
+    let after = API_MD
+        .split_once("For example, in a shell:")
+        .expect("docs/api.md has the minting example")
+        .1;
+    let script = after
+        .split_once("```bash\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a bash block")
+        .0;
+    let app = invite_app().await;
+    presale(&app).await;
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{script}"))
+        .env("APP__AUTH__INVITE_KEY", INVITE_KEY)
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let body = entered(
+        &app,
+        json!({"roomId": "presale", "userId": 7, "invite": code}),
+    )
+    .await;
+    assert_eq!(body["roomId"], "presale");
+}

@@ -587,3 +587,181 @@ fn default_room() -> Room {
         version: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::queue::{
+        DrawSeed, Entered, FixedSeed, MockQueueControls, MockWaitingQueue, QueueError, SigningKey,
+        Ticket, TicketState, TokenKeys,
+    };
+    use crate::rooms::{
+        Invite, InviteAccount, InviteKey, InviteLedger, InviteNonce, MockRoomLines,
+        MockRoomRepository,
+    };
+    use crate::testing::invites::InMemoryInviteLedger;
+    use crate::testing::store::ManualClock;
+    use crate::InfrastructureError;
+
+    const KEY: &[u8] = &[3; 32];
+
+    fn user() -> UserId {
+        UserId::new(7).expect("a user id")
+    }
+
+    /// The rooms' use cases with the room `default` invite-only, its line in `line`, used
+    /// invites in `ledger`.
+    async fn service(line: MockWaitingQueue, ledger: Arc<InMemoryInviteLedger>) -> RoomService {
+        let policy = QueuePolicy {
+            max_active: NonZeroU32::MIN,
+            admit_per_second: NonZeroU32::MIN,
+            active_ttl: Duration::from_secs(600),
+            waiting_idle_timeout: Duration::from_secs(60),
+            entry_rate_per_client: None,
+        };
+        let keys = TokenKeys::new(SigningKey::new(vec![1; 32]).expect("a key"), None);
+        let queue = QueueService::new(
+            Arc::new(line),
+            keys,
+            policy,
+            Arc::new(ManualClock::starting_now()),
+            Arc::new(FixedSeed(DrawSeed::from_bytes([0; 32]))),
+        );
+        let mut repository = MockRoomRepository::new();
+        repository.expect_list().returning(|| {
+            Ok(vec![Room {
+                entry: RoomEntry::Invite,
+                ..default_room()
+            }])
+        });
+        let rooms = RoomService::new(
+            Arc::new(repository),
+            Arc::new(MockRoomLines::new()),
+            queue,
+            Arc::new(MockQueueControls::new()),
+        )
+        .with_invites(Invites::new(
+            Some(InviteKey::new(KEY).expect("a key")),
+            ledger,
+        ));
+        rooms.refresh().await.expect("the rooms read");
+        rooms
+    }
+
+    fn pass(nonce: u8) -> (InvitePass, InviteNonce) {
+        let nonce = InviteNonce::from_random([nonce; 16]);
+        let account = InviteAccount::new("7").expect("an account");
+        let invite = Invite::new(
+            RoomId::default_room(),
+            account.clone(),
+            Utc::now() + chrono::Duration::hours(1),
+            nonce.clone(),
+        );
+        let code = InviteKey::new(KEY).expect("a key").sign(&invite);
+        let pass = InvitePass {
+            code: Some(code.to_string()),
+            account: Some(account),
+        };
+        (pass, nonce)
+    }
+
+    fn entered() -> Entered {
+        Entered {
+            ticket: Ticket {
+                epoch: 1,
+                seq: 1,
+                user: Some(user()),
+            },
+            state: TicketState::Waiting { position: 1 },
+            admitted_now: false,
+            opens_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_fails_leaves_the_code_unused() {
+        let mut line = MockWaitingQueue::new();
+        line.expect_enter()
+            .returning(|_, _| Err(InfrastructureError::unavailable("down").into()));
+        let ledger = Arc::new(InMemoryInviteLedger::default());
+        let rooms = service(line, ledger.clone()).await;
+        let (pass, nonce) = pass(1);
+        let failed = rooms
+            .enter_with(
+                &RoomId::default_room(),
+                Some(user()),
+                &ClientKey::new("c"),
+                &pass,
+            )
+            .await;
+        assert!(
+            matches!(failed, Err(RoomError::Queue(QueueError::Infrastructure(_)))),
+            "{failed:?}"
+        );
+        let until = Utc::now() + chrono::Duration::hours(1);
+        assert!(
+            ledger
+                .claim(&RoomId::default_room(), &nonce, until)
+                .await
+                .expect("answers"),
+            "the code was released"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_used_code_hands_back_a_live_place_and_is_refused_without_one() {
+        let mut line = MockWaitingQueue::new();
+        line.expect_enter().times(1).returning(|_, _| Ok(entered()));
+        let mut rejoins = 0;
+        line.expect_rejoin().times(2).returning(move |_| {
+            rejoins += 1;
+            // First the reload, while the place is live; then after it ended.
+            Ok((rejoins == 1).then(entered))
+        });
+        let rooms = service(line, Arc::new(InMemoryInviteLedger::default())).await;
+        let (pass, _) = pass(2);
+        let (default, client) = (RoomId::default_room(), ClientKey::new("c"));
+        let enter = || rooms.enter_with(&default, Some(user()), &client, &pass);
+        let first = enter().await.expect("a good code enters");
+        let again = enter().await.expect("a reload gets the place back");
+        assert_eq!(again.token, first.token);
+        assert_eq!(
+            enter().await.map(|view| view.token),
+            Err(RoomError::InviteInvalid(InviteRefusal::Used))
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_code_or_an_account_an_invite_room_is_required() {
+        let rooms = service(
+            MockWaitingQueue::new(),
+            Arc::new(InMemoryInviteLedger::default()),
+        )
+        .await;
+        let (pass, _) = pass(3);
+        let default = RoomId::default_room();
+        let client = ClientKey::new("c");
+        let no_code = InvitePass {
+            code: None,
+            ..pass.clone()
+        };
+        let no_account = InvitePass {
+            account: None,
+            ..pass
+        };
+        for pass in [no_code, no_account] {
+            assert_eq!(
+                rooms
+                    .enter_with(&default, Some(user()), &client, &pass)
+                    .await
+                    .map(|view| view.token),
+                Err(RoomError::InviteRequired(default))
+            );
+        }
+    }
+}
