@@ -54,6 +54,7 @@ pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] [--room ID] <c
   rooms list                  every waiting room with its line
   rooms create <id> --name NAME --performances 119,120 [--admit-per-second N] [--max-active N]
         [--active-ttl-seconds N] [--mode fifo|random|passthrough|reject] [--opens-at T] [--closes-at T]
+        [--entry open|invite]
   rooms delete <id>           delete a room nobody waits or shops in
   invite --user SUBJECT [--expires T]
                               print an invite code into --room for that account, good until T
@@ -225,6 +226,7 @@ fn new_room(id: &str, flags: &[String]) -> Result<Value, String> {
             "--mode" => ("mode", json!(value)),
             "--opens-at" => ("opensAt", json!(value)),
             "--closes-at" => ("closesAt", json!(value)),
+            "--entry" => ("entry", json!(value)),
             other => return Err(format!("unknown option {other}\n{ADMIN_USAGE}")),
         };
         body.insert(name.into(), value);
@@ -391,6 +393,8 @@ mod tests {
                 "119,120",
                 "--admit-per-second",
                 "200",
+                "--entry",
+                "invite",
             ])
             .map(|c| c.action),
             Ok(AdminAction::RoomsCreate(json!({
@@ -398,6 +402,7 @@ mod tests {
                 "name": "Golden Hour",
                 "performanceIds": [119, 120],
                 "admitPerSecond": 200,
+                "entry": "invite",
             })))
         );
         assert!(parse(&["rooms", "create", "x", "--name", "X"]).is_err());

@@ -391,10 +391,32 @@ async fn the_default_line_is_made_invite_only_and_open_again() {
     app.enter(None).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_code_ticketing_admin_invite_prints_is_accepted_by_the_server() {
     let app = invite_app().await;
-    presale(&app).await;
+    // The server runs on this test's runtime: the command waits on a thread of its own.
+    let base = app.address.clone();
+    let (ok, created, stderr) = tokio::task::spawn_blocking(move || {
+        support::admin_cli(
+            &base,
+            ADMIN_TOKEN,
+            &[
+                "rooms",
+                "create",
+                "presale",
+                "--name",
+                "Presale",
+                "--performances",
+                "120",
+                "--entry",
+                "invite",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(created.contains("\"invite\""), "{created}");
     let run = |arguments: &[&str], key: Option<&str>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"));
         command
