@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
+use ticketing_domain::rooms::{Invite, InviteAccount, InviteKey, InviteNonce, RoomId};
 
 /// What an operator asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,12 @@ pub enum AdminAction {
     RoomsCreate(Value),
     /// Deletes the room of this id.
     RoomsDelete(String),
+    /// Prints an invite code for the account `user` (its subject) into `--room`, signed here
+    /// with `APP__AUTH__INVITE_KEY`; `expires` is RFC 3339 (default: 7 days ahead).
+    Invite {
+        user: String,
+        expires: Option<String>,
+    },
 }
 
 /// An admin command: the action, the room it acts on and the server it goes to.
@@ -47,7 +54,12 @@ pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] [--room ID] <c
   rooms list                  every waiting room with its line
   rooms create <id> --name NAME --performances 119,120 [--admit-per-second N] [--max-active N]
         [--active-ttl-seconds N] [--mode fifo|random|passthrough|reject] [--opens-at T] [--closes-at T]
+        [--entry open|invite]
   rooms delete <id>           delete a room nobody waits or shops in
+  invite --user SUBJECT [--expires T]
+                              print an invite code into --room for that account, good until T
+                              (RFC 3339; default 7 days ahead), signed locally with
+                              APP__AUTH__INVITE_KEY (no call to the server)
 --room ID steers that room's line (default: the room default). The server is --url, else
 $TICKETING_URL, else http://127.0.0.1:8080; the token is APP__ADMIN__TOKEN.";
 
@@ -91,6 +103,7 @@ impl AdminCommand {
             [noun, verb, id, flags @ ..] if noun == "rooms" && verb == "create" => {
                 AdminAction::RoomsCreate(new_room(id, flags)?)
             }
+            [verb, flags @ ..] if verb == "invite" => invite_of(flags)?,
             [verb] if verb == "status" => AdminAction::Status,
             [verb] if verb == "pause" => AdminAction::Pause,
             [verb] if verb == "resume" => AdminAction::Resume,
@@ -124,6 +137,66 @@ impl AdminCommand {
     }
 }
 
+/// `invite --user SUBJECT [--expires T]`.
+fn invite_of(flags: &[String]) -> Result<AdminAction, String> {
+    let (mut user, mut expires) = (None, None);
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        let value = flags
+            .next()
+            .cloned()
+            .ok_or_else(|| format!("{flag} needs a value\n{ADMIN_USAGE}"))?;
+        match flag.as_str() {
+            "--user" => user = Some(value),
+            "--expires" => expires = Some(value),
+            other => return Err(format!("unknown option {other}\n{ADMIN_USAGE}")),
+        }
+    }
+    let user = user.ok_or_else(|| format!("invite needs --user SUBJECT\n{ADMIN_USAGE}"))?;
+    Ok(AdminAction::Invite { user, expires })
+}
+
+/// The invite code `invite --room R --user U [--expires T]` prints, signed with `key_text`
+/// (`APP__AUTH__INVITE_KEY`) at `now` with a fresh random nonce.
+///
+/// # Errors
+/// A one-line reason: no key or a short one, a room id or account that cannot be, an expiry
+/// that is not RFC 3339 or not in the future.
+pub fn invite_code(
+    command: &AdminCommand,
+    key_text: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let AdminAction::Invite { user, expires } = &command.action else {
+        anyhow::bail!("not an invite command");
+    };
+    let key = match key_text {
+        None | Some("") => anyhow::bail!(
+            "set APP__AUTH__INVITE_KEY to the server's invite key (at least 32 bytes)"
+        ),
+        Some(text) => InviteKey::new(text.as_bytes())
+            .map_err(|weak| anyhow!("APP__AUTH__INVITE_KEY: {weak}"))?,
+    };
+    let room_text = command.room.as_deref().unwrap_or("default");
+    let room = RoomId::parse(room_text).map_err(|_| {
+        anyhow!("--room {room_text:?} is not a room id ([a-z0-9-], 1 to 40 characters)")
+    })?;
+    let account =
+        InviteAccount::new(user).map_err(|invalid| anyhow!("--user {user:?}: {invalid}"))?;
+    let expires_at = match expires {
+        None => now + chrono::Duration::days(7),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|_| anyhow!("--expires must be an RFC 3339 time, not {text:?}"))?
+            .with_timezone(&chrono::Utc),
+    };
+    if expires_at <= now {
+        anyhow::bail!("--expires must be in the future");
+    }
+    let nonce = InviteNonce::from_random(rand::random());
+    let invite = Invite::new(room, account, expires_at, nonce);
+    Ok(key.sign(&invite).to_string())
+}
+
 /// The body of `POST /api/admin/rooms` from `rooms create <id> <flags>`.
 fn new_room(id: &str, flags: &[String]) -> Result<Value, String> {
     let mut body = serde_json::Map::new();
@@ -153,6 +226,7 @@ fn new_room(id: &str, flags: &[String]) -> Result<Value, String> {
             "--mode" => ("mode", json!(value)),
             "--opens-at" => ("opensAt", json!(value)),
             "--closes-at" => ("closesAt", json!(value)),
+            "--entry" => ("entry", json!(value)),
             other => return Err(format!("unknown option {other}\n{ADMIN_USAGE}")),
         };
         body.insert(name.into(), value);
@@ -184,6 +258,9 @@ pub async fn run(command: &AdminCommand, admin_token: &str) -> anyhow::Result<()
         Some(room) => format!("{rooms}/{room}"),
     };
     let request = match &command.action {
+        AdminAction::Invite { .. } => {
+            anyhow::bail!("an invite is signed locally; it needs no server")
+        }
         AdminAction::RoomsList => client.get(&rooms),
         AdminAction::RoomsCreate(body) => client.post(&rooms).json(body),
         AdminAction::RoomsDelete(id) => client.delete(format!("{rooms}/{id}")),
@@ -316,6 +393,8 @@ mod tests {
                 "119,120",
                 "--admit-per-second",
                 "200",
+                "--entry",
+                "invite",
             ])
             .map(|c| c.action),
             Ok(AdminAction::RoomsCreate(json!({
@@ -323,6 +402,7 @@ mod tests {
                 "name": "Golden Hour",
                 "performanceIds": [119, 120],
                 "admitPerSecond": 200,
+                "entry": "invite",
             })))
         );
         assert!(parse(&["rooms", "create", "x", "--name", "X"]).is_err());
@@ -344,6 +424,62 @@ mod tests {
             parse(&["pause", "--url", "http://y:2"]).map(|c| c.url),
             Ok("http://y:2".into())
         );
+    }
+
+    #[test]
+    fn invite_parses_and_signs_a_code_the_key_verifies() {
+        let command = parse(&["--room", "presale", "invite", "--user", "auth0|7"]).expect("parses");
+        assert_eq!(
+            command.action,
+            AdminAction::Invite {
+                user: "auth0|7".into(),
+                expires: None
+            }
+        );
+        let key_text = "k".repeat(32);
+        let now = chrono::Utc::now();
+        let code = invite_code(&command, Some(&key_text), now).expect("a code");
+        let key = InviteKey::new(key_text.as_bytes()).expect("a key");
+        let parsed = ticketing_domain::rooms::InviteCode::parse(&code).expect("a code's shape");
+        let room = RoomId::parse("presale").expect("a room");
+        let account = InviteAccount::new("auth0|7").expect("an account");
+        let invite = key.verify(&parsed, &room, &account, now).expect("verifies");
+        let week = now + chrono::Duration::days(7);
+        assert!((week - invite.expires_at).num_seconds().abs() <= 1);
+        assert_ne!(
+            invite_code(&command, Some(&key_text), now).expect("a code"),
+            code,
+            "each code has a nonce of its own"
+        );
+    }
+
+    #[test]
+    fn invite_refuses_bad_input() {
+        let key_text = "k".repeat(32);
+        let now = chrono::Utc::now();
+        let sign =
+            |list: &[&str], key: Option<&str>| invite_code(&parse(list).expect("parses"), key, now);
+        assert!(parse(&["invite"]).is_err(), "--user is required");
+        assert!(parse(&["invite", "--user"]).is_err());
+        assert!(parse(&["invite", "--user", "7", "--speed", "1"]).is_err());
+        assert!(sign(&["invite", "--user", "7"], None).is_err(), "no key");
+        assert!(sign(&["invite", "--user", "7"], Some("short")).is_err());
+        assert!(sign(
+            &["--room", "Bad Room", "invite", "--user", "7"],
+            Some(&key_text)
+        )
+        .is_err());
+        assert!(sign(
+            &["invite", "--user", "7", "--expires", "soon"],
+            Some(&key_text)
+        )
+        .is_err());
+        assert!(sign(
+            &["invite", "--user", "7", "--expires", "2000-01-01T00:00:00Z"],
+            Some(&key_text)
+        )
+        .is_err());
+        assert!(sign(&["invite", "--user", "7"], Some(&key_text)).is_ok());
     }
 
     #[test]

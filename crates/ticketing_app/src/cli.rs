@@ -133,6 +133,13 @@ fn run_events(tail: &TailCommand) -> anyhow::Result<()> {
 }
 
 fn run_admin(admin: &AdminCommand) -> anyhow::Result<()> {
+    if matches!(admin.action, admin_cli::AdminAction::Invite { .. }) {
+        // Signed here with this command's own key: no server, no admin token.
+        let key = std::env::var("APP__AUTH__INVITE_KEY").ok();
+        let code = admin_cli::invite_code(admin, key.as_deref(), chrono::Utc::now())?;
+        println!("{code}");
+        return Ok(());
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -155,6 +162,7 @@ async fn run_admin_async(admin: &AdminCommand) -> anyhow::Result<()> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Settings that cannot run are refused before anything is touched.
     settings.token_keys()?;
+    settings.invite_key()?;
     settings.admin_token()?;
     settings.trusted_proxies()?;
     ticketing_redis::RedisPool::new(&settings.redis())

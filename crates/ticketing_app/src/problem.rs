@@ -50,6 +50,10 @@ pub enum ApiError {
     RoomExists(String),
     #[error("{0}")]
     RoomBusy(String),
+    #[error("{0}")]
+    InviteRequired(String),
+    #[error("{0}")]
+    InviteInvalid(String),
     /// `opens_at`: when the room opens, if an opening is scheduled (RFC 3339).
     #[error("{detail}")]
     RoomClosed {
@@ -104,7 +108,8 @@ pub(crate) struct Problem<'a> {
     /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
     /// IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED,
-    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED, METHOD_NOT_ALLOWED.
+    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED, METHOD_NOT_ALLOWED,
+    /// INVITE_REQUIRED, INVITE_INVALID.
     #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
@@ -132,6 +137,8 @@ impl ApiError {
             ApiError::RoomExists(_) => "ROOM_EXISTS",
             ApiError::RoomBusy(_) => "ROOM_BUSY",
             ApiError::RoomClosed { .. } => "ROOM_CLOSED",
+            ApiError::InviteRequired(_) => "INVITE_REQUIRED",
+            ApiError::InviteInvalid(_) => "INVITE_INVALID",
             ApiError::SeatUnavailable { .. } => "SEAT_UNAVAILABLE",
             ApiError::SeatLimitReached(_) => "SEAT_LIMIT_REACHED",
             ApiError::ReservationNotPayable(_) => "RESERVATION_NOT_PAYABLE",
@@ -178,7 +185,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TokenNotActive
             | ApiError::TokenUserMismatch
-            | ApiError::TokenWrongRoom(_) => StatusCode::FORBIDDEN,
+            | ApiError::TokenWrongRoom(_)
+            | ApiError::InviteRequired(_)
+            | ApiError::InviteInvalid(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RoomExists(_) | ApiError::RoomBusy(_) | ApiError::RoomClosed { .. } => {
@@ -306,6 +315,8 @@ impl From<RoomError> for ApiError {
                 detail: error.to_string(),
                 opens_at: opens_at.map(crate::routes::rfc3339),
             },
+            RoomError::InviteRequired(_) => ApiError::InviteRequired(error.to_string()),
+            RoomError::InviteInvalid(_) => ApiError::InviteInvalid(error.to_string()),
             RoomError::Queue(queue) => queue.into(),
             RoomError::Infrastructure(cause) => cause.into(),
         }

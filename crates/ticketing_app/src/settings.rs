@@ -9,6 +9,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use ticketing_domain::queue::{QueuePolicy, SigningKey, TokenKeys};
 use ticketing_domain::reservation::{HoldRules, HoldTtl, SeatLimit, SeatsPerHold};
+use ticketing_domain::rooms::InviteKey;
 use ticketing_postgres::PgPoolSettings;
 use ticketing_redis::RedisSettings;
 
@@ -29,6 +30,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     #[serde(default)]
     pub security: SecuritySettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
     /// `APP_ENV`: `production` refuses settings only fit for development.
     #[serde(default)]
     pub environment: String,
@@ -54,6 +57,23 @@ impl std::fmt::Debug for AdminSettings {
 
 /// The shortest admin token accepted.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+
+/// Who the caller is: invite codes of invite-only rooms.
+#[derive(Clone, Default, Deserialize)]
+pub struct AuthSettings {
+    /// `APP__AUTH__INVITE_KEY`: the secret invite codes are signed with (at least 32 bytes);
+    /// without it no room can be made invite-only.
+    #[serde(default)]
+    pub invite_key: Option<String>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("invite_key", &self.invite_key.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
 
 /// Who may touch a reservation.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -278,6 +298,19 @@ impl Settings {
             key("signing_key", &queue.signing_key)?,
             previous,
         ))
+    }
+
+    /// The key invite codes are verified with, when one is set.
+    ///
+    /// # Errors
+    /// When it is shorter than 32 bytes: refused at start, as a short queue signing key is.
+    pub fn invite_key(&self) -> Result<Option<InviteKey>, config::ConfigError> {
+        match self.auth.invite_key.as_deref() {
+            None | Some("") => Ok(None),
+            Some(text) => InviteKey::new(text.as_bytes()).map(Some).map_err(|weak| {
+                config::ConfigError::Message(format!("APP__AUTH__INVITE_KEY: {weak}"))
+            }),
+        }
     }
 
     /// The admin token, when the admin API is on: only with a token of at least
@@ -571,6 +604,25 @@ mod tests {
         ]))
         .expect("loads");
         assert!(settings.token_keys().is_err());
+    }
+
+    #[test]
+    fn an_invite_key_is_optional_and_a_short_one_is_refused() {
+        let none = Settings::load_from(vars(&[("APP_CONFIG_DIR", "/nonexistent")])).expect("loads");
+        assert_eq!(none.invite_key().expect("valid"), None);
+        let short = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__AUTH__INVITE_KEY", "short"),
+        ]))
+        .expect("loads");
+        assert!(short.invite_key().is_err());
+        let long = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", "/nonexistent"),
+            ("APP__AUTH__INVITE_KEY", &"k".repeat(32)),
+        ]))
+        .expect("loads");
+        assert!(long.invite_key().expect("valid").is_some());
+        assert!(!format!("{:?}", long.auth).contains("kkkk"), "never logged");
     }
 
     #[test]

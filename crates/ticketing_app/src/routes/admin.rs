@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use ticketing_domain::queue::{LineSettings, LineStatus, QueueToken, SettingsChange};
+use ticketing_domain::rooms::{RoomChange, RoomEntry, RoomId};
 use utoipa::ToSchema;
 
 use super::body::optional_json;
@@ -106,12 +107,25 @@ pub(crate) struct AdminQueueBody {
     opens_at: Option<String>,
     waiting: u64,
     active: u64,
+    /// Who may enter the line: open, or invite (only with an invite code).
+    #[schema(value_type = String, example = "open")]
+    entry: &'static str,
+}
+
+impl AdminQueueBody {
+    fn of(status: LineStatus, entry: RoomEntry) -> Self {
+        Self {
+            entry: entry.as_str(),
+            ..Self::from(status)
+        }
+    }
 }
 
 impl From<LineStatus> for AdminQueueBody {
     fn from(status: LineStatus) -> Self {
         let settings = status.settings;
         Self {
+            entry: RoomEntry::Open.as_str(),
             paused: settings.paused,
             admit_per_second: settings.admit_per_second.get(),
             max_active: settings.max_active.get(),
@@ -144,6 +158,8 @@ pub(crate) struct AdminQueueChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     opens_at: Option<Option<String>>,
+    /// open, or invite: only entries with an invite code (needs APP__AUTH__INVITE_KEY).
+    entry: Option<String>,
 }
 
 /// The line's settings and size.
@@ -155,7 +171,18 @@ pub(crate) struct AdminQueueChange {
         Unavailable))]
 pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = state.services.operator.status().await?;
-    Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
+    let entry = default_entry(&state).await?;
+    Ok(HttpResponse::Ok().json(AdminQueueBody::of(status, entry)))
+}
+
+/// Who may enter the room `default`'s line.
+async fn default_entry(state: &AppState) -> Result<RoomEntry, ApiError> {
+    Ok(state
+        .services
+        .rooms
+        .room(&RoomId::default_room())
+        .await?
+        .entry)
 }
 
 pub(crate) fn describe(settings: &LineSettings) -> String {
@@ -176,7 +203,7 @@ pub(crate) fn describe(settings: &LineSettings) -> String {
     request_body = AdminQueueChange,
     responses(
         (status = 200, description = "The new state", body = AdminQueueBody),
-        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future", content_type = "application/problem+json", body = Problem),
+        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future, entry invite without an invite key", content_type = "application/problem+json", body = Problem),
         AdminUnauthorized,
         AdminApiOff,
         Unavailable))]
@@ -195,6 +222,33 @@ pub(crate) async fn change(
         opens_at,
         state.services.queue.now(),
     )?;
+    let entry = body.entry.as_deref().map(RoomEntry::parse).transpose()?;
+    if let Some(entry) = entry {
+        // The room `default` is the line: its entry is the room's (refused, with nothing
+        // changed, when it cannot be; the line's settings then stay as they are too).
+        let change = RoomChange {
+            entry: Some(entry),
+            ..RoomChange::default()
+        };
+        state
+            .services
+            .rooms
+            .change(&RoomId::default_room(), &change)
+            .await?;
+        tracing::info!(
+            target: "audit",
+            who = "admin",
+            client = %client_of(&request),
+            what = "queue entry",
+            new = entry.as_str(),
+            "operator changed who may enter the queue"
+        );
+    }
+    if entry.is_some() && change.is_empty() {
+        let status = state.services.operator.status().await?;
+        let entry = default_entry(&state).await?;
+        return Ok(HttpResponse::Ok().json(AdminQueueBody::of(status, entry)));
+    }
     let (before, after) = state.services.operator.change(&change).await?;
     tracing::info!(
         target: "audit",
@@ -206,7 +260,8 @@ pub(crate) async fn change(
         "operator changed the queue settings"
     );
     let status = state.services.operator.status().await?;
-    Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
+    let entry = default_entry(&state).await?;
+    Ok(HttpResponse::Ok().json(AdminQueueBody::of(status, entry)))
 }
 
 /// Revoke one token: 401 afterwards, on every instance within 1 s. Unknown tokens: 204 too.

@@ -49,7 +49,7 @@ pub(crate) struct AdminRoomBody {
     mode: &'static str,
     opens_at: Option<String>,
     closes_at: Option<String>,
-    /// open.
+    /// open, or invite (only entries with an invite code).
     #[schema(value_type = String, example = "open")]
     entry: &'static str,
     challenge_difficulty: u32,
@@ -100,7 +100,8 @@ pub(crate) struct NewRoomBody {
     opens_at: Option<String>,
     /// RFC 3339: from then on new entries are 409 ROOM_CLOSED.
     closes_at: Option<String>,
-    /// open (default).
+    /// open (default), or invite: only entries with an invite code (needs
+    /// APP__AUTH__INVITE_KEY on the server).
     entry: Option<String>,
     /// 0 (default): no proof of work asked.
     challenge_difficulty: Option<i64>,
@@ -125,6 +126,7 @@ pub(crate) struct RoomChangeBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     closes_at: Option<Option<String>>,
+    /// open, or invite (needs APP__AUTH__INVITE_KEY on the server).
     entry: Option<String>,
     challenge_difficulty: Option<i64>,
     paused: Option<bool>,

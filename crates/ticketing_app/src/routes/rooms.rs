@@ -33,6 +33,9 @@ pub(crate) struct RoomBody {
     status: &'static str,
     opens_at: Option<String>,
     closes_at: Option<String>,
+    /// open, or invite: entries need an invite code (`"invite"` in `POST /api/queue`).
+    #[schema(value_type = String, example = "open")]
+    entry: &'static str,
 }
 
 /// A room with its line's front: what a client needs to tell its approximate place.
@@ -85,6 +88,7 @@ fn body(state: &AppState, room: &Room) -> (RoomBody, LineSettings) {
         status: room.status(&line, now).as_str(),
         opens_at: line.opens_at.filter(|at| *at > now).map(rfc3339),
         closes_at: room.closes_at.map(rfc3339),
+        entry: room.entry.as_str(),
     };
     (body, line)
 }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::id::RoomId;
+use super::invite::InviteRefusal;
 use crate::ids::PerformanceId;
 use crate::queue::{ControlError, InvalidSetting, QueueError};
 use crate::InfrastructureError;
@@ -41,6 +42,12 @@ pub enum RoomError {
         /// When it opens, if an opening is scheduled.
         opens_at: Option<DateTime<Utc>>,
     },
+    /// The room is invite-only and the entry carries no code, or no account to check it against.
+    #[error("room {0} takes entries with an invite code only")]
+    InviteRequired(RoomId),
+    /// The entry's invite code does not let it in.
+    #[error("{0}")]
+    InviteInvalid(#[from] InviteRefusal),
     /// The line refused (rate limited) or its store cannot answer.
     #[error(transparent)]
     Queue(#[from] QueueError),

@@ -3,12 +3,19 @@
 
 mod errors;
 mod id;
+mod invite;
 mod port;
 mod room;
 mod service;
 
 pub use errors::RoomError;
 pub use id::{InvalidRoomId, RoomId};
+#[cfg(any(test, feature = "mock"))]
+pub use invite::MockInviteLedger;
+pub use invite::{
+    InvalidInviteAccount, InvalidInviteNonce, Invite, InviteAccount, InviteCode, InviteKey,
+    InviteLedger, InviteNonce, InvitePass, InviteRefusal, Invites, WeakInviteKey,
+};
 #[cfg(any(test, feature = "mock"))]
 pub use port::{MockRoomLines, MockRoomRepository};
 pub use port::{RoomLineStores, RoomLines, RoomRepository};

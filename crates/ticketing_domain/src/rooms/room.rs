@@ -56,6 +56,9 @@ pub enum RoomEntry {
     /// Anyone.
     #[default]
     Open,
+    /// Only entries with an invite code signed for that account and room, each code once
+    /// (presales).
+    Invite,
 }
 
 impl RoomEntry {
@@ -63,21 +66,21 @@ impl RoomEntry {
     pub fn as_str(self) -> &'static str {
         match self {
             RoomEntry::Open => "open",
+            RoomEntry::Invite => "invite",
         }
     }
 
     /// Reads the contract's spelling.
     ///
     /// # Errors
-    /// [`InvalidSetting`] for anything else, and for `invite`, which needs identity (not
-    /// available yet).
+    /// [`InvalidSetting`] for anything else.
     pub fn parse(text: &str) -> Result<Self, InvalidSetting> {
         match text {
             "open" => Ok(RoomEntry::Open),
-            "invite" => Err(InvalidSetting(
-                "entry invite is not available yet (it needs identity); use open".into(),
-            )),
-            other => Err(InvalidSetting(format!("entry must be open, not {other:?}"))),
+            "invite" => Ok(RoomEntry::Invite),
+            other => Err(InvalidSetting(format!(
+                "entry must be open or invite, not {other:?}"
+            ))),
         }
     }
 }

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::errors::RoomError;
 use super::id::RoomId;
+use super::invite::{InviteCode, InvitePass, InviteRefusal, Invites};
 use super::port::{RoomLines, RoomRepository};
-use super::room::{Room, RoomChange, RoomMode};
+use super::room::{Room, RoomChange, RoomEntry, RoomMode};
 use crate::ids::{PerformanceId, UserId};
 use crate::queue::{
     AccessError, ActiveToken, ClientKey, LineSettings, LineStatus, QueueControls, QueuePolicy,
@@ -48,6 +49,9 @@ pub struct RoomService {
     caught_up: Arc<Mutex<Option<DateTime<Utc>>>>,
     /// Numbers the reads of the rooms, so that only the newest is applied.
     reads: Arc<std::sync::atomic::AtomicU64>,
+    /// The invite key and the ledger of used codes; `None` until [`RoomService::with_invites`]:
+    /// no room can be made invite-only then.
+    invites: Option<Invites>,
 }
 
 /// How often, at most, tokens of rooms this instance does not know make it read the rooms.
@@ -77,7 +81,32 @@ impl RoomService {
             registry: Arc::default(),
             caught_up: Arc::default(),
             reads: Arc::default(),
+            invites: None,
         }
+    }
+
+    /// Lets rooms be invite-only, their codes verified and their uses recorded by `invites`.
+    #[must_use]
+    pub fn with_invites(self, invites: Invites) -> Self {
+        Self {
+            invites: Some(invites),
+            ..self
+        }
+    }
+
+    /// Refuses making `room` invite-only on an instance that cannot verify codes.
+    fn check_entry(&self, room: &Room) -> Result<(), RoomError> {
+        let has_key = self
+            .invites
+            .as_ref()
+            .is_some_and(|invites| invites.key.is_some());
+        if room.entry == RoomEntry::Invite && !has_key {
+            return Err(crate::queue::InvalidSetting(
+                "entry invite needs an invite key on the server (APP__AUTH__INVITE_KEY)".into(),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// The waiting-room use cases over every room's line.
@@ -319,6 +348,27 @@ impl RoomService {
         user: Option<UserId>,
         client: &ClientKey,
     ) -> Result<QueueView, RoomError> {
+        self.enter_with(id, user, client, &InvitePass::default())
+            .await
+    }
+
+    /// [`RoomService::enter`], with the invite `pass` an invite-only room asks for (an open room
+    /// ignores it). A code lets its account in once: it is recorded as used before the entry
+    /// and forgotten again when the entry fails, so an outage does not burn it. Sent again by
+    /// its account while that account has a live place in the room (a reload), it hands that
+    /// place back, as entering again with a `userId` does; any other second use is refused.
+    ///
+    /// # Errors
+    /// As [`RoomService::enter`]; in an invite-only room also [`RoomError::InviteRequired`]
+    /// without a code or an account, [`RoomError::InviteInvalid`] for a code that does not let
+    /// this account in (nothing is recorded then).
+    pub async fn enter_with(
+        &self,
+        id: &RoomId,
+        user: Option<UserId>,
+        client: &ClientKey,
+        pass: &InvitePass,
+    ) -> Result<QueueView, RoomError> {
         let room = self.room(id).await?;
         let now = self.queue.now();
         if !room.takes_entries(now) {
@@ -338,6 +388,43 @@ impl RoomService {
                 opens_at,
             });
         }
+        if room.entry != RoomEntry::Invite {
+            return self.enter_line(id, user, client).await;
+        }
+        let (Some(code), Some(account)) = (pass.code.as_deref(), pass.account.as_ref()) else {
+            return Err(RoomError::InviteRequired(*id));
+        };
+        let invites = self.invites.as_ref();
+        let key = invites
+            .and_then(|invites| invites.key.as_ref())
+            .ok_or(InviteRefusal::NoKey)?;
+        let invite = key.verify(&InviteCode::parse(code)?, id, account, now)?;
+        let ledger = invites.map(|invites| invites.ledger.clone());
+        let ledger = ledger.ok_or(InviteRefusal::NoKey)?;
+        if !ledger.claim(id, &invite.nonce, invite.expires_at).await? {
+            // Used before: a reload of its account gets its live place back, entering nobody.
+            if let Some(user) = user {
+                if let Some(view) = self.queue.rejoin_room(id, user).await? {
+                    return Ok(view);
+                }
+            }
+            return Err(InviteRefusal::Used.into());
+        }
+        let entered = self.enter_line(id, user, client).await;
+        if entered.is_err() {
+            // The entry failed (the line's store down, the client over its rate): the code stays
+            // good. Should the ledger not answer either, it stays used until it expires.
+            let _ = ledger.release(id, &invite.nonce).await;
+        }
+        entered
+    }
+
+    async fn enter_line(
+        &self,
+        id: &RoomId,
+        user: Option<UserId>,
+        client: &ClientKey,
+    ) -> Result<QueueView, RoomError> {
         if id.is_default() {
             return Ok(self.queue.enter_queue(user, client).await?);
         }
@@ -368,6 +455,7 @@ impl RoomService {
     /// then, and its line takes them at the next change).
     pub async fn create(&self, room: Room) -> Result<RoomDetails, RoomError> {
         room.check()?;
+        self.check_entry(&room)?;
         if room.id.is_default() {
             return Err(RoomError::Exists(room.id));
         }
@@ -416,6 +504,9 @@ impl RoomService {
             .into());
         }
         let changed = change.applied_to(&room)?;
+        if change.entry.is_some() {
+            self.check_entry(&changed)?;
+        }
         let controls = self.controls(id).ok_or(RoomError::NotFound(*id))?;
         // The line's store first: it may refuse (an opening while the last draw's places are
         // still admitted); the rooms' store then, undoing the line's change if it refuses (a
@@ -494,5 +585,183 @@ fn default_room() -> Room {
         challenge_difficulty: super::room::ChallengeDifficulty::default(),
         line: None,
         version: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::queue::{
+        DrawSeed, Entered, FixedSeed, MockQueueControls, MockWaitingQueue, QueueError, SigningKey,
+        Ticket, TicketState, TokenKeys,
+    };
+    use crate::rooms::{
+        Invite, InviteAccount, InviteKey, InviteLedger, InviteNonce, MockRoomLines,
+        MockRoomRepository,
+    };
+    use crate::testing::invites::InMemoryInviteLedger;
+    use crate::testing::store::ManualClock;
+    use crate::InfrastructureError;
+
+    const KEY: &[u8] = &[3; 32];
+
+    fn user() -> UserId {
+        UserId::new(7).expect("a user id")
+    }
+
+    /// The rooms' use cases with the room `default` invite-only, its line in `line`, used
+    /// invites in `ledger`.
+    async fn service(line: MockWaitingQueue, ledger: Arc<InMemoryInviteLedger>) -> RoomService {
+        let policy = QueuePolicy {
+            max_active: NonZeroU32::MIN,
+            admit_per_second: NonZeroU32::MIN,
+            active_ttl: Duration::from_secs(600),
+            waiting_idle_timeout: Duration::from_secs(60),
+            entry_rate_per_client: None,
+        };
+        let keys = TokenKeys::new(SigningKey::new(vec![1; 32]).expect("a key"), None);
+        let queue = QueueService::new(
+            Arc::new(line),
+            keys,
+            policy,
+            Arc::new(ManualClock::starting_now()),
+            Arc::new(FixedSeed(DrawSeed::from_bytes([0; 32]))),
+        );
+        let mut repository = MockRoomRepository::new();
+        repository.expect_list().returning(|| {
+            Ok(vec![Room {
+                entry: RoomEntry::Invite,
+                ..default_room()
+            }])
+        });
+        let rooms = RoomService::new(
+            Arc::new(repository),
+            Arc::new(MockRoomLines::new()),
+            queue,
+            Arc::new(MockQueueControls::new()),
+        )
+        .with_invites(Invites::new(
+            Some(InviteKey::new(KEY).expect("a key")),
+            ledger,
+        ));
+        rooms.refresh().await.expect("the rooms read");
+        rooms
+    }
+
+    fn pass(nonce: u8) -> (InvitePass, InviteNonce) {
+        let nonce = InviteNonce::from_random([nonce; 16]);
+        let account = InviteAccount::new("7").expect("an account");
+        let invite = Invite::new(
+            RoomId::default_room(),
+            account.clone(),
+            Utc::now() + chrono::Duration::hours(1),
+            nonce.clone(),
+        );
+        let code = InviteKey::new(KEY).expect("a key").sign(&invite);
+        let pass = InvitePass {
+            code: Some(code.to_string()),
+            account: Some(account),
+        };
+        (pass, nonce)
+    }
+
+    fn entered() -> Entered {
+        Entered {
+            ticket: Ticket {
+                epoch: 1,
+                seq: 1,
+                user: Some(user()),
+            },
+            state: TicketState::Waiting { position: 1 },
+            admitted_now: false,
+            opens_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_fails_leaves_the_code_unused() {
+        let mut line = MockWaitingQueue::new();
+        line.expect_enter()
+            .returning(|_, _| Err(InfrastructureError::unavailable("down").into()));
+        let ledger = Arc::new(InMemoryInviteLedger::default());
+        let rooms = service(line, ledger.clone()).await;
+        let (pass, nonce) = pass(1);
+        let failed = rooms
+            .enter_with(
+                &RoomId::default_room(),
+                Some(user()),
+                &ClientKey::new("c"),
+                &pass,
+            )
+            .await;
+        assert!(
+            matches!(failed, Err(RoomError::Queue(QueueError::Infrastructure(_)))),
+            "{failed:?}"
+        );
+        let until = Utc::now() + chrono::Duration::hours(1);
+        assert!(
+            ledger
+                .claim(&RoomId::default_room(), &nonce, until)
+                .await
+                .expect("answers"),
+            "the code was released"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_used_code_hands_back_a_live_place_and_is_refused_without_one() {
+        let mut line = MockWaitingQueue::new();
+        line.expect_enter().times(1).returning(|_, _| Ok(entered()));
+        let mut rejoins = 0;
+        line.expect_rejoin().times(2).returning(move |_| {
+            rejoins += 1;
+            // First the reload, while the place is live; then after it ended.
+            Ok((rejoins == 1).then(entered))
+        });
+        let rooms = service(line, Arc::new(InMemoryInviteLedger::default())).await;
+        let (pass, _) = pass(2);
+        let (default, client) = (RoomId::default_room(), ClientKey::new("c"));
+        let enter = || rooms.enter_with(&default, Some(user()), &client, &pass);
+        let first = enter().await.expect("a good code enters");
+        let again = enter().await.expect("a reload gets the place back");
+        assert_eq!(again.token, first.token);
+        assert_eq!(
+            enter().await.map(|view| view.token),
+            Err(RoomError::InviteInvalid(InviteRefusal::Used))
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_code_or_an_account_an_invite_room_is_required() {
+        let rooms = service(
+            MockWaitingQueue::new(),
+            Arc::new(InMemoryInviteLedger::default()),
+        )
+        .await;
+        let (pass, _) = pass(3);
+        let default = RoomId::default_room();
+        let client = ClientKey::new("c");
+        let no_code = InvitePass {
+            code: None,
+            ..pass.clone()
+        };
+        let no_account = InvitePass {
+            account: None,
+            ..pass
+        };
+        for pass in [no_code, no_account] {
+            assert_eq!(
+                rooms
+                    .enter_with(&default, Some(user()), &client, &pass)
+                    .await
+                    .map(|view| view.token),
+                Err(RoomError::InviteRequired(default))
+            );
+        }
     }
 }

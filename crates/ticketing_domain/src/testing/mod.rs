@@ -4,6 +4,7 @@
 //! its own tests without a database or Redis; an adapter author runs the contract functions
 //! against their adapter, as `ticketing_postgres` and `ticketing_redis` do in their test suites.
 
+pub mod invites;
 pub mod line;
 pub mod line_contract;
 pub mod store;
