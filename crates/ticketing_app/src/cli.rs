@@ -157,6 +157,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.token_keys()?;
     settings.admin_token()?;
     settings.trusted_proxies()?;
+    settings.identity()?;
     ticketing_redis::RedisPool::new(&settings.redis())
         .context("REDIS_URL or REDIS_CLUSTER_URLS")?;
     migrate(&settings).await?;

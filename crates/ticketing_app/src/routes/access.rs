@@ -64,9 +64,19 @@ pub async fn require_active_token(
 }
 
 async fn authorize(request: &ServiceRequest) -> Result<ActiveToken, ApiError> {
+    // Who asks comes first: without credentials nothing else is looked at.
+    let caller = super::identity::identify(request.request()).await?;
     let token = token_from_headers(request.headers())?;
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state is not registered".into()))?;
-    Ok(state.services.rooms.authorize(token).await?)
+    let active = state.services.rooms.authorize(token).await?;
+    // With identity on, a token acts for the caller it was issued to and nobody else: one
+    // bound to another user (or to nobody) is refused as a bound token of another user is.
+    if let Some(caller) = caller {
+        if active.user() != Some(caller.user) {
+            return Err(ApiError::TokenUserMismatch);
+        }
+    }
+    Ok(active)
 }

@@ -5,6 +5,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::{ReservationId, UserId};
 use ticketing_domain::payment::{Payment, PaymentForm, PaymentRequest, ReservationSelection};
 use ticketing_domain::queue::QueueToken;
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::headers::idempotency_key;
+use super::identity::Identified;
 use super::responses::{TokenNotAllowedHere, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
@@ -148,10 +150,12 @@ async fn refuse_other_rooms(
 pub(crate) async fn pay(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     body: web::Json<PaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let token = queue_token(&request)?;
     let payment = PaymentRequest::try_from(&*body)?;
+    act_for(caller.caller(), Some(payment.user))?;
     let form = payment.form;
     let key = idempotency_key(&request)?;
     Attempts::Payments.answer(refuse_other_rooms(&state, &token, &payment).await)?;

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{ClientKey, QueueView};
 use ticketing_domain::rooms::RoomId;
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::body::optional_json;
+use super::identity::Identified;
 use super::responses::{InvalidRequest, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
@@ -114,14 +116,17 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
 pub(crate) async fn enter(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_json::<EnterBody>(&body)?;
-    let user = body
+    let named = body
         .as_ref()
         .and_then(|body| body.user_id)
         .map(UserId::new)
         .transpose()?;
+    // With identity on the token is bound to the caller (another named user is refused).
+    let user = act_for(caller.caller(), named)?;
     let room = body
         .and_then(|body| body.room_id)
         .map(|room| {

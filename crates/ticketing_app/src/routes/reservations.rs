@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::queue::{ActiveToken, QueueToken};
 use ticketing_domain::refund::RefundRequest;
@@ -14,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::{optional_queue_token, require_active_token};
 use super::headers::idempotency_key;
+use super::identity::Identified;
 use super::responses::{
     BoundTokenMismatch, BoundTokenRequired, InvalidRequest, NotFound, TokenNotAllowed,
     TokenNotAllowedHere, TokenRequired, Unavailable,
@@ -159,9 +161,11 @@ pub(crate) enum HoldAnswer {
 pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
+    caller: Identified,
     body: web::Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (form, order) = hold_order(body.into_inner())?;
+    act_for(caller.caller(), Some(order.user))?;
     let (concert, performance) = (order.concert, order.performance);
     state.services.rooms.check_scope(&token, performance)?;
     let held = Attempts::Holds
@@ -258,6 +262,7 @@ pub(crate) struct RefundBody {
 pub(crate) async fn refund(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     path: web::Path<i64>,
     body: web::Json<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -265,6 +270,7 @@ pub(crate) async fn refund(
         reservation: ReservationId::new(path.into_inner())?,
         user: UserId::new(body.user_id)?,
     };
+    act_for(caller.caller(), Some(refund.user))?;
     let key = idempotency_key(&request)?;
     let token = proof_of_user(&state, &request)?;
     let refunded = state.services.refunds.refund(token, refund, key).await?;
@@ -306,11 +312,13 @@ pub(crate) struct ListParams {
 pub(crate) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     path: web::Path<i64>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let user = UserId::new(path.into_inner())?;
+    act_for(caller.caller(), Some(user))?;
     let status = params
         .status
         .as_deref()
@@ -364,7 +372,9 @@ pub(crate) async fn list(
 /// The `Queue-Token` of an endpoint that is not queue-protected, read only when bound tokens
 /// are required (otherwise such endpoints ignore it).
 fn proof_of_user(state: &AppState, request: &HttpRequest) -> Result<Option<QueueToken>, ApiError> {
-    if state.services.reservations.owner().binding().is_required() {
+    let binding = state.services.reservations.owner().binding();
+    // An identified caller needs no token here: see `OwnerCheck::vouch`.
+    if binding.is_required() && !binding.is_identified() {
         optional_queue_token(request)
     } else {
         Ok(None)

@@ -2,11 +2,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::UserId;
 use ticketing_domain::money::{ChargeAmount, Won};
 use utoipa::ToSchema;
 
 use super::headers::idempotency_key;
+use super::identity::Identified;
 use super::responses::{InvalidRequest, NotFound, Unavailable};
 use crate::problem::ApiError;
 use crate::problem::Problem;
@@ -49,9 +51,11 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
         Unavailable))]
 pub(crate) async fn balance(
     state: web::Data<AppState>,
+    caller: Identified,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::new(path.into_inner())?;
+    act_for(caller.caller(), Some(user))?;
     let balance = state.services.wallet.balance(user).await?;
     Ok(answer(user, balance))
 }
@@ -70,10 +74,12 @@ pub(crate) async fn balance(
 pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     path: web::Path<i64>,
     body: web::Json<ChargeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::new(path.into_inner())?;
+    act_for(caller.caller(), Some(user))?;
     let amount = ChargeAmount::new(body.amount)?;
     let key = idempotency_key(&request)?;
     let balance = state.services.wallet.charge(user, amount, key).await?;
