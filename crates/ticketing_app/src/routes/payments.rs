@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::access::queue_token;
 use super::headers::idempotency_key;
 use super::identity::Identified;
-use super::responses::{TokenNotAllowedHere, TokenRequired, Unavailable};
+use super::responses::{TokenOrCallerRequired, TokenOrUserNotAllowedHere, Unavailable};
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
 use crate::problem::ApiError;
@@ -141,8 +141,8 @@ async fn refuse_other_rooms(
     responses(
         (status = 200, description = "Paid", body = PaidBody),
         (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = Problem),
-        TokenRequired,
-        TokenNotAllowedHere,
+        TokenOrCallerRequired,
+        TokenOrUserNotAllowedHere,
         (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = Problem),

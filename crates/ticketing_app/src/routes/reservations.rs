@@ -13,12 +13,12 @@ use ticketing_domain::reservation::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use super::access::{optional_queue_token, require_active_token};
+use super::access::{optional_queue_token, require_callers_active_token};
 use super::headers::idempotency_key;
 use super::identity::Identified;
 use super::responses::{
-    BoundTokenMismatch, BoundTokenRequired, InvalidRequest, NotFound, TokenNotAllowed,
-    TokenNotAllowedHere, TokenRequired, Unavailable,
+    BoundTokenOrCallerRequired, BoundTokenOrUserMismatch, InvalidRequest, NotFound,
+    TokenNotAllowed, TokenOrCallerRequired, TokenOrUserNotAllowedHere, Unavailable,
 };
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
@@ -36,7 +36,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/users/{user_id}/reservations", web::get().to(list));
     config.service(
         web::scope("/reservations")
-            .wrap(from_fn(require_active_token))
+            .wrap(from_fn(require_callers_active_token))
             .route("", web::post().to(hold))
             .route("/{reservation_id}", web::get().to(show))
             .route("/{reservation_id}", web::delete().to(cancel)),
@@ -153,8 +153,8 @@ pub(crate) enum HoldAnswer {
     responses(
         (status = 200, description = "Held: the reservation for `seatId`, `{\"reservations\": [...]}` for `seatIds`", body = HoldAnswer),
         (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = Problem),
-        TokenRequired,
-        TokenNotAllowedHere,
+        TokenOrCallerRequired,
+        TokenOrUserNotAllowedHere,
         (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = Problem),
         Unavailable))]
@@ -197,7 +197,7 @@ pub(crate) async fn hold(
     responses(
         (status = 200, description = "The reservation", body = ReservationBody),
         InvalidRequest,
-        TokenRequired,
+        TokenOrCallerRequired,
         TokenNotAllowed,
         NotFound,
         Unavailable))]
@@ -217,7 +217,7 @@ pub(crate) async fn show(
     responses(
         (status = 204, description = "Cancelled, or already lapsed or cancelled"),
         InvalidRequest,
-        TokenRequired,
+        TokenOrCallerRequired,
         TokenNotAllowed,
         NotFound,
         (status = 409, description = "RESERVATION_CONFIRMED: a paid reservation", content_type = "application/problem+json", body = Problem),
@@ -254,8 +254,8 @@ pub(crate) struct RefundBody {
     responses(
         (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
         InvalidRequest,
-        BoundTokenRequired,
-        BoundTokenMismatch,
+        BoundTokenOrCallerRequired,
+        BoundTokenOrUserMismatch,
         (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         Unavailable))]
@@ -305,8 +305,8 @@ pub(crate) struct ListParams {
         (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
             headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = Problem),
-        BoundTokenRequired,
-        BoundTokenMismatch,
+        BoundTokenOrCallerRequired,
+        BoundTokenOrUserMismatch,
         (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn list(

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::headers::idempotency_key;
 use super::identity::Identified;
-use super::responses::{InvalidRequest, NotFound, Unavailable};
+use super::responses::{CallerRequired, InvalidRequest, NotFound, Unavailable, UserMismatch};
 use crate::problem::ApiError;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -47,6 +47,8 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
         InvalidRequest,
+        CallerRequired,
+        UserMismatch,
         NotFound,
         Unavailable))]
 pub(crate) async fn balance(
@@ -68,6 +70,8 @@ pub(crate) async fn balance(
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
         InvalidRequest,
+        CallerRequired,
+        UserMismatch,
         NotFound,
         (status = 409, description = "IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         Unavailable))]

@@ -162,6 +162,12 @@ async fn without_credentials_protected_endpoints_are_refused_and_public_ones_ans
     // A queue token is polled by itself, as before.
     let token = gated.token("alice").await;
     assert_eq!(gated.app.poll_queue(&token).await.status(), 200);
+    // The catalog asks for an ACTIVE token only.
+    assert_eq!(gated.app.concerts(&token).await.status(), 200);
+    // A reservation read acts for a user: credentials first.
+    let read = gated.app.reservation(&token, 1).await;
+    assert_bearer_challenge(&read);
+    assert_problem(read, 401, "AUTH_REQUIRED").await;
 }
 
 #[tokio::test]
