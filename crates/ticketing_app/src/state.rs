@@ -302,7 +302,9 @@ fn identity(
     postgres: &PgPool,
     clock: &Arc<dyn Clock>,
 ) -> Result<Identity, config::ConfigError> {
-    let accounts = Arc::new(PgAccounts::new(postgres.clone()));
+    let accounts = Arc::new(crate::account_memory::RememberedAccounts::new(Arc::new(
+        PgAccounts::new(postgres.clone()),
+    )));
     Ok(match settings.identity()? {
         IdentitySettings::Off => Identity::off(),
         IdentitySettings::Jwt(config) => {
