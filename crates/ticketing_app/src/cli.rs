@@ -165,6 +165,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     settings.invite_key()?;
     settings.admin_token()?;
     settings.trusted_proxies()?;
+    settings.identity()?;
     ticketing_redis::RedisPool::new(&settings.redis())
         .context("REDIS_URL or REDIS_CLUSTER_URLS")?;
     migrate(&settings).await?;

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod account_memory;
 pub mod admin_cli;
 mod catalog_cache;
 pub mod cli;

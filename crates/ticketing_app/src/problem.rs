@@ -8,6 +8,7 @@ use serde::Serialize;
 use ticketing_domain::access::OwnerError;
 use ticketing_domain::catalog::CatalogError;
 use ticketing_domain::idempotency::{IdempotencyConflict, InvalidIdempotencyKey};
+use ticketing_domain::identity::IdentityError;
 use ticketing_domain::ids::InvalidId;
 use ticketing_domain::money::ChargeAmountOutOfRange;
 use ticketing_domain::payment::{InvalidReservationSelection, PaymentError, PaymentRefusal};
@@ -83,6 +84,15 @@ pub enum ApiError {
     RateLimited { retry_after_seconds: u64 },
     #[error("admin endpoints need Authorization: Bearer <APP__ADMIN__TOKEN>")]
     AdminUnauthorized,
+    #[error("this endpoint needs credentials: Authorization: Bearer <token>")]
+    AuthRequired,
+    #[error("the credentials are invalid: {0}")]
+    AuthInvalid(String),
+    #[error("the caller may act for its own user only")]
+    UserMismatch,
+    /// The identity provider's keys cannot be had now.
+    #[error("the identity provider's keys are unavailable; retry after {retry_after_seconds} s")]
+    IssuerUnavailable { retry_after_seconds: u64 },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -109,7 +119,7 @@ pub(crate) struct Problem<'a> {
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
     /// IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED,
     /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED, METHOD_NOT_ALLOWED,
-    /// INVITE_REQUIRED, INVITE_INVALID.
+    /// INVITE_REQUIRED, INVITE_INVALID, AUTH_REQUIRED, AUTH_INVALID, USER_MISMATCH.
     #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
@@ -148,7 +158,10 @@ impl ApiError {
             ApiError::InsufficientBalance(_) => "INSUFFICIENT_BALANCE",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::AdminUnauthorized => "ADMIN_UNAUTHORIZED",
-            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::AuthRequired => "AUTH_REQUIRED",
+            ApiError::AuthInvalid(_) => "AUTH_INVALID",
+            ApiError::UserMismatch => "USER_MISMATCH",
+            ApiError::Unavailable(_) | ApiError::IssuerUnavailable { .. } => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -159,6 +172,9 @@ impl ApiError {
                 retry_after_seconds,
             } => Some(*retry_after_seconds),
             ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            ApiError::IssuerUnavailable {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
             _ => None,
         }
     }
@@ -180,9 +196,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TokenMissing | ApiError::TokenInvalid | ApiError::AdminUnauthorized => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::TokenMissing
+            | ApiError::TokenInvalid
+            | ApiError::AdminUnauthorized
+            | ApiError::AuthRequired
+            | ApiError::AuthInvalid(_) => StatusCode::UNAUTHORIZED,
+            ApiError::UserMismatch => StatusCode::FORBIDDEN,
             ApiError::TokenNotActive
             | ApiError::TokenUserMismatch
             | ApiError::TokenWrongRoom(_)
@@ -201,7 +220,9 @@ impl ResponseError for ApiError {
             | ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::InsufficientBalance(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::IssuerUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -243,6 +264,17 @@ impl ResponseError for ApiError {
         }
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, allow.as_str()));
+        }
+        // RFC 6750: a 401 for a bearer token names the scheme (and, for a bad one, the error).
+        match self {
+            ApiError::AuthRequired => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::AuthInvalid(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+            }
+            _ => {}
         }
         response.body(body)
     }
@@ -451,6 +483,21 @@ impl From<OwnerError> for ApiError {
         match error {
             OwnerError::TokenMissing => ApiError::TokenMissing,
             OwnerError::Access(access) => access.into(),
+            other => ApiError::unmapped(&other),
+        }
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Required => ApiError::AuthRequired,
+            IdentityError::Invalid(why) => ApiError::AuthInvalid(why),
+            IdentityError::KeysUnavailable { retry_after } => ApiError::IssuerUnavailable {
+                retry_after_seconds: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
+            IdentityError::Mismatch => ApiError::UserMismatch,
+            IdentityError::Infrastructure(cause) => cause.into(),
             other => ApiError::unmapped(&other),
         }
     }

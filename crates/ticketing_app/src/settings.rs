@@ -30,6 +30,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     #[serde(default)]
     pub security: SecuritySettings,
+    /// Who the caller is (`APP__AUTH__*`): off unless an issuer or a trusted header is set.
     #[serde(default)]
     pub auth: AuthSettings,
     /// `APP_ENV`: `production` refuses settings only fit for development.
@@ -58,29 +59,79 @@ impl std::fmt::Debug for AdminSettings {
 /// The shortest admin token accepted.
 pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
 
-/// Who the caller is: invite codes of invite-only rooms.
-#[derive(Clone, Default, Deserialize)]
-pub struct AuthSettings {
-    /// `APP__AUTH__INVITE_KEY`: the secret invite codes are signed with (at least 32 bytes);
-    /// without it no room can be made invite-only.
-    #[serde(default)]
-    pub invite_key: Option<String>,
-}
-
-impl std::fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("invite_key", &self.invite_key.as_ref().map(|_| ".."))
-            .finish()
-    }
-}
-
 /// Who may touch a reservation.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SecuritySettings {
     /// `APP__SECURITY__REQUIRE_BOUND_TOKENS`: only tokens bound to the user act for them.
     #[serde(default)]
     pub require_bound_tokens: bool,
+}
+
+/// Who the caller is (`APP__AUTH__*`). Identity is on with an issuer (JWT bearer tokens) or a
+/// trusted gateway's header; off, the default, with neither. Also the invite codes' key.
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    /// `APP__AUTH__INVITE_KEY`: the secret invite codes are signed with (at least 32 bytes);
+    /// without it no room can be made invite-only.
+    #[serde(default)]
+    pub invite_key: Option<String>,
+    /// `APP__AUTH__ISSUER`: the OpenID Connect issuer whose JWTs are accepted.
+    #[serde(default)]
+    pub issuer: String,
+    /// `APP__AUTH__AUDIENCE`: the `aud` its tokens must name.
+    #[serde(default)]
+    pub audience: String,
+    /// `APP__AUTH__JWKS_URL`; empty finds it through the issuer's discovery document.
+    #[serde(default)]
+    pub jwks_url: String,
+    /// `APP__AUTH__USER_CLAIM`: the claim naming the account.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// `APP__AUTH__TRUSTED_HEADER`: the header in which a gateway names the account, believed
+    /// only from `APP__SERVER__TRUSTED_PROXIES`.
+    #[serde(default)]
+    pub trusted_header: String,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("invite_key", &self.invite_key.as_ref().map(|_| ".."))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("jwks_url", &self.jwks_url)
+            .field("user_claim", &self.user_claim)
+            .field("trusted_header", &self.trusted_header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            invite_key: None,
+            issuer: String::new(),
+            audience: String::new(),
+            jwks_url: String::new(),
+            user_claim: default_user_claim(),
+            trusted_header: String::new(),
+        }
+    }
+}
+
+fn default_user_claim() -> String {
+    "sub".to_string()
+}
+
+/// How callers are identified, as the settings say.
+#[derive(Debug, Clone)]
+pub enum IdentitySettings {
+    /// Nobody is: requests name their `userId` (v1/v2).
+    Off,
+    /// Bearer JWTs of one issuer.
+    Jwt(ticketing_oidc::OidcConfig),
+    /// A trusted gateway's header.
+    TrustedHeader(actix_web::http::header::HeaderName),
 }
 
 /// The outbox relay and the event stream.
@@ -331,6 +382,58 @@ impl Settings {
             }
             token => Ok(Some(token.to_string())),
         }
+    }
+
+    /// How callers are identified.
+    ///
+    /// # Errors
+    /// When both an issuer and a trusted header are set; an issuer without an audience; a
+    /// header name that is none; a trusted header without trusted proxies (it would identify
+    /// nobody); and with `APP_ENV=production`, identity off.
+    pub fn identity(&self) -> Result<IdentitySettings, config::ConfigError> {
+        let auth = &self.auth;
+        let refuse = |message: &str| Err(config::ConfigError::Message(message.to_string()));
+        let identity = match (auth.issuer.trim(), auth.trusted_header.trim()) {
+            ("", "") => IdentitySettings::Off,
+            (_, "") if auth.audience.trim().is_empty() => {
+                return refuse("APP__AUTH__AUDIENCE must be set with APP__AUTH__ISSUER")
+            }
+            (issuer, "") => IdentitySettings::Jwt(ticketing_oidc::OidcConfig {
+                issuer: issuer.to_string(),
+                audience: auth.audience.trim().to_string(),
+                jwks_url: Some(auth.jwks_url.trim())
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_string),
+                user_claim: auth.user_claim.trim().to_string(),
+            }),
+            ("", header) => {
+                if self.trusted_proxies()?.is_empty() {
+                    return refuse(
+                        "APP__AUTH__TRUSTED_HEADER needs APP__SERVER__TRUSTED_PROXIES: the \
+                 header is believed from those addresses only",
+                    );
+                }
+                IdentitySettings::TrustedHeader(
+                    actix_web::http::header::HeaderName::try_from(header).map_err(|_| {
+                        config::ConfigError::Message(format!(
+                            "APP__AUTH__TRUSTED_HEADER: {header:?} is not a header name"
+                        ))
+                    })?,
+                )
+            }
+            (_, _) => {
+                return refuse(
+                    "set either APP__AUTH__ISSUER or APP__AUTH__TRUSTED_HEADER, not both",
+                )
+            }
+        };
+        if self.environment == "production" && matches!(identity, IdentitySettings::Off) {
+            return refuse(
+                "APP_ENV=production refuses to start with identity off: set APP__AUTH__ISSUER and \
+                 APP__AUTH__AUDIENCE, or APP__AUTH__TRUSTED_HEADER (see config/production.toml)",
+            );
+        }
+        Ok(identity)
     }
 
     /// The load balancers whose `X-Forwarded-For` names the client.
@@ -645,6 +748,66 @@ mod tests {
         ]))
         .expect("loads");
         assert_eq!(short.admin_token().expect("valid"), None);
+    }
+
+    #[test]
+    fn identity_is_off_by_default_and_on_with_an_issuer_or_a_trusted_header() {
+        let load = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("APP_CONFIG_DIR", "/nonexistent")];
+            all.extend_from_slice(pairs);
+            Settings::load_from(vars(&all)).expect("loads")
+        };
+        assert!(matches!(load(&[]).identity(), Ok(IdentitySettings::Off)));
+        let jwt = load(&[
+            ("APP__AUTH__ISSUER", "https://id.example.com"),
+            ("APP__AUTH__AUDIENCE", "ticketing"),
+        ])
+        .identity();
+        assert!(
+            matches!(&jwt, Ok(IdentitySettings::Jwt(config)) if config.user_claim == "sub" && config.jwks_url.is_none()),
+            "{jwt:?}"
+        );
+        let header = load(&[
+            ("APP__AUTH__TRUSTED_HEADER", "X-User-Subject"),
+            ("APP__SERVER__TRUSTED_PROXIES", "10.0.0.1"),
+        ])
+        .identity();
+        assert!(matches!(header, Ok(IdentitySettings::TrustedHeader(_))));
+
+        for refused in [
+            load(&[("APP__AUTH__ISSUER", "https://id.example.com")]),
+            load(&[("APP__AUTH__TRUSTED_HEADER", "X-User-Subject")]),
+            load(&[
+                ("APP__AUTH__ISSUER", "https://id.example.com"),
+                ("APP__AUTH__AUDIENCE", "ticketing"),
+                ("APP__AUTH__TRUSTED_HEADER", "X-User-Subject"),
+                ("APP__SERVER__TRUSTED_PROXIES", "10.0.0.1"),
+            ]),
+        ] {
+            assert!(refused.identity().is_err(), "{:?}", refused.auth);
+        }
+    }
+
+    #[test]
+    fn production_refuses_to_start_with_identity_off() {
+        let config_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+        let off = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", config_dir),
+            ("APP_ENV", "production"),
+        ]))
+        .expect("loads");
+        let refusal = off.identity().expect_err("refused");
+        assert!(refusal.to_string().contains("identity off"), "{refusal}");
+        assert!(!refusal.to_string().contains('\n'), "one line: {refusal}");
+
+        let on = Settings::load_from(vars(&[
+            ("APP_CONFIG_DIR", config_dir),
+            ("APP_ENV", "production"),
+            ("APP__AUTH__TRUSTED_HEADER", "X-User-Subject"),
+            ("APP__SERVER__TRUSTED_PROXIES", "10.0.0.1"),
+        ]))
+        .expect("loads");
+        assert!(on.identity().is_ok());
     }
 
     #[test]

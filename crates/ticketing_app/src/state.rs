@@ -11,6 +11,7 @@ use ticketing_domain::catalog::CatalogService;
 use ticketing_domain::clock::Clock;
 use ticketing_domain::events::EventRelay;
 use ticketing_domain::idempotency::OutcomeRetention;
+use ticketing_domain::identity::{IdentityMode, IdentityService};
 use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{DrawSeed, LineOperator, QueuePolicy, QueueService, SeedSource};
 use ticketing_domain::refund::RefundService;
@@ -18,16 +19,17 @@ use ticketing_domain::reservation::ReservationService;
 use ticketing_domain::rooms::{Invites, RoomService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
-    PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger,
-    PgRoomRepository, PgSeatInventory, PgWallet,
+    PgAccounts, PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool,
+    PgRefundLedger, PgRoomRepository, PgSeatInventory, PgWallet,
 };
 use ticketing_redis::{
     KeySpace, RedisEventPublisher, RedisInviteLedger, RedisPool, RedisRoomLines, RedisWaitingQueue,
 };
 
 use crate::catalog_cache::CatalogCache;
+use crate::routes::identity::Identity;
 use crate::seat_memory::CachedSeatMemory;
-use crate::settings::Settings;
+use crate::settings::{IdentitySettings, Settings};
 
 /// The process's wall clock: the one [`crate::Application::build`] gives the app.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +173,8 @@ pub struct AppState {
     /// Load balancers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     pub catalog_cache: CatalogCache,
+    /// Who the caller is (`APP__AUTH__*`); off unless configured.
+    pub identity: Identity,
     /// The stores, for readiness, the probe job and the pool gauges.
     pub dependencies: Arc<dyn Dependencies>,
 }
@@ -194,6 +198,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, config::ConfigError> {
         let keys = KeySpace::new(&settings.redis.key_prefix);
+        let identity = identity(settings, &postgres, &clock)?;
         let policy: QueuePolicy = settings.queue_policy()?;
         let step_interval = Duration::from_millis(settings.queue.admission_interval_ms);
         let line = Arc::new(
@@ -224,7 +229,12 @@ impl AppState {
                 &settings.redis.key_prefix,
             )),
         ));
-        let binding = TokenBinding::new(settings.security.require_bound_tokens);
+        // With identity on, every token is bound to its caller (see `TokenBinding`).
+        let binding = if identity.service.is_on() {
+            TokenBinding::for_identified_callers()
+        } else {
+            TokenBinding::new(settings.security.require_bound_tokens)
+        };
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
         let services = Services {
             catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
@@ -257,7 +267,9 @@ impl AppState {
                 owner,
             ),
         };
-        Self::from_services(services, Arc::new(StorePools { postgres, redis }), settings)
+        let state =
+            Self::from_services(services, Arc::new(StorePools { postgres, redis }), settings)?;
+        Ok(Self { identity, ..state })
     }
 
     /// The state over use cases wired to any adapters, with the HTTP layer's settings (admin
@@ -283,9 +295,45 @@ impl AppState {
             admin_token: settings.admin_token()?.map(Arc::from),
             trusted_proxies: settings.trusted_proxies()?.into(),
             catalog_cache,
+            identity: Identity::off(),
             dependencies,
         })
     }
+}
+
+/// How callers are identified, as `settings` say: the JWT verifier (which fetches the issuer's
+/// keys in the background from now on, so a first request need not wait; startup does not
+/// wait for the issuer) or the trusted header, the accounts in PostgreSQL.
+fn identity(
+    settings: &Settings,
+    postgres: &PgPool,
+    clock: &Arc<dyn Clock>,
+) -> Result<Identity, config::ConfigError> {
+    let accounts = Arc::new(crate::account_memory::RememberedAccounts::new(Arc::new(
+        PgAccounts::new(postgres.clone()),
+    )));
+    Ok(match settings.identity()? {
+        IdentitySettings::Off => Identity::off(),
+        IdentitySettings::Jwt(config) => {
+            let verifier = Arc::new(
+                ticketing_oidc::JwksVerifier::new(config, Arc::clone(clock)).map_err(|error| {
+                    config::ConfigError::Message(format!("APP__AUTH__*: {error}"))
+                })?,
+            );
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let prefetching = Arc::clone(&verifier);
+                runtime.spawn(async move { prefetching.prefetch().await });
+            }
+            Identity {
+                service: IdentityService::new(IdentityMode::Jwt(verifier), accounts),
+                header: None,
+            }
+        }
+        IdentitySettings::TrustedHeader(name) => Identity {
+            service: IdentityService::new(IdentityMode::TrustedHeader, accounts),
+            header: Some(name),
+        },
+    })
 }
 
 #[cfg(test)]

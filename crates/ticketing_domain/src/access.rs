@@ -23,12 +23,33 @@ use crate::queue::{AccessError, ActiveToken, QueueError, QueueService, QueueToke
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TokenBinding {
     required: bool,
+    identified: bool,
 }
 
 impl TokenBinding {
     /// `required`: only a token bound to the user acts for them.
     pub fn new(required: bool) -> Self {
-        Self { required }
+        Self {
+            required,
+            identified: false,
+        }
+    }
+
+    /// With identity on: every token is bound to its caller (the HTTP layer refuses a token
+    /// bound to anyone else before a use case runs), so binding is required; a reservation of
+    /// another user is answered as unknown rather than as someone else's; and the endpoints
+    /// outside the queue need no token, the caller having proven who they are
+    /// ([`crate::identity::act_for`]).
+    pub fn for_identified_callers() -> Self {
+        Self {
+            required: true,
+            identified: true,
+        }
+    }
+
+    /// Whether callers are identified ([`TokenBinding::for_identified_callers`]).
+    pub fn is_identified(self) -> bool {
+        self.identified
     }
 
     /// Whether only a token bound to a user may act for them.
@@ -109,7 +130,9 @@ impl OwnerCheck {
     /// [`AccessError::TokenUserMismatch`] for one bound to another user or to nobody;
     /// [`AccessError::Infrastructure`] when the line cannot tell.
     pub async fn vouch(&self, token: Option<QueueToken>, user: UserId) -> Result<(), OwnerError> {
-        if !self.binding.is_required() {
+        // An identified caller proved who they are, and `identity::act_for` let them act for
+        // `user`: a queue token would prove nothing more.
+        if !self.binding.is_required() || self.binding.is_identified() {
             return Ok(());
         }
         let token = token.ok_or(OwnerError::TokenMissing)?;
@@ -184,6 +207,13 @@ pub(crate) mod tests {
         )
     }
 
+    /// An owner check for identified callers ([`TokenBinding::for_identified_callers`]).
+    pub(crate) fn identified_owner_check() -> OwnerCheck {
+        let mut check = owner_check(true, None);
+        check.binding = TokenBinding::for_identified_callers();
+        check
+    }
+
     fn waiting() -> Option<TicketState> {
         Some(TicketState::Waiting { position: 3 })
     }
@@ -211,6 +241,19 @@ pub(crate) mod tests {
         assert_eq!(
             TokenBinding::new(true).check(&ActiveToken::for_tests(Some(user(7))), user(7)),
             Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn identified_callers_need_no_token_outside_the_queue() {
+        let check = identified_owner_check();
+
+        assert_eq!(check.vouch(None, user(7)).await, Ok(()));
+        assert_eq!(
+            check
+                .binding()
+                .check(&ActiveToken::for_tests(None), user(7)),
+            Err(AccessError::TokenUserMismatch)
         );
     }
 

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod money;
 pub mod payment;

@@ -666,8 +666,16 @@ impl ReservationService {
             .find(id)
             .await?
             .ok_or(ReservationError::NotFound(id))?;
-        self.owner.binding().check(token, reservation.user)?;
-        Ok(reservation)
+        let binding = self.owner.binding();
+        match binding.check(token, reservation.user) {
+            // An identified caller's token is theirs: another user's reservation is not
+            // theirs to know of.
+            Err(_) if binding.is_identified() => Err(ReservationError::NotFound(id)),
+            checked => {
+                checked?;
+                Ok(reservation)
+            }
+        }
     }
 
     /// Cancels a reservation of the token's user and returns it as it was. Cancelling one that
@@ -944,6 +952,30 @@ mod tests {
             result,
             Err(ReservationError::Access(AccessError::TokenUserMismatch))
         );
+    }
+
+    #[tokio::test]
+    async fn an_identified_caller_learns_nothing_of_someone_elses_reservation() {
+        let mut inventory = MockSeatInventory::new();
+        inventory
+            .expect_find()
+            .returning(|_| Ok(Some(reservation(7, ReservationStatus::Held))));
+        inventory.expect_cancel().never();
+        let service = ReservationService::new(
+            Arc::new(inventory),
+            rules(),
+            crate::access::tests::identified_owner_check(),
+        );
+
+        assert_eq!(
+            service.reservation(&token_for(Some(8)), id()).await,
+            Err(ReservationError::NotFound(id()))
+        );
+        assert_eq!(
+            service.cancel(&token_for(Some(8)), id()).await,
+            Err(ReservationError::NotFound(id()))
+        );
+        assert!(service.reservation(&token_for(Some(7)), id()).await.is_ok());
     }
 
     #[tokio::test]

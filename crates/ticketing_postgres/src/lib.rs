@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod accounts;
 mod catalog;
 pub mod demo_data;
 mod error;
@@ -20,6 +21,7 @@ mod seat_state;
 mod time;
 mod wallet;
 
+pub use accounts::PgAccounts;
 pub use catalog::PgConcertCatalog;
 pub use hold_combiner::CombinerSettings;
 pub use idempotency::PgOutcomeRetention;

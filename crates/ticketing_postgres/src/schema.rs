@@ -1,6 +1,14 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    accounts (subject) {
+        subject -> Text,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     concerts (id) {
         id -> Int8,
         title -> Text,
@@ -145,6 +153,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(accounts -> users (user_id));
 diesel::joinable!(payment_reservations -> payments (payment_id));
 diesel::joinable!(payment_reservations -> reservations (reservation_id));
 diesel::joinable!(payments -> reservations (reservation_id));
@@ -158,6 +167,7 @@ diesel::joinable!(wallet_entries -> wallets (user_id));
 diesel::joinable!(wallets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
     concerts,
     idempotency_keys,
     outbox_events,

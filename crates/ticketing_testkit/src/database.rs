@@ -27,6 +27,7 @@ pub const STORED_INSTANTS: &[(&str, &[&str])] = &[
         &["occurred_at", "claimed_until", "sent_at"],
     ),
     ("rooms", &["closes_at", "opens_at", "created_at"]),
+    ("accounts", &["created_at"]),
 ];
 
 /// A schema of its own, migrated, dropped with this value.

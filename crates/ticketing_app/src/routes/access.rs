@@ -45,12 +45,33 @@ fn token_from_headers(
 
 /// Lets a request through only with an ACTIVE token, which handlers then find in the request's
 /// extensions (`web::ReqData<ActiveToken>`). One Redis round trip. A refusal is answered here,
-/// as a response, so outer middlewares see its status like any other.
+/// as a response, so outer middlewares see its status like any other. For the catalog, which
+/// asks no more than that whoever is at its turn may look.
 pub async fn require_active_token(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    match authorize(&request).await {
+    let authorized = authorize(&request).await;
+    admit(request, next, authorized).await
+}
+
+/// As [`require_active_token`], for endpoints that act for a user: with identity on, the caller
+/// is identified first (401 without good credentials), and the token must be bound to the
+/// caller (403 `TOKEN_USER_MISMATCH` for one bound to anyone else, or to nobody).
+pub async fn require_callers_active_token(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let authorized = authorize_for_caller(&request).await;
+    admit(request, next, authorized).await
+}
+
+async fn admit(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+    authorized: Result<ActiveToken, ApiError>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match authorized {
         Ok(active) => {
             request.extensions_mut().insert(active);
             next.call(request)
@@ -69,4 +90,18 @@ async fn authorize(request: &ServiceRequest) -> Result<ActiveToken, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("application state is not registered".into()))?;
     Ok(state.services.rooms.authorize(token).await?)
+}
+
+async fn authorize_for_caller(request: &ServiceRequest) -> Result<ActiveToken, ApiError> {
+    // Who asks comes first: without credentials nothing else is looked at.
+    let caller = super::identity::identify(request.request()).await?;
+    let active = authorize(request).await?;
+    // With identity on, a token acts for the caller it was issued to and nobody else: one
+    // bound to another user (or to nobody) is refused as a bound token of another user is.
+    if let Some(caller) = caller {
+        if active.user() != Some(caller.user) {
+            return Err(ApiError::TokenUserMismatch);
+        }
+    }
+    Ok(active)
 }

@@ -8,6 +8,7 @@ mod catalog;
 mod docs;
 mod headers;
 mod health;
+pub(crate) mod identity;
 mod known_paths;
 #[cfg(test)]
 mod mocked_tests;
@@ -75,6 +76,7 @@ pub fn configure(
                     .configure(reservations::configure)
                     .configure(payments::configure)
                     .configure(wallet::configure)
+                    .configure(identity::configure)
                     .configure(|api| {
                         if admin_enabled {
                             admin::configure(api);

@@ -8,7 +8,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, admin_rooms, catalog, docs, health, page, payments, queue, reservations, rooms, wallet,
+    admin, admin_rooms, catalog, docs, health, identity, page, payments, queue, reservations,
+    rooms, wallet,
 };
 use crate::problem::Problem;
 
@@ -59,6 +60,7 @@ impl Modify for QueueTokenScheme {
         wallet::balance,
         wallet::charge,
         payments::pay,
+        identity::me,
         health::healthz,
         health::readyz,
         admin::status,
@@ -84,6 +86,7 @@ impl Modify for QueueTokenScheme {
         (name = "reservations", description = "Seat holds (ACTIVE token), refunds and a user's reservations (no token)"),
         (name = "balance", description = "The prepaid balance"),
         (name = "payments", description = "Paying for a hold (ACTIVE token)"),
+        (name = "identity", description = "Who the caller is (APP__AUTH__*; off by default)"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "admin", description = "Operators: live queue settings, scheduled opening, revocation (Bearer APP__ADMIN__TOKEN)"),
         (name = "page", description = "For people: the waiting room and seat picker, and these docs in Swagger UI"),

@@ -5,6 +5,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::{ReservationId, UserId};
 use ticketing_domain::payment::{Payment, PaymentForm, PaymentRequest, ReservationSelection};
 use ticketing_domain::queue::QueueToken;
@@ -12,7 +13,8 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::headers::idempotency_key;
-use super::responses::{TokenNotAllowedHere, TokenRequired, Unavailable};
+use super::identity::Identified;
+use super::responses::{TokenOrCallerRequired, TokenOrUserNotAllowedHere, Unavailable};
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
 use crate::problem::ApiError;
@@ -139,8 +141,8 @@ async fn refuse_other_rooms(
     responses(
         (status = 200, description = "Paid", body = PaidBody),
         (status = 400, description = "INVALID_REQUEST: also both or neither of reservationId and reservationIds, an empty list, a reservation twice, more than 20", content_type = "application/problem+json", body = Problem),
-        TokenRequired,
-        TokenNotAllowedHere,
+        TokenOrCallerRequired,
+        TokenOrUserNotAllowedHere,
         (status = 404, description = "NOT_FOUND: a reservation unknown or another user's (nothing paid)", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_PAYABLE or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "INSUFFICIENT_BALANCE", content_type = "application/problem+json", body = Problem),
@@ -148,10 +150,12 @@ async fn refuse_other_rooms(
 pub(crate) async fn pay(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     body: web::Json<PaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let token = queue_token(&request)?;
     let payment = PaymentRequest::try_from(&*body)?;
+    act_for(caller.caller(), Some(payment.user))?;
     let form = payment.form;
     let key = idempotency_key(&request)?;
     Attempts::Payments.answer(refuse_other_rooms(&state, &token, &payment).await)?;

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::{act_for, Caller};
 use ticketing_domain::ids::UserId;
 use ticketing_domain::queue::{ClientKey, QueueView};
 use ticketing_domain::rooms::{InviteAccount, InvitePass, RoomId};
@@ -11,7 +12,8 @@ use utoipa::ToSchema;
 
 use super::access::queue_token;
 use super::body::optional_json;
-use super::responses::{InvalidRequest, TokenRequired, Unavailable};
+use super::identity::Identified;
+use super::responses::{CallerRequired, InvalidRequest, TokenRequired, Unavailable, UserMismatch};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::problem::Problem;
@@ -37,13 +39,14 @@ pub(crate) struct EnterBody {
     invite: Option<String>,
 }
 
-/// The account an invite code is checked against.
-///
-/// Until identity lands this is the body's `userId` as decimal text. When the caller's
-/// identity is known (the identity subject), THIS is the one place to switch to it: an invite
-/// names the account's subject, so that a person who has never visited can be invited.
-fn invite_account(user: Option<UserId>) -> Option<InviteAccount> {
-    user.and_then(|user| InviteAccount::new(&user.get().to_string()).ok())
+/// The account an invite code is checked against: with identity on, the caller's subject (an
+/// invite names the account's subject, so that a person who has never visited can be invited);
+/// with it off, the body's `userId` as decimal text.
+fn invite_account(caller: Option<&Caller>, user: Option<UserId>) -> Option<InviteAccount> {
+    match caller {
+        Some(caller) => InviteAccount::new(caller.subject.as_str()).ok(),
+        None => user.and_then(|user| InviteAccount::new(&user.get().to_string()).ok()),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -120,6 +123,8 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
         (status = 200, description = "The token and its place", body = QueueBody),
         InvalidRequest,
         (status = 403, description = "INVITE_REQUIRED: the room is invite-only and the entry has no invite or no account; INVITE_INVALID: the invite is forged, expired, for another room or account, or used", content_type = "application/problem+json", body = Problem),
+        CallerRequired,
+        UserMismatch,
         (status = 404, description = "NOT_FOUND: no room of that roomId", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "ROOM_CLOSED: the room takes no new entries (mode reject, or past closesAt); with opensAt when an opening is scheduled", content_type = "application/problem+json", body = Problem),
         (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
@@ -127,15 +132,18 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
 pub(crate) async fn enter(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_json::<EnterBody>(&body)?;
-    let user = body
+    let named = body
         .as_ref()
         .and_then(|body| body.user_id)
         .map(UserId::new)
         .transpose()?;
     let invite = body.as_ref().and_then(|body| body.invite.clone());
+    // With identity on the token is bound to the caller (another named user is refused).
+    let user = act_for(caller.caller(), named)?;
     let room = body
         .and_then(|body| body.room_id)
         .map(|room| {
@@ -147,7 +155,7 @@ pub(crate) async fn enter(
     let client = client_key(&request, &state.trusted_proxies);
     let pass = InvitePass {
         code: invite,
-        account: invite_account(user),
+        account: invite_account(caller.caller(), user),
     };
     let view = state
         .services

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::{ConcertId, PerformanceId, ReservationId, SeatNo, UserId};
 use ticketing_domain::queue::{ActiveToken, QueueToken};
 use ticketing_domain::refund::RefundRequest;
@@ -12,11 +13,12 @@ use ticketing_domain::reservation::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use super::access::{optional_queue_token, require_active_token};
+use super::access::{optional_queue_token, require_callers_active_token};
 use super::headers::idempotency_key;
+use super::identity::Identified;
 use super::responses::{
-    BoundTokenMismatch, BoundTokenRequired, InvalidRequest, NotFound, TokenNotAllowed,
-    TokenNotAllowedHere, TokenRequired, Unavailable,
+    BoundTokenOrCallerRequired, BoundTokenOrUserMismatch, InvalidRequest, NotFound,
+    TokenNotAllowed, TokenOrCallerRequired, TokenOrUserNotAllowedHere, Unavailable,
 };
 use super::time_format::rfc3339;
 use crate::observability::Attempts;
@@ -34,7 +36,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/users/{user_id}/reservations", web::get().to(list));
     config.service(
         web::scope("/reservations")
-            .wrap(from_fn(require_active_token))
+            .wrap(from_fn(require_callers_active_token))
             .route("", web::post().to(hold))
             .route("/{reservation_id}", web::get().to(show))
             .route("/{reservation_id}", web::delete().to(cancel)),
@@ -151,17 +153,19 @@ pub(crate) enum HoldAnswer {
     responses(
         (status = 200, description = "Held: the reservation for `seatId`, `{\"reservations\": [...]}` for `seatIds`", body = HoldAnswer),
         (status = 400, description = "INVALID_REQUEST: also both or neither of seatId and seatIds, no seat, a seat twice, too many seats", content_type = "application/problem+json", body = Problem),
-        TokenRequired,
-        TokenNotAllowedHere,
+        TokenOrCallerRequired,
+        TokenOrUserNotAllowedHere,
         (status = 404, description = "NOT_FOUND: seat, performance, concert or user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "SEAT_UNAVAILABLE (for seatIds with `unavailableSeatIds`), or SEAT_LIMIT_REACHED: past APP__RESERVATION__MAX_SEATS_PER_USER seats of the performance; nothing held", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
+    caller: Identified,
     body: web::Json<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (form, order) = hold_order(body.into_inner())?;
+    act_for(caller.caller(), Some(order.user))?;
     let (concert, performance) = (order.concert, order.performance);
     state.services.rooms.check_scope(&token, performance)?;
     let held = Attempts::Holds
@@ -193,7 +197,7 @@ pub(crate) async fn hold(
     responses(
         (status = 200, description = "The reservation", body = ReservationBody),
         InvalidRequest,
-        TokenRequired,
+        TokenOrCallerRequired,
         TokenNotAllowed,
         NotFound,
         Unavailable))]
@@ -213,7 +217,7 @@ pub(crate) async fn show(
     responses(
         (status = 204, description = "Cancelled, or already lapsed or cancelled"),
         InvalidRequest,
-        TokenRequired,
+        TokenOrCallerRequired,
         TokenNotAllowed,
         NotFound,
         (status = 409, description = "RESERVATION_CONFIRMED: a paid reservation", content_type = "application/problem+json", body = Problem),
@@ -250,14 +254,15 @@ pub(crate) struct RefundBody {
     responses(
         (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
         InvalidRequest,
-        BoundTokenRequired,
-        BoundTokenMismatch,
+        BoundTokenOrCallerRequired,
+        BoundTokenOrUserMismatch,
         (status = 404, description = "NOT_FOUND: unknown, or another user's reservation", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "RESERVATION_NOT_REFUNDABLE: not CONFIRMED (held, lapsed, cancelled, already refunded) or the performance has started; or IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn refund(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     path: web::Path<i64>,
     body: web::Json<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -265,6 +270,7 @@ pub(crate) async fn refund(
         reservation: ReservationId::new(path.into_inner())?,
         user: UserId::new(body.user_id)?,
     };
+    act_for(caller.caller(), Some(refund.user))?;
     let key = idempotency_key(&request)?;
     let token = proof_of_user(&state, &request)?;
     let refunded = state.services.refunds.refund(token, refund, key).await?;
@@ -299,18 +305,20 @@ pub(crate) struct ListParams {
         (status = 200, description = "Up to `limit` reservations, newest first", body = [ReservationBody],
             headers(("Link" = String, description = "`</api/users/{userId}/reservations?...&before=ID>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "INVALID_REQUEST: a bad id, status, limit or before", content_type = "application/problem+json", body = Problem),
-        BoundTokenRequired,
-        BoundTokenMismatch,
+        BoundTokenOrCallerRequired,
+        BoundTokenOrUserMismatch,
         (status = 404, description = "NOT_FOUND: unknown user", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     path: web::Path<i64>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let user = UserId::new(path.into_inner())?;
+    act_for(caller.caller(), Some(user))?;
     let status = params
         .status
         .as_deref()
@@ -364,7 +372,9 @@ pub(crate) async fn list(
 /// The `Queue-Token` of an endpoint that is not queue-protected, read only when bound tokens
 /// are required (otherwise such endpoints ignore it).
 fn proof_of_user(state: &AppState, request: &HttpRequest) -> Result<Option<QueueToken>, ApiError> {
-    if state.services.reservations.owner().binding().is_required() {
+    let binding = state.services.reservations.owner().binding();
+    // An identified caller needs no token here: see `OwnerCheck::vouch`.
+    if binding.is_required() && !binding.is_identified() {
         optional_queue_token(request)
     } else {
         Ok(None)

@@ -58,25 +58,48 @@ problem_response!(
 );
 
 problem_response!(
-    /// The token is waiting, bound to another user, or of a room that does not cover the
-    /// performance.
-    TokenNotAllowedHere,
-    403,
-    "TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, or TOKEN_WRONG_ROOM: the token's room does not cover this performance"
-);
-
-problem_response!(
-    /// An endpoint without a queue token checks one only when bound tokens are required.
-    BoundTokenRequired,
+    /// With identity on (`APP__AUTH__*`), a request without good credentials.
+    CallerRequired,
     401,
-    "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS"
+    "AUTH_REQUIRED or AUTH_INVALID: only with identity on; with WWW-Authenticate: Bearer"
 );
 
 problem_response!(
-    /// An endpoint without a queue token checks one only when bound tokens are required.
-    BoundTokenMismatch,
+    /// With identity on, a request naming another user than the caller.
+    UserMismatch,
     403,
-    "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS"
+    "USER_MISMATCH: only with identity on, for another user than the caller"
+);
+
+problem_response!(
+    /// A queue-protected endpoint: no live token, or (identity on) no good credentials.
+    TokenOrCallerRequired,
+    401,
+    "TOKEN_MISSING or TOKEN_INVALID; with identity on also AUTH_REQUIRED or AUTH_INVALID (WWW-Authenticate: Bearer)"
+);
+
+problem_response!(
+    /// The token is waiting, bound to another user, or of a room that does not cover the
+    /// performance; or (identity on) the request names another user than the caller.
+    TokenOrUserNotAllowedHere,
+    403,
+    "TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, TOKEN_WRONG_ROOM (the token's room does not cover this performance), or USER_MISMATCH (identity on: another user than the caller)"
+);
+
+problem_response!(
+    /// An endpoint without a queue token: one only when bound tokens are required, credentials
+    /// with identity on.
+    BoundTokenOrCallerRequired,
+    401,
+    "TOKEN_MISSING or TOKEN_INVALID: only with APP__SECURITY__REQUIRE_BOUND_TOKENS; AUTH_REQUIRED or AUTH_INVALID: only with identity on"
+);
+
+problem_response!(
+    /// An endpoint without a queue token: a token of another user when bound tokens are
+    /// required, another user than the caller with identity on.
+    BoundTokenOrUserMismatch,
+    403,
+    "TOKEN_USER_MISMATCH: only with APP__SECURITY__REQUIRE_BOUND_TOKENS; USER_MISMATCH: only with identity on"
 );
 
 problem_response!(

@@ -2,12 +2,14 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use ticketing_domain::identity::act_for;
 use ticketing_domain::ids::UserId;
 use ticketing_domain::money::{ChargeAmount, Won};
 use utoipa::ToSchema;
 
 use super::headers::idempotency_key;
-use super::responses::{InvalidRequest, NotFound, Unavailable};
+use super::identity::Identified;
+use super::responses::{CallerRequired, InvalidRequest, NotFound, Unavailable, UserMismatch};
 use crate::problem::ApiError;
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -45,13 +47,17 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
         InvalidRequest,
+        CallerRequired,
+        UserMismatch,
         NotFound,
         Unavailable))]
 pub(crate) async fn balance(
     state: web::Data<AppState>,
+    caller: Identified,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::new(path.into_inner())?;
+    act_for(caller.caller(), Some(user))?;
     let balance = state.services.wallet.balance(user).await?;
     Ok(answer(user, balance))
 }
@@ -64,16 +70,20 @@ pub(crate) async fn balance(
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
         InvalidRequest,
+        CallerRequired,
+        UserMismatch,
         NotFound,
         (status = 409, description = "IDEMPOTENCY_CONFLICT", content_type = "application/problem+json", body = Problem),
         Unavailable))]
 pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
+    caller: Identified,
     path: web::Path<i64>,
     body: web::Json<ChargeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::new(path.into_inner())?;
+    act_for(caller.caller(), Some(user))?;
     let amount = ChargeAmount::new(body.amount)?;
     let key = idempotency_key(&request)?;
     let balance = state.services.wallet.charge(user, amount, key).await?;

@@ -1,0 +1,2 @@
+DROP SEQUENCE account_user_ids;
+DROP TABLE accounts;
