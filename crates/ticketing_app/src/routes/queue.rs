@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::access::queue_token;
 use super::body::optional_json;
 use super::identity::Identified;
-use super::responses::{CallerRequired, InvalidRequest, TokenRequired, Unavailable, UserMismatch};
+use super::responses::{CallerRequired, InvalidRequest, TokenRequired, Unavailable};
 use super::time_format::rfc3339;
 use crate::problem::ApiError;
 use crate::problem::Problem;
@@ -122,9 +122,8 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
         InvalidRequest,
-        (status = 403, description = "INVITE_REQUIRED: the room is invite-only and the entry has no invite or no account; INVITE_INVALID: the invite is forged, expired, for another room or account, or used", content_type = "application/problem+json", body = Problem),
         CallerRequired,
-        UserMismatch,
+        (status = 403, description = "INVITE_REQUIRED: the room is invite-only and the entry has no invite or no account; INVITE_INVALID: the invite is forged, expired, for another room or account, or used; USER_MISMATCH: only with identity on, for another user than the caller", content_type = "application/problem+json", body = Problem),
         (status = 404, description = "NOT_FOUND: no room of that roomId", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "ROOM_CLOSED: the room takes no new entries (mode reject, or past closesAt); with opensAt when an opening is scheduled", content_type = "application/problem+json", body = Problem),
         (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
