@@ -83,7 +83,8 @@
   const userParam = params.get('user');
   const parsedUser = userParam === null ? 1 : Number(userParam);
   const userIsValid = Number.isSafeInteger(parsedUser) && parsedUser > 0;
-  const user = userIsValid ? parsedUser : 1;
+  // With identity on, the account the person signed in as (`GET /api/me`) replaces `?user=`.
+  let user = userIsValid ? parsedUser : 1;
   // `?room=` with nothing after it is taken as no room at all: the list. Room ids are lower
   // case, so a link typed as `?room=Golden-Hour` still finds its room.
   const askedRoom = (params.get('room') || '').trim().toLowerCase() || null;
@@ -115,19 +116,19 @@
   };
 
   const state = {
-    token: memory.get('token'),
+    token: null,
     status: null,
     position: null,
-    firstPosition: memory.get('firstPosition') || 0,
+    firstPosition: 0,
     pollTimer: null,
     concerts: [],
     concert: null,
     performance: null,
     seats: [],
     picked: new Set(),
-    holds: memory.get('holds') || [],
+    holds: [],
     balance: null,
-    chargeKey: memory.get('chargeKey'),
+    chargeKey: null,
     countdownTimer: null,
     warnedLastMinute: false,
     clockOffsetMs: 0,
@@ -177,6 +178,220 @@
     return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
   }
 
+  /** What this tab remembers of the user's line and holds; read again once the user is known. */
+  function recall() {
+    state.token = memory.get('token');
+    state.firstPosition = memory.get('firstPosition') || 0;
+    state.holds = memory.get('holds') || [];
+    state.chargeKey = memory.get('chargeKey');
+  }
+
+  // ---- Who is buying: signing in through the identity provider ---------------------------------
+  //
+  // With identity on (`GET /api/identity` says `bearer`), the page signs in with the
+  // authorization code flow and PKCE (RFC 7636) itself: no library, no CDN. The verifier never
+  // leaves this tab; the access token is kept in sessionStorage for this tab only and sent as
+  // `Authorization: Bearer`. The provider sends the person back to `/`, and the page then
+  // returns to the address it was opened at (a room's page stays that room's).
+
+  const SIGN_IN_KEY = 'ticketing:sign-in';
+  const ACCESS_TOKEN_KEY = 'ticketing:access-token';
+
+  const identity = {
+    mode: 'off',
+    issuer: null,
+    clientId: null,
+    scope: 'openid',
+    accessToken: null,
+    subject: null,
+  };
+
+  function stored(key) {
+    try {
+      const text = window.sessionStorage.getItem(key);
+      return text === null ? null : JSON.parse(text);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function store(key, value) {
+    try {
+      if (value === null) window.sessionStorage.removeItem(key);
+      else window.sessionStorage.setItem(key, JSON.stringify(value));
+    } catch (_) {
+      // Refused storage: signing in then lasts as long as the page is open.
+    }
+  }
+
+  function base64Url(bytes) {
+    let text = '';
+    for (const byte of bytes) text += String.fromCharCode(byte);
+    return window.btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  function randomText(length) {
+    const bytes = new Uint8Array(length);
+    window.crypto.getRandomValues(bytes);
+    return base64Url(bytes);
+  }
+
+  async function challengeFor(verifier) {
+    const digest = await window.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+    return base64Url(new Uint8Array(digest));
+  }
+
+  /** The issuer's endpoints, from its discovery document. */
+  async function issuerEndpoints() {
+    const address = `${identity.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+    const response = await fetch(address, { credentials: 'omit', cache: 'no-store' });
+    if (!response.ok) throw new Error(`discovery answered ${response.status}`);
+    const document = await response.json();
+    if (typeof document.authorization_endpoint !== 'string' || typeof document.token_endpoint !== 'string') {
+      throw new Error('discovery names no authorization or token endpoint');
+    }
+    return document;
+  }
+
+  const redirectUri = () => `${window.location.origin}/`;
+
+  async function signIn() {
+    const button = $('sign-in-button');
+    button.disabled = true;
+    try {
+      const endpoints = await issuerEndpoints();
+      const verifier = randomText(32);
+      const signInState = randomText(16);
+      store(SIGN_IN_KEY, {
+        verifier,
+        state: signInState,
+        returnTo: `${window.location.pathname}${window.location.search}`,
+      });
+      const query = new URLSearchParams({
+        response_type: 'code',
+        client_id: identity.clientId,
+        redirect_uri: redirectUri(),
+        scope: identity.scope,
+        state: signInState,
+        code_challenge: await challengeFor(verifier),
+        code_challenge_method: 'S256',
+      });
+      window.location.assign(`${endpoints.authorization_endpoint}?${query}`);
+    } catch (_) {
+      button.disabled = false;
+      showError('We could not reach the sign-in service.', 'Please try again in a moment.');
+    }
+  }
+
+  /**
+   * Back from the provider with `?code=`: trades the code for an access token, then returns to
+   * where the person was. True when the page is being reloaded there.
+   */
+  async function finishSignIn() {
+    const code = params.get('code');
+    const returned = params.get('state');
+    const pending = stored(SIGN_IN_KEY);
+    if (code === null && params.get('error') === null) return false;
+    store(SIGN_IN_KEY, null);
+    if (params.get('error') !== null || !pending || pending.state !== returned) {
+      window.history.replaceState(null, '', '/');
+      showError('Signing in did not finish.', 'Please sign in again.');
+      return false;
+    }
+    const issuerParam = params.get('iss');
+    if (issuerParam !== null && issuerParam.replace(/\/+$/, '') !== identity.issuer.replace(/\/+$/, '')) {
+      showError('Signing in came back from another service than ours.', 'Please sign in again.');
+      return false;
+    }
+    try {
+      const endpoints = await issuerEndpoints();
+      const response = await fetch(endpoints.token_endpoint, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: redirectUri(),
+          client_id: identity.clientId,
+          code_verifier: pending.verifier,
+        }),
+        credentials: 'omit',
+      });
+      const answer = await response.json();
+      if (!response.ok || typeof answer.access_token !== 'string') throw new Error('no access token');
+      const lifetime = Number(answer.expires_in) > 0 ? Number(answer.expires_in) : 300;
+      store(ACCESS_TOKEN_KEY, { token: answer.access_token, expiresAt: Date.now() + lifetime * 1000 });
+    } catch (_) {
+      window.history.replaceState(null, '', '/');
+      showError('Signing in did not finish.', 'Please sign in again.');
+      return false;
+    }
+    window.location.replace(pending.returnTo || '/');
+    return true;
+  }
+
+  function showSignIn() {
+    stopPolling();
+    showSteps([]);
+    $('line').hidden = true;
+    $('rooms').hidden = true;
+    $('sign-in').hidden = false;
+    $('sign-in-button').disabled = false;
+    $('sign-in-button').focus();
+  }
+
+  /** The provider or the service no longer takes the access token: sign in again. */
+  function signedOut() {
+    if (identity.mode !== 'bearer' || !identity.accessToken) return;
+    identity.accessToken = null;
+    store(ACCESS_TOKEN_KEY, null);
+    showSignIn();
+    showError('Your sign-in has run out.', 'Please sign in again; your place in line is kept.');
+  }
+
+  /**
+   * Who is buying. With identity off, `?user=`. With it on, the signed-in account: false while
+   * the person still has to sign in (the page then shows the button and waits).
+   */
+  async function knowTheBuyer() {
+    try {
+      const response = await fetch('/api/identity', { credentials: 'omit', cache: 'no-store' });
+      const settings = response.ok ? await response.json() : null;
+      if (settings && (settings.mode === 'bearer' || settings.mode === 'gateway')) {
+        identity.mode = settings.mode;
+        identity.issuer = settings.issuer || null;
+        identity.clientId = settings.clientId || null;
+        identity.scope = settings.scope || 'openid';
+      }
+    } catch (_) {
+      // Unreachable service: the first real request says so in plain words.
+    }
+    if (identity.mode === 'off') return true;
+    $('who').textContent = 'Signing in\u2026';
+    if (identity.mode === 'bearer') {
+      if (await finishSignIn()) return false;
+      const kept = stored(ACCESS_TOKEN_KEY);
+      if (!kept || typeof kept.token !== 'string' || !(kept.expiresAt > Date.now() + 10000)) {
+        store(ACCESS_TOKEN_KEY, null);
+        showSignIn();
+        return false;
+      }
+      identity.accessToken = kept.token;
+    }
+    try {
+      const me = await api('GET', '/api/me', { token: false });
+      user = me.userId;
+      identity.subject = me.subject;
+    } catch (failure) {
+      if (failure.status === 401 && identity.mode === 'bearer') return false;
+      showError(...explain(failure, 'finding out who you are'));
+      return false;
+    }
+    $('who').replaceChildren('Signed in as ', el('strong', { id: 'user-id', text: identity.subject }),
+      ` (user ${user})`);
+    return true;
+  }
+
   function noteServerClock(response) {
     const date = Date.parse(response.headers.get('Date') || '');
     // The Date header has whole seconds: take the middle of that second.
@@ -189,6 +404,7 @@
     const headers = { Accept: 'application/json' };
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.token !== false && state.token) headers['Queue-Token'] = state.token;
+    if (identity.accessToken) headers.Authorization = `Bearer ${identity.accessToken}`;
     if (options.idempotencyKey) headers['Idempotency-Key'] = options.idempotencyKey;
     let response;
     try {
@@ -212,6 +428,9 @@
     }
     if (response.ok) return data;
     const code = data && typeof data.code === 'string' ? data.code : `HTTP_${response.status}`;
+    if (response.status === 401 && (code === 'AUTH_REQUIRED' || code === 'AUTH_INVALID')) {
+      signedOut();
+    }
     const wait = retryAfter(response.headers.get('Retry-After'));
     const problem = data && typeof data === 'object' ? data : null;
     throw new ApiFailure(response.status, code, wait === null ? DEFAULT_RETRY_SECONDS : wait, problem);
@@ -1397,6 +1616,7 @@
   function wire() {
     $('user-id').textContent = String(user);
     $('leave-button').addEventListener('click', leaveLine);
+    $('sign-in-button').addEventListener('click', () => { clearError(); signIn(); });
     $('join-button').addEventListener('click', () => { clearError(); notice(''); joinLine(); });
     $('hold-button').addEventListener('click', holdPicked);
     $('refresh-seats').addEventListener('click', () => { clearError(); notice(''); loadSeats(false); });
@@ -1418,7 +1638,9 @@
 
   async function start() {
     wire();
-    if (!userIsValid) {
+    if (!(await knowTheBuyer())) return;
+    recall();
+    if (identity.mode === 'off' && !userIsValid) {
       showError(`\u201c${userParam}\u201d is not a user number, so you are buying as user 1.`,
         'To buy as someone else, open this page with ?user= followed by a number, like ?user=7.');
     }

@@ -73,6 +73,7 @@ impl Modify for QueueTokenScheme {
         rooms::list,
         rooms::show,
         page::index,
+        page::identity,
         docs::to_root,
     ),
     components(schemas(Problem)),

@@ -10,16 +10,106 @@ const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const PAGE_CSS: &str = include_str!("../../assets/page.css");
 const PAGE_JS: &str = include_str!("../../assets/page.js");
 
-/// Everything the page needs comes from this origin; nothing runs inline.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
+/// Everything the page needs comes from this origin, but for the identity provider's discovery
+/// document and token endpoint when the page signs in itself; nothing runs inline.
+fn content_security_policy(sign_in: &PageSignIn) -> String {
+    let issuer = match sign_in {
+        PageSignIn::Bearer { issuer, .. } => format!(" {}", origin_of(issuer)),
+        PageSignIn::Off | PageSignIn::Gateway => String::new(),
+    };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'{issuer}; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of an absolute URL (what a CSP source names).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url, |end| &url[..after_scheme + end])
+}
+
+/// How the page learns who is buying (`GET /api/identity`); `Off` when not registered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PageSignIn {
+    /// Identity off: the page buys as `?user=`.
+    #[default]
+    Off,
+    /// The page signs in at `issuer` itself (authorization code with PKCE) as the public client
+    /// `client_id`, asking for `scope`, and sends the access token as a bearer token.
+    Bearer {
+        issuer: String,
+        client_id: Option<String>,
+        scope: String,
+    },
+    /// A gateway in front signs people in and names them in a header: the page asks `/api/me`.
+    Gateway,
+}
+
+/// What `GET /api/identity` answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PageSignInView {
+    /// `off`, `bearer` or `gateway`.
+    mode: &'static str,
+    /// With `bearer`: the OpenID Connect issuer the page signs in at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    /// With `bearer`: the page's public client id at the issuer (absent: the page cannot sign in
+    /// by itself; tokens still work from other clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    /// With `bearer`: the scopes the page asks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+fn sign_in_of(registered: Option<web::Data<PageSignIn>>) -> PageSignIn {
+    registered.map_or(PageSignIn::Off, |data| data.get_ref().clone())
+}
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/", web::get().to(index))
         .route("/assets/page.css", web::get().to(stylesheet))
-        .route("/assets/page.js", web::get().to(script));
+        .route("/assets/page.js", web::get().to(script))
+        .route("/api/identity", web::get().to(identity));
+}
+
+/// How the page signs in: identity off, a provider the page signs in at, or a gateway.
+#[utoipa::path(get, path = "/api/identity", tag = "page", responses(
+    (status = 200, description = "How the page learns who is buying", body = PageSignInView)))]
+pub(crate) async fn identity(registered: Option<web::Data<PageSignIn>>) -> HttpResponse {
+    let view = match sign_in_of(registered) {
+        PageSignIn::Off => PageSignInView {
+            mode: "off",
+            issuer: None,
+            client_id: None,
+            scope: None,
+        },
+        PageSignIn::Bearer {
+            issuer,
+            client_id,
+            scope,
+        } => PageSignInView {
+            mode: "bearer",
+            issuer: Some(issuer),
+            client_id,
+            scope: Some(scope),
+        },
+        PageSignIn::Gateway => PageSignInView {
+            mode: "gateway",
+            issuer: None,
+            client_id: None,
+            scope: None,
+        },
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .json(view)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
@@ -37,13 +127,13 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 /// The waiting room and seat picker for people (HTML; `?user=<id>` picks the demo user).
 #[utoipa::path(get, path = "/", tag = "page", responses(
     (status = 200, description = "The page: HTML, with its CSS and JavaScript under /assets/", content_type = "text/html")))]
-pub(crate) async fn index() -> HttpResponse {
+pub(crate) async fn index(registered: Option<web::Data<PageSignIn>>) -> HttpResponse {
     let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
+    let policy = content_security_policy(&sign_in_of(registered));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -57,4 +147,27 @@ async fn stylesheet() -> HttpResponse {
 
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", PAGE_JS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_may_reach_only_its_own_origin_and_the_issuer() {
+        assert!(content_security_policy(&PageSignIn::Off).contains("connect-src 'self';"));
+        let bearer = PageSignIn::Bearer {
+            issuer: "https://id.example.com/realms/fans".into(),
+            client_id: Some("page".into()),
+            scope: "openid".into(),
+        };
+        assert!(content_security_policy(&bearer)
+            .contains("connect-src 'self' https://id.example.com;"));
+    }
+
+    #[test]
+    fn an_origin_keeps_its_port_and_drops_its_path() {
+        assert_eq!(origin_of("http://127.0.0.1:4799"), "http://127.0.0.1:4799");
+        assert_eq!(origin_of("http://127.0.0.1:4799/oidc?x"), "http://127.0.0.1:4799");
+    }
 }

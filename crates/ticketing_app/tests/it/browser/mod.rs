@@ -10,6 +10,8 @@
 use crate::support;
 
 mod driver;
+mod identity;
+mod issuer;
 mod rooms;
 
 use std::time::Duration;
