@@ -6,9 +6,25 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpResponse};
 
+use crate::problem::ApiError;
+
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const PAGE_CSS: &str = include_str!("../../assets/page.css");
-const PAGE_JS: &str = include_str!("../../assets/page.js");
+/// The page's script, with the English words in front: the words every other language falls
+/// back to, there before anything is fetched.
+const PAGE_JS: &str = concat!(
+    "window.TICKETING_ENGLISH_WORDS = ",
+    include_str!("../../assets/i18n/en.json"),
+    ";\n",
+    include_str!("../../assets/page.js")
+);
+
+/// The page's languages and their message catalogs (assets/i18n/); a new language is its file
+/// here and its locale in page.js's `LANGUAGES`.
+const CATALOGS: [(&str, &str); 2] = [
+    ("en.json", include_str!("../../assets/i18n/en.json")),
+    ("ko.json", include_str!("../../assets/i18n/ko.json")),
+];
 
 /// Everything the page needs comes from this origin, but for the identity provider's discovery
 /// document and token endpoint when the page signs in itself; nothing runs inline.
@@ -76,6 +92,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/", web::get().to(index))
         .route("/assets/page.css", web::get().to(stylesheet))
         .route("/assets/page.js", web::get().to(script))
+        .route("/assets/i18n/{file}", web::get().to(catalog))
         .route("/api/identity", web::get().to(identity));
 }
 
@@ -149,9 +166,97 @@ async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", PAGE_JS)
 }
 
+/// A language's words for the page (`/assets/i18n/ko.json`).
+async fn catalog(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    CATALOGS
+        .iter()
+        .find(|(name, _)| *name == file.as_str())
+        .map(|(_, words)| asset("application/json", words))
+        .ok_or_else(|| ApiError::NotFound(format!("the page has no words in {file}")))
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+
+    const PLURAL_FORMS: [&str; 6] = ["zero", "one", "two", "few", "many", "other"];
+
+    /// A catalog's keys, plural forms (`key.one`, `key.other`) counted as their key.
+    fn keys_of(catalog: &str) -> BTreeSet<String> {
+        let words: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(catalog).expect("a catalog is a JSON object");
+        words
+            .iter()
+            .map(|(key, value)| {
+                assert!(value.is_string(), "{key} is not a string");
+                match key.rsplit_once('.') {
+                    Some((base, form)) if PLURAL_FORMS.contains(&form) => base.to_string(),
+                    _ => key.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The keys `text` names after each of `openers` (`t('`, `data-i18n="`), up to `close`.
+    fn named_after(text: &str, openers: &[&str], close: char) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        for opener in openers {
+            for (at, _) in text.match_indices(opener) {
+                let preceded_by_word = text[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                if preceded_by_word {
+                    continue;
+                }
+                let rest = &text[at + opener.len()..];
+                if let Some(end) = rest.find(close) {
+                    keys.insert(rest[..end].to_string());
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_catalog_has_every_key_and_the_page_uses_no_other() {
+        let english = keys_of(CATALOGS[0].1);
+        for (file, catalog) in CATALOGS {
+            let keys = keys_of(catalog);
+            assert_eq!(
+                keys.symmetric_difference(&english).collect::<Vec<_>>(),
+                Vec::<&String>::new(),
+                "{file} and en.json differ in these keys"
+            );
+        }
+        let mut used = named_after(
+            include_str!("../../assets/page.js"),
+            &["t('", "phrase('"],
+            '\'',
+        );
+        used.extend(named_after(
+            INDEX_HTML,
+            &["data-i18n=\"", "data-i18n-aria-label=\""],
+            '"',
+        ));
+        let unknown: Vec<_> = used.difference(&english).collect();
+        assert!(
+            unknown.is_empty(),
+            "the page uses keys no catalog has: {unknown:?}"
+        );
+        let unused: Vec<_> = english.difference(&used).collect();
+        assert!(
+            unused.is_empty(),
+            "the catalogs have keys the page never uses: {unused:?}"
+        );
+    }
+
+    #[test]
+    fn the_script_carries_the_english_words() {
+        assert!(PAGE_JS.starts_with("window.TICKETING_ENGLISH_WORDS = {"));
+    }
 
     #[test]
     fn the_page_may_reach_only_its_own_origin_and_the_issuer() {
@@ -161,13 +266,17 @@ mod tests {
             client_id: Some("page".into()),
             scope: "openid".into(),
         };
-        assert!(content_security_policy(&bearer)
-            .contains("connect-src 'self' https://id.example.com;"));
+        assert!(
+            content_security_policy(&bearer).contains("connect-src 'self' https://id.example.com;")
+        );
     }
 
     #[test]
     fn an_origin_keeps_its_port_and_drops_its_path() {
         assert_eq!(origin_of("http://127.0.0.1:4799"), "http://127.0.0.1:4799");
-        assert_eq!(origin_of("http://127.0.0.1:4799/oidc?x"), "http://127.0.0.1:4799");
+        assert_eq!(
+            origin_of("http://127.0.0.1:4799/oidc?x"),
+            "http://127.0.0.1:4799"
+        );
     }
 }

@@ -44,7 +44,10 @@ async fn sign_in(person: &Browser, login: &str) {
         .await
         .expect("a password field");
     password.send_keys("any password").await.expect("typing");
-    let submit = person.find("button[type=\"submit\"]").await.expect("submit");
+    let submit = person
+        .find("button[type=\"submit\"]")
+        .await
+        .expect("submit");
     submit.click().await.expect("signing in at the issuer");
     let consent = person
         .wait_for("the issuer's consent page", || async {
@@ -185,6 +188,9 @@ async fn tokens_follow_the_issuer_when_it_rotates_its_keys() {
     let problem: Value = refused.json().await.unwrap();
     assert_eq!(problem["code"], "AUTH_INVALID");
     let same: Value = me(&app, &new_token).await.json().await.unwrap();
-    assert_eq!(same["subject"], "fan-rotation", "the same account after rotation");
+    assert_eq!(
+        same["subject"], "fan-rotation",
+        "the same account after rotation"
+    );
     second.close().await;
 }

@@ -26,9 +26,14 @@ fn provider_dir() -> PathBuf {
 
 /// Installs `oidc-provider` from the lock file if it is not there yet.
 fn install() -> Result<(), String> {
-    let _turn = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = provider_dir();
-    if dir.join("node_modules/oidc-provider/package.json").is_file() {
+    if dir
+        .join("node_modules/oidc-provider/package.json")
+        .is_file()
+    {
         return Ok(());
     }
     let status = Command::new("npm")

@@ -12,6 +12,7 @@ use crate::support;
 mod driver;
 mod identity;
 mod issuer;
+mod languages;
 mod rooms;
 
 use std::time::Duration;
