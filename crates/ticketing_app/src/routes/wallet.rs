@@ -6,6 +6,7 @@ use ticketing_domain::ids::UserId;
 use ticketing_domain::money::{ChargeAmount, Won};
 use utoipa::ToSchema;
 
+use super::body::{JsonObject, PathId};
 use super::headers::idempotency_key;
 use super::responses::{InvalidRequest, NotFound, Unavailable};
 use crate::problem::ApiError;
@@ -49,9 +50,9 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
         Unavailable))]
 pub(crate) async fn balance(
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = UserId::new(path.into_inner())?;
+    let user = UserId::new(path.into_inner().0)?;
     let balance = state.services.wallet.balance(user).await?;
     Ok(answer(user, balance))
 }
@@ -59,7 +60,7 @@ pub(crate) async fn balance(
 /// Add to a user's balance; honours Idempotency-Key.
 #[utoipa::path(post, path = "/api/users/{userId}/balance/charge", tag = "balance",
     params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0"),
-           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body = ChargeBody,
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
@@ -70,10 +71,10 @@ pub(crate) async fn balance(
 pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<i64>,
-    body: web::Json<ChargeBody>,
+    path: web::Path<PathId>,
+    body: JsonObject<ChargeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = UserId::new(path.into_inner())?;
+    let user = UserId::new(path.into_inner().0)?;
     let amount = ChargeAmount::new(body.amount)?;
     let key = idempotency_key(&request)?;
     let balance = state.services.wallet.charge(user, amount, key).await?;
