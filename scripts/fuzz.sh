@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # OpenAPI-driven fuzzing of a running stack with schemathesis (from PyPI, into .stack/fuzz-venv):
 #   scripts/fuzz.sh [BASE_URL]
-# Fails on any 5xx, any status code the document does not list for the operation, and any answer
-# whose body or Content-Type does not match the document. Start the stack first:
+# Runs every check schemathesis has (`--checks all`): fails on any 5xx, any status code the
+# document does not list, any answer whose body or Content-Type does not match it, a request the
+# document calls valid that is refused or one it calls invalid that is accepted, an undeclared
+# method answered other than 405, and a missing credential not answered 401. With
+# APP__ADMIN__TOKEN set (to the server's admin token) the admin API is fuzzed too; without it the
+# admin operations are left out (the server answers them 404, as the contract says when the
+# admin API is off). Start the stack first:
 # APP__QUEUE__ENTRY_RATE_PER_CLIENT=0 make run. `.ci/run` starts a server of its own and runs this.
 # MAX_EXAMPLES (50) sets how many inputs each operation gets per phase.
 set -euo pipefail
@@ -18,13 +23,20 @@ fresh_token() {
 }
 run() {
   "$venv/bin/schemathesis" run "$base_url/api/openapi.json" --url "$base_url" \
-    -H "Queue-Token: $(fresh_token)" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    -H "Queue-Token: $(fresh_token)" --checks all \
     --max-examples "${MAX_EXAMPLES:-50}" "$@"
 }
-echo "fuzz: pass 1, every operation"
-run
+echo "fuzz: pass 1, every operation but the admin API's"
+run --exclude-path-regex '^/api/admin/'
+
 # Leaving the queue and paying end the shared token's session; without them every protected
 # operation is fuzzed with a live token.
 echo "fuzz: pass 2, protected operations with a token that stays ACTIVE"
-run --exclude-path /api/queue --exclude-path /api/payments
+run --exclude-path /api/queue --exclude-path /api/payments --exclude-path-regex '^/api/admin/'
+if [ -n "${APP__ADMIN__TOKEN:-}" ]; then
+  # A schedule must lie in the future (opensAt, closesAt): what no document can say, so a
+  # generated past time is rightly refused; that one check is left out for the admin API.
+  echo "fuzz: pass 3, the admin API"
+  run --include-path-regex '^/api/admin/' -H "Authorization: Bearer $APP__ADMIN__TOKEN" \
+    --exclude-checks positive_data_acceptance
+fi

@@ -43,19 +43,147 @@
     return node;
   }
 
-  const won = new Intl.NumberFormat('ko-KR', { style: 'currency', currency: 'KRW' });
-  const money = (amount) => won.format(amount);
-  const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
-  const clockTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  // ---- Words: the page in the fan's language ---------------------------------------------------
+  //
+  // One message catalog per language, assets/i18n/<language>.json; adding a language is adding
+  // its file and its locale in LANGUAGES (and in routes/page.rs, which serves the files). The
+  // language: `?lang=` (remembered in this browser), else the browser's preferred languages, else
+  // English. English comes with this script (routes/page.rs puts it in front), so a word missing
+  // from another catalog is said in English, never shown as its key; a test fails on it.
+
+  /** The languages the page speaks, with the locale its dates, times and numbers are written in. */
+  const LANGUAGES = { en: 'en-US', ko: 'ko-KR' };
+  const FALLBACK_LANGUAGE = 'en';
+  const LANGUAGE_KEY = 'ticketing:lang';
+  const ENGLISH = window.TICKETING_ENGLISH_WORDS || {};
+
+  const isLanguage = (text) => typeof text === 'string' && Object.prototype.hasOwnProperty.call(LANGUAGES, text);
+
+  function chooseLanguage() {
+    const asked = (new URLSearchParams(window.location.search).get('lang') || '').trim().toLowerCase();
+    if (isLanguage(asked)) {
+      try {
+        window.localStorage.setItem(LANGUAGE_KEY, asked);
+      } catch (_) {
+        // Not remembered: `?lang=` still chose for this page.
+      }
+      return asked;
+    }
+    let kept = null;
+    try {
+      kept = window.localStorage.getItem(LANGUAGE_KEY);
+    } catch (_) {
+      kept = null;
+    }
+    if (isLanguage(kept)) return kept;
+    const preferred = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || ''];
+    for (const tag of preferred) {
+      const base = String(tag).toLowerCase().split('-')[0];
+      if (isLanguage(base)) return base;
+    }
+    return FALLBACK_LANGUAGE;
+  }
+
+  const words = {
+    language: chooseLanguage(),
+    catalog: ENGLISH,
+    rules: new Intl.PluralRules('en-US'),
+  };
+  const englishRules = new Intl.PluralRules('en-US');
+
+  function message(catalog, rules, key, params) {
+    const direct = catalog[key];
+    if (typeof direct === 'string') return direct;
+    if (typeof params.count === 'number') {
+      const form = catalog[`${key}.${rules.select(params.count)}`];
+      if (typeof form === 'string') return form;
+      if (typeof catalog[`${key}.other`] === 'string') return catalog[`${key}.other`];
+    }
+    return null;
+  }
+
+  function template(key, params) {
+    return message(words.catalog, words.rules, key, params) ?? message(ENGLISH, englishRules, key, params) ?? '';
+  }
+
+  /** The words of `key` in the page's language, `{name}` filled from `params`. */
+  function t(key, params = {}) {
+    return template(key, params).replace(/\{(\w+)\}/g,
+      (whole, name) => (Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole));
+  }
+
+  /** A sentence with nodes in it (links, emphasis): `{name}` takes `params[name]`, node or text. */
+  function phrase(key, params = {}) {
+    const parts = template(key, params).split(/\{(\w+)\}/);
+    const span = document.createElement('span');
+    parts.forEach((part, index) => {
+      if (index % 2 === 0) {
+        if (part) span.append(part);
+        return;
+      }
+      const value = params[part];
+      if (value instanceof Node) span.append(value);
+      else if (value !== undefined && value !== null) span.append(String(value));
+    });
+    return span;
+  }
+
+  /** The chosen language's catalog, over English; the page's fixed words in that language. */
+  async function loadWords() {
+    document.documentElement.lang = words.language;
+    if (words.language !== FALLBACK_LANGUAGE) {
+      try {
+        const response = await fetch(`/assets/i18n/${words.language}.json`, { credentials: 'omit' });
+        if (response.ok) {
+          words.catalog = await response.json();
+          words.rules = new Intl.PluralRules(LANGUAGES[words.language]);
+        }
+      } catch (_) {
+        // English, then: better than nothing, and the server's problems are English anyway.
+      }
+    }
+    formats.build();
+    for (const node of document.querySelectorAll('[data-i18n]')) fill(node, node.dataset.i18n);
+    for (const node of document.querySelectorAll('[data-i18n-aria-label]')) {
+      node.setAttribute('aria-label', t(node.dataset.i18nAriaLabel));
+    }
+  }
+
+  /** An element's words from `key`; its `[data-slot]` children keep their place in the sentence. */
+  function fill(node, key) {
+    const slots = {};
+    for (const child of node.children) if (child.dataset.slot) slots[child.dataset.slot] = child;
+    if (!Object.keys(slots).length) {
+      node.textContent = t(key);
+      return;
+    }
+    node.replaceChildren(...phrase(key, slots).childNodes);
+  }
+
+  /** Numbers, prices, dates and times in the page's language. */
+  const formats = {
+    number: new Intl.NumberFormat('en-US'),
+    dateTime: new Intl.DateTimeFormat('en-US', { dateStyle: 'full', timeStyle: 'short' }),
+    clockTime: new Intl.DateTimeFormat('en-US', { hour: '2-digit', minute: '2-digit' }),
+    build() {
+      const locale = LANGUAGES[words.language];
+      this.number = new Intl.NumberFormat(locale);
+      this.dateTime = new Intl.DateTimeFormat(locale, { dateStyle: 'full', timeStyle: 'short' });
+      this.clockTime = new Intl.DateTimeFormat(locale, { hour: '2-digit', minute: '2-digit' });
+    },
+  };
+  const money = (amount) => t('format.won', { amount: formats.number.format(amount) });
+  const dateTime = { format: (date) => formats.dateTime.format(date) };
+  const clockTime = { format: (date) => formats.clockTime.format(date) };
 
   function duration(seconds) {
     const s = Math.max(0, Math.round(seconds));
-    if (s < 60) return s <= 1 ? 'about a second' : `about ${s} seconds`;
+    if (s < 60) return s <= 1 ? t('duration.aboutASecond') : t('duration.aboutSeconds', { count: s });
     const minutes = Math.round(s / 60);
-    if (minutes < 60) return minutes === 1 ? 'about a minute' : `about ${minutes} minutes`;
+    if (minutes < 60) return minutes === 1 ? t('duration.aboutAMinute') : t('duration.aboutMinutes', { count: minutes });
     const hours = Math.floor(minutes / 60);
     const rest = minutes % 60;
-    return `about ${hours} h ${rest} min`;
+    return t('duration.aboutHours', { hours, minutes: rest });
   }
 
   function clock(ms) {
@@ -83,7 +211,8 @@
   const userParam = params.get('user');
   const parsedUser = userParam === null ? 1 : Number(userParam);
   const userIsValid = Number.isSafeInteger(parsedUser) && parsedUser > 0;
-  const user = userIsValid ? parsedUser : 1;
+  // With identity on, the account the person signed in as (`GET /api/me`) replaces `?user=`.
+  let user = userIsValid ? parsedUser : 1;
   // `?room=` with nothing after it is taken as no room at all: the list. Room ids are lower
   // case, so a link typed as `?room=Golden-Hour` still finds its room.
   const askedRoom = (params.get('room') || '').trim().toLowerCase() || null;
@@ -115,19 +244,19 @@
   };
 
   const state = {
-    token: memory.get('token'),
+    token: null,
     status: null,
     position: null,
-    firstPosition: memory.get('firstPosition') || 0,
+    firstPosition: 0,
     pollTimer: null,
     concerts: [],
     concert: null,
     performance: null,
     seats: [],
     picked: new Set(),
-    holds: memory.get('holds') || [],
+    holds: [],
     balance: null,
-    chargeKey: memory.get('chargeKey'),
+    chargeKey: null,
     countdownTimer: null,
     warnedLastMinute: false,
     clockOffsetMs: 0,
@@ -177,6 +306,228 @@
     return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
   }
 
+  /** What this tab remembers of the user's line and holds; read again once the user is known. */
+  function recall() {
+    state.token = memory.get('token');
+    state.firstPosition = memory.get('firstPosition') || 0;
+    state.holds = memory.get('holds') || [];
+    state.chargeKey = memory.get('chargeKey');
+  }
+
+  // ---- Who is buying: signing in through the identity provider ---------------------------------
+  //
+  // With identity on (`GET /api/identity` says `bearer`), the page signs in with the
+  // authorization code flow and PKCE (RFC 7636) itself: no library, no CDN. The verifier never
+  // leaves this tab; the access token is kept in sessionStorage for this tab only and sent as
+  // `Authorization: Bearer`. The provider sends the person back to `/`, and the page then
+  // returns to the address it was opened at (a room's page stays that room's).
+
+  const SIGN_IN_KEY = 'ticketing:sign-in';
+  const ACCESS_TOKEN_KEY = 'ticketing:access-token';
+
+  const identity = {
+    mode: 'off',
+    issuer: null,
+    clientId: null,
+    scope: 'openid',
+    accessToken: null,
+    subject: null,
+  };
+
+  function stored(key) {
+    try {
+      const text = window.sessionStorage.getItem(key);
+      return text === null ? null : JSON.parse(text);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function store(key, value) {
+    try {
+      if (value === null) window.sessionStorage.removeItem(key);
+      else window.sessionStorage.setItem(key, JSON.stringify(value));
+    } catch (_) {
+      // Refused storage: signing in then lasts as long as the page is open.
+    }
+  }
+
+  function base64Url(bytes) {
+    let text = '';
+    for (const byte of bytes) text += String.fromCharCode(byte);
+    return window.btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  function randomText(length) {
+    const bytes = new Uint8Array(length);
+    window.crypto.getRandomValues(bytes);
+    return base64Url(bytes);
+  }
+
+  async function challengeFor(verifier) {
+    const digest = await window.crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+    return base64Url(new Uint8Array(digest));
+  }
+
+  /** The issuer's endpoints, from its discovery document. */
+  async function issuerEndpoints() {
+    const address = `${identity.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+    const response = await fetch(address, { credentials: 'omit', cache: 'no-store' });
+    if (!response.ok) throw new Error(`discovery answered ${response.status}`);
+    const document = await response.json();
+    if (typeof document.authorization_endpoint !== 'string' || typeof document.token_endpoint !== 'string') {
+      throw new Error('discovery names no authorization or token endpoint');
+    }
+    return document;
+  }
+
+  const redirectUri = () => `${window.location.origin}/`;
+
+  async function signIn() {
+    const button = $('sign-in-button');
+    button.disabled = true;
+    try {
+      const endpoints = await issuerEndpoints();
+      const verifier = randomText(32);
+      const signInState = randomText(16);
+      store(SIGN_IN_KEY, {
+        verifier,
+        state: signInState,
+        returnTo: `${window.location.pathname}${window.location.search}`,
+      });
+      const query = new URLSearchParams({
+        response_type: 'code',
+        client_id: identity.clientId,
+        redirect_uri: redirectUri(),
+        scope: identity.scope,
+        state: signInState,
+        code_challenge: await challengeFor(verifier),
+        code_challenge_method: 'S256',
+      });
+      window.location.assign(`${endpoints.authorization_endpoint}?${query}`);
+    } catch (_) {
+      button.disabled = false;
+      showError(t('signIn.unreachable'), t('signIn.unreachableNext'));
+    }
+  }
+
+  /**
+   * Back from the provider with `?code=`: trades the code for an access token, then returns to
+   * where the person was. True when the page is being reloaded there.
+   */
+  async function finishSignIn() {
+    const code = params.get('code');
+    const returned = params.get('state');
+    const pending = stored(SIGN_IN_KEY);
+    if (code === null && params.get('error') === null) return false;
+    store(SIGN_IN_KEY, null);
+    if (params.get('error') !== null || !pending || pending.state !== returned) {
+      window.history.replaceState(null, '', '/');
+      showError(t('signIn.unfinished'), t('signIn.again'));
+      return false;
+    }
+    const issuerParam = params.get('iss');
+    if (issuerParam !== null && issuerParam.replace(/\/+$/, '') !== identity.issuer.replace(/\/+$/, '')) {
+      showError(t('signIn.otherIssuer'), t('signIn.again'));
+      return false;
+    }
+    try {
+      const endpoints = await issuerEndpoints();
+      const response = await fetch(endpoints.token_endpoint, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: redirectUri(),
+          client_id: identity.clientId,
+          code_verifier: pending.verifier,
+        }),
+        credentials: 'omit',
+      });
+      const answer = await response.json();
+      if (!response.ok || typeof answer.access_token !== 'string') throw new Error('no access token');
+      const lifetime = Number(answer.expires_in) > 0 ? Number(answer.expires_in) : 300;
+      store(ACCESS_TOKEN_KEY, { token: answer.access_token, expiresAt: Date.now() + lifetime * 1000 });
+    } catch (_) {
+      window.history.replaceState(null, '', '/');
+      showError(t('signIn.unfinished'), t('signIn.again'));
+      return false;
+    }
+    window.location.replace(pending.returnTo || '/');
+    return true;
+  }
+
+  function showSignIn() {
+    stopPolling();
+    showSteps([]);
+    $('line').hidden = true;
+    $('rooms').hidden = true;
+    $('sign-in').hidden = false;
+    $('sign-in-button').disabled = false;
+    $('sign-in-button').focus();
+  }
+
+  /** The provider or the service no longer takes the access token: sign in again. */
+  function signedOut() {
+    if (identity.mode !== 'bearer' || !identity.accessToken) return;
+    identity.accessToken = null;
+    store(ACCESS_TOKEN_KEY, null);
+    showSignIn();
+    showError(t('signIn.expired'), t('signIn.expiredNext'));
+  }
+
+  /**
+   * Who is buying. With identity off, `?user=`. With it on, the signed-in account: false while
+   * the person still has to sign in (the page then shows the button and waits).
+   */
+  async function knowTheBuyer() {
+    try {
+      const response = await fetch('/api/identity', { credentials: 'omit', cache: 'no-store' });
+      const settings = response.ok ? await response.json() : null;
+      if (settings && (settings.mode === 'bearer' || settings.mode === 'gateway')) {
+        identity.mode = settings.mode;
+        identity.issuer = settings.issuer || null;
+        identity.clientId = settings.clientId || null;
+        identity.scope = settings.scope || 'openid';
+      }
+    } catch (_) {
+      // Unreachable service: the first real request says so in plain words.
+    }
+    if (identity.mode === 'off') return true;
+    $('who').textContent = t('signIn.progress');
+    if (identity.mode === 'bearer') {
+      if (await finishSignIn()) return false;
+      const kept = stored(ACCESS_TOKEN_KEY);
+      if (!kept || typeof kept.token !== 'string' || !(kept.expiresAt > Date.now() + 10000)) {
+        store(ACCESS_TOKEN_KEY, null);
+        showSignIn();
+        return false;
+      }
+      identity.accessToken = kept.token;
+    }
+    // The service may not have the issuer's keys yet (503 while it fetches them): it says when
+    // to ask again, and the person waits rather than starts over.
+    for (;;) {
+      try {
+        const me = await api('GET', '/api/me', { token: false });
+        user = me.userId;
+        identity.subject = me.subject;
+        clearError();
+        break;
+      } catch (failure) {
+        if (failure.status === 401 && identity.mode === 'bearer') return false;
+        showError(...explain(failure, t('doing.findingYou')));
+        if (!failure.retryable) return false;
+        await sleep(Math.max(1, failure.retryAfterSeconds) * 1000);
+      }
+    }
+    $('who').replaceChildren(phrase('signIn.as', {
+      subject: el('strong', { id: 'user-id', text: identity.subject }), user,
+    }));
+    return true;
+  }
+
   function noteServerClock(response) {
     const date = Date.parse(response.headers.get('Date') || '');
     // The Date header has whole seconds: take the middle of that second.
@@ -189,6 +540,7 @@
     const headers = { Accept: 'application/json' };
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.token !== false && state.token) headers['Queue-Token'] = state.token;
+    if (identity.accessToken) headers.Authorization = `Bearer ${identity.accessToken}`;
     if (options.idempotencyKey) headers['Idempotency-Key'] = options.idempotencyKey;
     let response;
     try {
@@ -212,6 +564,9 @@
     }
     if (response.ok) return data;
     const code = data && typeof data.code === 'string' ? data.code : `HTTP_${response.status}`;
+    if (response.status === 401 && (code === 'AUTH_REQUIRED' || code === 'AUTH_INVALID')) {
+      signedOut();
+    }
     const wait = retryAfter(response.headers.get('Retry-After'));
     const problem = data && typeof data === 'object' ? data : null;
     throw new ApiFailure(response.status, code, wait === null ? DEFAULT_RETRY_SECONDS : wait, problem);
@@ -246,39 +601,30 @@
     window.setTimeout(() => { announcer.textContent = text; }, 50);
   }
 
-  /** Plain words for a failure that is not about the token; `what` says what was being done. */
+  /** Plain words for a failure that is not about the token; `what` (words) says what was being done. */
   function explain(failure, what) {
     const wait = Math.ceil(failure.retryAfterSeconds || DEFAULT_RETRY_SECONDS);
     switch (failure.code) {
       case 'NETWORK':
-        return [`We could not reach the ticket service while ${what}.`,
-          'Check your connection, then try again.'];
+        return [t('explain.network', { what }), t('explain.networkNext')];
       case 'UNAVAILABLE':
       case 'HTTP_503':
-        return [`The ticket service is very busy right now and could not finish ${what}.`,
-          `Please try again in ${wait} second${wait === 1 ? '' : 's'}.`];
+        return [t('explain.busy', { what }), t('explain.tryAgainIn', { count: wait })];
       case 'RATE_LIMITED':
       case 'HTTP_429':
-        return ['Too many requests came from your connection in a short time.',
-          `Please wait ${wait} second${wait === 1 ? '' : 's'} and try again.`];
+        return [t('explain.rateLimited'), t('explain.waitThenRetry', { count: wait })];
       case 'NOT_FOUND':
-        return [`We could not find what you asked for while ${what}: it may have been removed.`,
-          'Please go back a step and choose again.'];
+        return [t('explain.notFound', { what }), t('explain.notFoundNext')];
       case 'INVALID_REQUEST':
-        return [`The ticket service did not understand the request while ${what}.`,
-          'Please reload the page and try again.'];
+        return [t('explain.invalid', { what }), t('explain.invalidNext')];
       case 'ROOM_CLOSED':
-        return [`This waiting line takes no new entries, so we could not finish ${what}.`,
-          'Seats you hold stay yours until their time runs out; other sales may still be open.'];
+        return [t('explain.roomClosed', { what }), t('explain.roomClosedNext')];
       case 'TOKEN_WRONG_ROOM':
-        return [`This date is sold through another waiting line, so we could not finish ${what}.`,
-          'Please choose another date.'];
+        return [t('explain.wrongRoom', { what }), t('explain.wrongRoomNext')];
       case 'IDEMPOTENCY_CONFLICT':
-        return ['That request is still being processed.',
-          'Please wait a few seconds and press the button again; you will not be charged twice.'];
+        return [t('explain.inProgress'), t('explain.inProgressNext')];
       default:
-        return [`Something went wrong on our side while ${what}.`,
-          'Please try again in a moment; if it keeps happening, reload the page.'];
+        return [t('explain.failed', { what }), t('explain.failedNext')];
     }
   }
 
@@ -317,18 +663,13 @@
     return text ? `/?${text}` : '/';
   }
 
-  /** One sentence of an error or a notice that holds a link. */
-  function sentence(...parts) {
-    return el('span', {}, ...parts);
-  }
-
   /** A server time for people: their own clock and time zone, and how far off it is. */
   function when(text) {
     const at = Date.parse(text || '');
     if (Number.isNaN(at)) return null;
     const local = dateTime.format(new Date(at - state.clockOffsetMs));
     const left = (at - serverNow()) / 1000;
-    return left > 0 ? `${local} (in ${duration(left)})` : local;
+    return left > 0 ? t('format.whenIn', { time: local, duration: duration(left) }) : local;
   }
 
   /** The rooms, as the server lists them now; on failure what was known stays. */
@@ -349,7 +690,7 @@
   /** A room's name for people; the room default's stored name ("Default") means nothing to them. */
   function roomTitle(room) {
     if (room.id === DEFAULT_ROOM && (!room.name || room.name === 'Default')) {
-      return hasOtherRooms() ? 'All other concerts' : 'All concerts';
+      return hasOtherRooms() ? t('rooms.allOther') : t('rooms.all');
     }
     return room.name || room.id;
   }
@@ -357,8 +698,9 @@
   /** "the line for …", to follow "join". */
   function linePhrase(room) {
     const title = roomTitle(room);
-    return room.id === DEFAULT_ROOM && room.name === 'Default'
-      ? `the line for ${title.toLowerCase()}` : `the line for ${title}`;
+    return t('rooms.lineFor', {
+      title: room.id === DEFAULT_ROOM && room.name === 'Default' ? title.toLowerCase() : title,
+    });
   }
 
   /** The room whose turns open `performanceId`'s seat map; null when the page cannot tell. */
@@ -383,18 +725,17 @@
     const closedAlready = room.closesAt && Date.parse(room.closesAt) <= serverNow();
     switch (room.status) {
       case 'OPEN':
-        return ['On sale now', closes ? `Takes new entries until ${closes}.` : 'Join the line to get your turn.'];
+        return [t('rooms.onSale'), closes ? t('rooms.takesUntil', { closes }) : t('rooms.joinForTurn')];
       case 'PREQUEUE':
-        return [opens ? `Opens ${opens}` : 'Opens soon',
-          'You can join the line now: everyone who arrives before the opening gets a place by a fair draw.'];
+        return [opens ? t('rooms.opens', { opens }) : t('rooms.opensSoon'), t('rooms.prequeue')];
       case 'PAUSED':
-        return ['Paused for a moment', 'You can join the line and keep your place; it moves again when the sale resumes.'];
+        return [t('rooms.paused'), t('rooms.pausedMeaning')];
       case 'CLOSED':
-        if (opens) return [`Not open yet: opens ${opens}`, 'Come back then to join the line.'];
-        if (closedAlready) return ['Closed', `Sales in this line ended ${closes}.`];
-        return ['Closed', 'This line takes no new entries right now.'];
+        if (opens) return [t('rooms.notOpenYet', { opens }), t('rooms.comeBack')];
+        if (closedAlready) return [t('rooms.closed'), t('rooms.salesEnded', { closes })];
+        return [t('rooms.closed'), t('rooms.noEntriesNow')];
       default:
-        return [String(room.status || 'Unknown'), ''];
+        return [String(room.status || t('rooms.unknownStatus')), ''];
     }
   }
 
@@ -445,7 +786,7 @@
     $('line').hidden = true;
     showSteps([]);
     $('rooms').hidden = false;
-    document.title = 'Tickets: choose a waiting line';
+    document.title = t('page.titleRooms');
     renderRoomList();
     if (state.roomsTimer !== null) window.clearTimeout(state.roomsTimer);
     const refresh = async () => {
@@ -467,21 +808,20 @@
     $('room-name').textContent = name;
     $('all-rooms-link').href = pageLink(null);
     $('room-banner').hidden = false;
-    document.title = `Tickets: ${name}`;
+    document.title = t('page.titleRoom', { name });
   }
 
-  const allLinesLink = () => el('a', { href: pageLink(null), 'data-testid': 'all-rooms-link' }, 'see all waiting lines');
+  const allLinesLink = () => el('a', { href: pageLink(null), 'data-testid': 'all-rooms-link' }, t('rooms.seeAll'));
 
   function unknownRoom() {
     stopPolling();
     $('room-banner').hidden = true;
     $('line').hidden = true;
     showSteps([]);
-    showError(`There is no waiting line called \u201c${askedRoom}\u201d: the link may be mistyped, or the sale may be over.`,
-      sentence('To find your concert, ', allLinesLink(), '.'));
+    showError(t('rooms.unknown', { room: askedRoom }), phrase('rooms.findYourConcert', { link: allLinesLink() }));
     // The lines that do exist, right here: one step less for the fan.
     if (hasOtherRooms()) showRoomList();
-    document.title = 'Tickets: no such waiting line';
+    document.title = t('page.titleUnknown');
   }
 
   function roomClosed(failure) {
@@ -490,22 +830,22 @@
     const opens = when(failure.problem.opensAt);
     const ended = room && room.closesAt && Date.parse(room.closesAt) <= serverNow() ? when(room.closesAt) : null;
     renderLine(null);
-    $('queue-status-words').textContent = 'This line is closed.';
+    $('queue-status-words').textContent = t('line.closed');
     // Nothing to count or wait for, and nothing to keep the tab open for.
     for (const id of ['position-fact', 'wait-fact', 'line-explainer', 'queue-progress']) $(id).hidden = true;
     let first;
     let next;
     if (opens) {
-      first = `The waiting line for ${name} is not open yet.`;
-      next = `It opens ${opens}. Come back then and press \u201cJoin the line\u201d.`;
+      first = t('closed.notOpen', { name });
+      next = t('closed.opensAt', { opens });
     } else if (ended) {
-      first = `The waiting line for ${name} is closed: its sale ended ${ended}.`;
-      next = 'It takes no new entries.';
+      first = t('closed.ended', { name, ended });
+      next = t('closed.noEntries');
     } else {
-      first = `The waiting line for ${name} is closed: it takes no new entries right now.`;
-      next = 'Please try again later; press \u201cJoin the line\u201d to check.';
+      first = t('closed.now', { name });
+      next = t('closed.later');
     }
-    showError(first, next, sentence('Other sales may be open: ', allLinesLink(), '.'));
+    showError(first, next, phrase('closed.others', { link: allLinesLink() }));
     $('join-button').hidden = false;
   }
 
@@ -516,11 +856,10 @@
     state.performance = null;
     state.picked.clear();
     $('seats').hidden = true;
-    showError('This date is sold through another waiting line, so your turn in this line cannot open it.',
+    showError(t('wrongRoom.title'),
       elsewhere
-        ? sentence('To buy it, join ', el('a', { href: pageLink(elsewhere.id) }, linePhrase(elsewhere)),
-          ', or choose another date here.')
-        : 'Please choose another date.');
+        ? phrase('wrongRoom.joinOther', { line: el('a', { href: pageLink(elsewhere.id) }, linePhrase(elsewhere)) })
+        : t('explain.wrongRoomNext'));
     if (state.concert) renderPerformances();
   }
 
@@ -546,7 +885,7 @@
     stopPolling();
     $('join-button').hidden = true;
     $('queue-progress').hidden = false;
-    $('queue-status-words').textContent = 'Getting you a place\u2026';
+    $('queue-status-words').textContent = t('line.gettingPlace');
     try {
       const view = await api('POST', '/api/queue', { body: entryBody(), token: false });
       await adoptView(view);
@@ -556,12 +895,12 @@
       } else if (failure.code === 'NOT_FOUND' && askedRoom !== null) {
         unknownRoom();
       } else if (failure.retryable) {
-        const [first] = explain(failure, 'getting you a place in line');
+        const [first] = explain(failure, t('doing.joining'));
         const wait = Math.ceil(failure.retryAfterSeconds);
-        showError(first, `We will try again by ourselves in ${wait} second${wait === 1 ? '' : 's'}.`);
+        showError(first, t('line.retryJoin', { count: wait }));
         schedule(failure.retryAfterSeconds, joinLine);
       } else {
-        showError(...explain(failure, 'getting you a place in line'));
+        showError(...explain(failure, t('doing.joining')));
         $('join-button').hidden = false;
       }
     }
@@ -576,9 +915,9 @@
       if (failure.tokenLost) {
         await lostPlace();
       } else {
-        const [first] = explain(failure, 'checking your place in line');
+        const [first] = explain(failure, t('doing.checking'));
         const wait = Math.ceil(failure.retryAfterSeconds);
-        showError(first, `You keep your place. We will check again in ${wait} second${wait === 1 ? '' : 's'}.`);
+        showError(first, t('line.retryPoll', { count: wait }));
         schedule(failure.retryAfterSeconds, pollLine);
       }
     }
@@ -590,17 +929,24 @@
     rememberToken(null);
     state.status = null;
     showSteps([]);
-    const why = message || 'Your turn in line ended: it expired or was withdrawn.';
+    const why = message || t('line.lost');
     if (Date.now() - state.lastAutoReentry < REENTRY_GUARD_MS) {
       renderLine(null);
-      showError(why, 'Press \u201cJoin the line\u201d to get a new place.');
+      showError(why, t('line.pressJoin'));
       $('join-button').hidden = false;
       $('join-button').focus();
       return;
     }
-    showError(why, 'We have put you back in the line; this page moves on by itself when it is your turn.');
+    showError(why, t('line.putBack'));
     state.lastAutoReentry = Date.now();
     await joinLine();
+  }
+
+  /** The line's status for people; `data-status` keeps the API's word for scripts and tests. */
+  function statusName(status) {
+    if (status === 'ACTIVE') return t('line.statusActive');
+    if (status === 'WAITING') return t('line.statusWaiting');
+    return status;
   }
 
   function renderLine(view) {
@@ -613,7 +959,7 @@
     if (!view) {
       status.textContent = '';
       status.removeAttribute('data-status');
-      words.textContent = 'You have no place in line.';
+      words.textContent = t('line.noPlace');
       position.textContent = '\u2013';
       positionWords.textContent = '';
       $('queue-wait').textContent = '\u2013';
@@ -623,46 +969,46 @@
       $('session-ends').hidden = true;
       return;
     }
-    status.textContent = view.status;
+    status.textContent = statusName(view.status);
     status.dataset.status = view.status;
     position.textContent = String(view.position);
     $('leave-button').hidden = false;
     if (view.status === 'ACTIVE') {
-      words.textContent = 'It is your turn.';
+      words.textContent = t('line.yourTurn');
       $('position-fact').hidden = true;
       $('wait-fact').hidden = true;
       opensAt.hidden = true;
       progress.value = 100;
       $('line-explainer').hidden = true;
-      $('leave-button').textContent = 'Give up my turn';
+      $('leave-button').textContent = t('line.giveUp');
       const ends = view.activeUntil ? Date.parse(view.activeUntil) : NaN;
       $('session-ends').hidden = Number.isNaN(ends);
       if (!Number.isNaN(ends)) {
         $('session-ends').textContent =
-          `Your turn lasts until ${clockTime.format(new Date(ends - state.clockOffsetMs))}; pay before then.`;
+          t('line.turnUntil', { time: clockTime.format(new Date(ends - state.clockOffsetMs)) });
       }
       return;
     }
-    words.textContent = 'Please wait; the page moves on by itself.';
+    words.textContent = t('line.pleaseWait');
     $('position-fact').hidden = false;
     $('wait-fact').hidden = false;
     $('line-explainer').hidden = false;
     $('session-ends').hidden = true;
-    $('leave-button').textContent = 'Leave the line';
+    $('leave-button').textContent = t('line.leave');
     if (view.opensAt) {
       const at = Date.parse(view.opensAt);
       const local = Number.isNaN(at) ? view.opensAt : dateTime.format(new Date(at - state.clockOffsetMs));
       opensAt.hidden = false;
-      opensAt.textContent = `The sale opens at ${local}` +
-        (Number.isNaN(at) ? '.' : ` (in ${duration((at - serverNow()) / 1000)}).`) +
-        ' Everyone who arrives before then gets a place by a fair draw at the opening: there is no need to hurry.';
-      positionWords.textContent = 'Places are drawn when the sale opens.';
-      $('queue-wait').textContent = 'until the opening';
+      const opening = Number.isNaN(at) ? t('line.opensAt', { time: local })
+        : t('line.opensAtIn', { time: local, duration: duration((at - serverNow()) / 1000) });
+      opensAt.textContent = `${opening} ${t('line.fairDraw')}`;
+      positionWords.textContent = t('line.drawnAtOpening');
+      $('queue-wait').textContent = t('line.untilOpening');
       progress.removeAttribute('value');
       return;
     }
     opensAt.hidden = true;
-    positionWords.textContent = view.position === 1 ? 'You are next.' : `${view.position - 1} ahead of you.`;
+    positionWords.textContent = view.position === 1 ? t('line.next') : t('line.ahead', { count: view.position - 1 });
     $('queue-wait').textContent = duration(view.estimatedWaitSeconds || 0);
     if (view.position > state.firstPosition) {
       state.firstPosition = view.position;
@@ -690,16 +1036,16 @@
       state.firstPosition = 0;
       memory.set('firstPosition', null);
       if (!wasActive) {
-        announce('It is your turn. Choose a concert.');
+        announce(t('line.announceTurn'));
         await openShop();
       }
       return;
     }
     // WAITING: tell screen readers when the place changes, once.
     if (view.opensAt) {
-      if (before === null) announce('You are in the line before the sale opens.');
+      if (before === null) announce(t('line.announcePrequeue'));
     } else if (view.position !== before) {
-      announce(`You are number ${view.position} in line.`);
+      announce(t('line.announcePosition', { position: view.position }));
     }
     if (wasActive) showSteps([]);
     schedule(view.pollAfterSeconds || DEFAULT_POLL_SECONDS, pollLine);
@@ -714,7 +1060,7 @@
     } catch (failure) {
       if (!failure.tokenLost) {
         done();
-        showError(...explain(failure, 'taking you out of the line'));
+        showError(...explain(failure, t('doing.leaving')));
         if (state.status === 'WAITING') schedule(DEFAULT_POLL_SECONDS, pollLine);
         return;
       }
@@ -726,7 +1072,7 @@
     stopCountdown();
     showSteps([]);
     renderLine(null);
-    notice('You left the line. Your place went to the next person.');
+    notice(t('line.left'));
     $('join-button').hidden = false;
     $('join-button').focus();
   }
@@ -745,7 +1091,7 @@
       } else if (failure.code === 'TOKEN_NOT_ACTIVE') {
         showSteps([]);
         state.status = 'WAITING';
-        showError('It is not your turn yet.', 'Please wait in line; the page moves on by itself.');
+        showError(t('line.notYet'), t('line.waitInLine'));
         await pollLine();
         failure.handled = true;
       } else if (failure.code === 'TOKEN_WRONG_ROOM') {
@@ -770,14 +1116,14 @@
   async function loadConcerts() {
     showSteps(['concerts']);
     const list = $('concert-list');
-    list.replaceChildren(el('li', { className: 'hint', text: 'Loading concerts\u2026' }));
+    list.replaceChildren(el('li', { className: 'hint', text: t('concerts.loading') }));
     try {
       state.concerts = await shop('GET', '/api/concerts');
     } catch (failure) {
       if (failure.handled) return;
-      list.replaceChildren(el('li', {}, el('button', { type: 'button', className: 'secondary', id: 'retry-concerts' }, 'Try again')));
+      list.replaceChildren(el('li', {}, el('button', { type: 'button', className: 'secondary', id: 'retry-concerts' }, t('common.tryAgain'))));
       $('retry-concerts').addEventListener('click', () => { clearError(); loadConcerts(); });
-      showError(...explain(failure, 'loading the concerts'));
+      showError(...explain(failure, t('doing.loadingConcerts')));
       return;
     }
     list.replaceChildren(...state.concerts.map((concert) => {
@@ -789,7 +1135,7 @@
       return el('li', {}, button);
     }));
     if (!state.concerts.length) {
-      list.replaceChildren(el('li', { className: 'hint', text: 'Nothing is on sale right now.' }));
+      list.replaceChildren(el('li', { className: 'hint', text: t('concerts.none') }));
     }
     $('concerts-title').focus();
   }
@@ -804,9 +1150,9 @@
     state.performance = null;
     $('seats').hidden = true;
     $('performances').hidden = false;
-    $('performances-title').textContent = `2. Choose a date for ${concert.title}`;
+    $('performances-title').textContent = t('performances.titleFor', { title: concert.title });
     const list = $('performance-list');
-    list.replaceChildren(el('li', { className: 'hint', text: 'Loading dates\u2026' }));
+    list.replaceChildren(el('li', { className: 'hint', text: t('performances.loading') }));
     let performances;
     try {
       // The rooms too, so that dates another line sells are shown as such.
@@ -818,7 +1164,7 @@
     } catch (failure) {
       if (failure.handled) return;
       list.replaceChildren();
-      showError(...explain(failure, 'loading the dates'));
+      showError(...explain(failure, t('doing.loadingDates')));
       return;
     }
     state.performances = Array.isArray(performances) ? performances : [];
@@ -833,9 +1179,11 @@
       const soldOut = performance.availableSeats === 0;
       const here = soldHere(performance.id);
       const seller = here ? null : roomSelling(performance.id);
-      let meta = `${performance.availableSeats} of ${performance.totalSeats} seats free`;
-      if (!here) meta = `Sold through another waiting line: ${seller ? roomTitle(seller) : 'not this one'}`;
-      else if (soldOut) meta = 'Sold out';
+      let meta = t('performances.free', {
+        free: formats.number.format(performance.availableSeats), total: formats.number.format(performance.totalSeats),
+      });
+      if (!here) meta = t('performances.elsewhere', { line: seller ? roomTitle(seller) : t('performances.notThisOne') });
+      else if (soldOut) meta = t('performances.soldOut');
       const pressed = state.performance && state.performance.id === performance.id;
       const button = el('button', {
         type: 'button', 'data-testid': 'performance', 'data-performance-id': performance.id,
@@ -846,12 +1194,12 @@
       // A disabled button cannot be focused: the way to the right line is a link of its own.
       const elsewhere = seller
         ? el('a', { className: 'other-line', href: pageLink(seller.id), 'data-testid': 'other-room-link' },
-          `Join ${linePhrase(seller)} to buy this date`)
+          t('performances.joinOther', { line: linePhrase(seller) }))
         : null;
       return el('li', { className: here ? null : 'elsewhere' }, button, elsewhere);
     }));
     if (!state.performances.length) {
-      list.replaceChildren(el('li', { className: 'hint', text: 'No dates are on sale for this concert.' }));
+      list.replaceChildren(el('li', { className: 'hint', text: t('performances.none') }));
     }
   }
 
@@ -869,13 +1217,13 @@
 
   async function loadSeats(moveFocus) {
     const map = $('seat-map');
-    if (!state.seats.length || moveFocus) map.replaceChildren(el('p', { className: 'hint', text: 'Loading the seat map\u2026' }));
+    if (!state.seats.length || moveFocus) map.replaceChildren(el('p', { className: 'hint', text: t('seats.loading') }));
     try {
       state.seats = await shop('GET',
         `/api/concerts/${state.concert.id}/performances/${state.performance.id}/seats`);
     } catch (failure) {
       if (failure.handled) return false;
-      showError(...explain(failure, 'loading the seat map'));
+      showError(...explain(failure, t('doing.loadingSeats')));
       return false;
     }
     // Seats picked earlier but taken since are unpicked, and the person is told.
@@ -884,7 +1232,7 @@
       return !seat || seat.status !== 'AVAILABLE';
     });
     for (const id of lost) state.picked.delete(id);
-    if (lost.length) notice(`Seat ${lost.join(', ')} is no longer free and was unpicked.`);
+    if (lost.length) notice(t('seats.lost', { seats: lost.join(', ') }));
     renderSeats();
     if (moveFocus) $('seats-title').focus();
     return true;
@@ -900,17 +1248,27 @@
     const items = [...grades].map(([grade, price]) => el('li', {},
       el('span', { className: `swatch ${gradeClass(grade)}`, 'aria-hidden': 'true' }),
       `${grade}: ${money(price)}`));
-    items.push(el('li', {}, el('span', { className: 'swatch picked', 'aria-hidden': 'true' }), 'Picked'));
-    items.push(el('li', {}, el('span', { className: 'swatch held', 'aria-hidden': 'true' }), 'Held by someone'));
-    items.push(el('li', {}, el('span', { className: 'swatch sold', 'aria-hidden': 'true' }), 'Sold'));
+    items.push(el('li', {}, el('span', { className: 'swatch picked', 'aria-hidden': 'true' }), t('seats.picked')));
+    items.push(el('li', {}, el('span', { className: 'swatch held', 'aria-hidden': 'true' }), t('seats.heldBySomeone')));
+    items.push(el('li', {}, el('span', { className: 'swatch sold', 'aria-hidden': 'true' }), t('seats.sold')));
     $('legend').replaceChildren(...items);
   }
 
-  const statusWords = { AVAILABLE: 'free', HELD: 'held by someone else', SOLD: 'sold' };
+  /** A seat's status in words; null for one the page does not know. */
+  function seatStatusWords(status) {
+    switch (status) {
+      case 'AVAILABLE': return t('seats.statusFree');
+      case 'HELD': return t('seats.statusHeld');
+      case 'SOLD': return t('seats.statusSold');
+      default: return null;
+    }
+  }
 
   function seatLabel(seat) {
-    const picked = state.picked.has(seat.id) ? ', picked' : '';
-    return `Seat ${seat.id}, grade ${seat.grade}, ${money(seat.price)}, ${statusWords[seat.status] || seat.status}${picked}`;
+    const words = {
+      seat: seat.id, grade: seat.grade, price: money(seat.price), status: seatStatusWords(seat.status) || seat.status,
+    };
+    return state.picked.has(seat.id) ? t('seats.labelPicked', words) : t('seats.label', words);
   }
 
   function renderSeats() {
@@ -950,16 +1308,19 @@
       .map((id) => state.seats.find((seat) => seat.id === id)).filter(Boolean);
     const hold = $('hold-button');
     if (!picked.length) {
-      $('selection-summary').textContent = 'No seat picked yet.';
+      $('selection-summary').textContent = t('seats.nonePicked');
       hold.disabled = true;
-      hold.textContent = 'Hold the seats';
+      hold.textContent = t('seats.holdButton');
       return;
     }
     const total = picked.reduce((sum, seat) => sum + seat.price, 0);
     $('selection-summary').textContent =
-      `Picked: ${picked.map((seat) => `seat ${seat.id} (${seat.grade})`).join(', ')}. Total ${money(total)}.`;
+      t('seats.pickedSummary', {
+        seats: picked.map((seat) => t('seats.pickedItem', { seat: seat.id, grade: seat.grade })).join(', '),
+        total: money(total),
+      });
     hold.disabled = false;
-    hold.textContent = picked.length === 1 ? 'Hold this seat' : `Hold these ${picked.length} seats`;
+    hold.textContent = picked.length === 1 ? t('seats.holdOne') : t('seats.holdMany', { count: picked.length });
   }
 
   function toggleSeat(button) {
@@ -967,14 +1328,14 @@
     const seat = state.seats.find((s) => s.id === id);
     if (!seat) return;
     if (seat.status !== 'AVAILABLE') {
-      notice(`Seat ${id} is ${statusWords[seat.status] || 'not free'}. Please pick a coloured seat.`);
+      notice(t('seats.notFree', { seat: id, status: seatStatusWords(seat.status) || t('seats.statusNotFree') }));
       return;
     }
     if (state.picked.has(id)) {
       state.picked.delete(id);
     } else {
       if (state.picked.size >= MAX_PICK) {
-        notice(`You can pick up to ${MAX_PICK} seats at a time. Unpick one to choose another.`);
+        notice(t('seats.maxPick', { max: MAX_PICK }));
         return;
       }
       state.picked.add(id);
@@ -1012,7 +1373,7 @@
     notice('');
     const seatIds = [...state.picked].sort((a, b) => a - b);
     if (!seatIds.length) return;
-    const done = busy($('hold-button'), 'Holding\u2026');
+    const done = busy($('hold-button'), t('hold.holding'));
     const got = [];
     let failedSeat = null;
     try {
@@ -1029,20 +1390,17 @@
         api('DELETE', `/api/reservations/${reservation.reservationId}`).catch(() => null)));
       done();
       if (failure.handled) return;
-      const released = got.length
-        ? ' We let go of the other seats you picked, so nothing is held.' : '';
+      const released = got.length ? ` ${t('hold.releasedOthers')}` : '';
       switch (failure.code) {
         case 'SEAT_UNAVAILABLE':
           state.picked.delete(failedSeat);
-          showError(`Seat ${failedSeat} was just taken by someone else.${released}`,
-            'Please pick another seat; the map now shows what is still free.');
+          showError(t('hold.taken', { seat: failedSeat }) + released, t('hold.takenNext'));
           break;
         case 'SEAT_LIMIT_REACHED':
-          showError(`You already hold or own as many seats of this date as one person may.${released}`,
-            'Pay for or let go of the seats you hold before picking more.');
+          showError(t('hold.limit') + released, t('hold.limitNext'));
           break;
         default: {
-          const [first, next] = explain(failure, `holding seat ${failedSeat}`);
+          const [first, next] = explain(failure, t('doing.holding', { seat: failedSeat }));
           showError(first + released, next);
         }
       }
@@ -1066,8 +1424,7 @@
       };
     });
     rememberHolds();
-    announce(got.length === 1 ? 'Seat held. Please pay within the time shown.'
-      : `${got.length} seats held. Please pay within the time shown.`);
+    announce(got.length === 1 ? t('hold.announceOne') : t('hold.announceMany', { count: got.length }));
     await showHold();
   }
 
@@ -1098,8 +1455,8 @@
     state.holds = kept;
     rememberHolds();
     if (lapsed.length) {
-      showError(`Your hold on seat ${lapsed.join(', ')} ran out before payment, so nothing was charged for it.`,
-        kept.length ? 'The seats below are still yours.' : 'Please pick your seats again.');
+      showError(t('hold.lapsedBefore', { seats: lapsed.join(', ') }),
+        kept.length ? t('hold.stillYours') : t('hold.pickAgain'));
     }
     if (!kept.length) return false;
     if (kept.every((hold) => hold.paid)) {
@@ -1128,10 +1485,10 @@
 
   function renderHold() {
     const rows = state.holds.map((hold) => el('tr', {},
-      el('td', { text: `Seat ${hold.seatId}` }),
+      el('td', { text: t('hold.seatCell', { seat: hold.seatId }) }),
       el('td', { text: hold.grade }),
       el('td', { text: money(hold.price) }),
-      el('td', { text: hold.paid ? 'Paid' : 'Held' })));
+      el('td', { text: hold.paid ? t('hold.paid') : t('hold.held') })));
     $('held-rows').replaceChildren(...rows);
     const due = unpaid().reduce((sum, hold) => sum + hold.price, 0);
     $('held-total').textContent = money(due);
@@ -1139,15 +1496,15 @@
     const missing = missingAmount();
     const charge = $('charge-button');
     const pay = $('pay-button');
-    pay.textContent = `Pay ${money(due)}`;
+    pay.textContent = t('hold.payAmount', { amount: money(due) });
     if (missing !== null && missing > 0) {
       charge.hidden = false;
-      charge.textContent = `Add ${money(missing)} to my balance`;
-      $('balance-hint').textContent = `That is ${money(missing)} short of the total.`;
+      charge.textContent = t('hold.addAmount', { amount: money(missing) });
+      $('balance-hint').textContent = t('hold.short', { amount: money(missing) });
       pay.disabled = true;
     } else {
       charge.hidden = true;
-      $('balance-hint').textContent = missing === null ? '' : 'Enough to pay.';
+      $('balance-hint').textContent = missing === null ? '' : t('hold.enough');
       pay.disabled = state.paying;
     }
   }
@@ -1158,7 +1515,7 @@
       state.balance = answer.balance;
     } catch (failure) {
       if (failure.code === 'NOT_FOUND') {
-        showError(`There is no user ${user}.`, 'Open this page with ?user= followed by your user number.');
+        showError(t('hold.noUser', { user }), t('hold.noUserNext'));
       }
       state.balance = null;
     }
@@ -1186,7 +1543,7 @@
       shown.classList.toggle('urgent', left < 60000);
       if (left < 60000 && !state.warnedLastMinute) {
         state.warnedLastMinute = true;
-        announce('Less than a minute left to pay.');
+        announce(t('hold.lastMinute'));
       }
       if (left <= 0 && !state.paying) holdLapsed();
     };
@@ -1199,8 +1556,7 @@
     const seats = unpaid().map((hold) => hold.seatId);
     state.holds = state.holds.filter((hold) => hold.paid);
     rememberHolds();
-    showError(`Your hold on seat ${seats.join(', ')} ran out before payment. The seats went back on sale and nothing was charged.`,
-      'Please pick your seats again.');
+    showError(t('hold.lapsed', { seats: seats.join(', ') }), t('hold.pickAgain'));
     await backToSeats();
   }
 
@@ -1224,14 +1580,14 @@
       } catch (failure) {
         done();
         if (failure.handled) return;
-        showError(...explain(failure, `letting go of seat ${hold.seatId}`));
+        showError(...explain(failure, t('doing.releasing', { seat: hold.seatId })));
         return;
       }
     }
     done();
     state.holds = state.holds.filter((hold) => hold.paid);
     rememberHolds();
-    notice(`You let go of seat ${open.map((hold) => hold.seatId).join(', ')}.`);
+    notice(t('hold.released', { seats: open.map((hold) => hold.seatId).join(', ') }));
     await backToSeats();
   }
 
@@ -1241,7 +1597,7 @@
     clearError();
     const amount = missingAmount();
     if (!amount) return;
-    const done = busy($('charge-button'), 'Adding\u2026');
+    const done = busy($('charge-button'), t('money.adding'));
     // One key per top-up: pressing again after a lost answer never charges twice.
     if (!state.chargeKey || state.chargeKey.amount !== amount) {
       state.chargeKey = { key: newKey(), amount };
@@ -1254,7 +1610,7 @@
       state.balance = answer.balance;
       state.chargeKey = null;
       memory.set('chargeKey', null);
-      notice(`${money(amount)} added. Your balance is ${money(answer.balance)}.`);
+      notice(t('money.added', { amount: money(amount), balance: money(answer.balance) }));
       done();
       renderHold();
       $('pay-button').focus();
@@ -1264,7 +1620,7 @@
         state.chargeKey = null;
         memory.set('chargeKey', null);
       }
-      showError(...explain(failure, 'adding to your balance'));
+      showError(...explain(failure, t('doing.charging')));
       renderHold();
     }
   }
@@ -1274,7 +1630,7 @@
     const open = unpaid();
     if (!open.length) return;
     state.paying = true;
-    const done = busy($('pay-button'), 'Paying\u2026');
+    const done = busy($('pay-button'), t('money.paying'));
     const finish = () => {
       state.paying = false;
       done();
@@ -1293,7 +1649,7 @@
           view = await api('POST', '/api/queue', { body: entryBody(), token: false });
         } catch (failure) {
           finish();
-          showError(...explain(failure, 'getting a new turn to pay the other seats'));
+          showError(...explain(failure, t('doing.newTurn')));
           return;
         }
         rememberToken(view.token);
@@ -1302,8 +1658,7 @@
           stopCountdown();
           state.status = null;
           showSteps([]);
-          showError('The first seat is paid. Paying ended your turn, so you are back in line to pay for the others.',
-            'They stay held until their time runs out; this page carries on when it is your turn.');
+          showError(t('money.backInLine'), t('money.backInLineNext'));
           await adoptView(view);
           return;
         }
@@ -1335,14 +1690,13 @@
     switch (failure.code) {
       case 'INSUFFICIENT_BALANCE':
         await refreshBalance();
-        showError('Your balance is too low for this payment; nothing was charged.',
-          `Add ${money(missingAmount() || hold.price)} with the button below, then pay.`);
+        showError(t('money.tooLow'), t('money.addThenPay', { amount: money(missingAmount() || hold.price) }));
         return;
       case 'RESERVATION_NOT_PAYABLE':
         state.holds = state.holds.filter((h) => h !== hold);
         rememberHolds();
-        showError(`Your hold on seat ${hold.seatId} ran out or was cancelled before the payment, so nothing was charged for it.`,
-          unpaid().length ? 'You can still pay for the other seats.' : 'Please pick your seats again.');
+        showError(t('money.notPayable', { seat: hold.seatId }),
+          unpaid().length ? t('money.payOthers') : t('hold.pickAgain'));
         if (unpaid().length) renderHold();
         else if (state.holds.length) showConfirmation();
         else await backToSeats();
@@ -1351,10 +1705,10 @@
       case 'TOKEN_MISSING':
       case 'TOKEN_USER_MISMATCH':
         stopCountdown();
-        await lostPlace('Your turn in line ended before the payment, so nothing was charged.');
+        await lostPlace(t('money.turnEnded'));
         return;
       default:
-        showError(...explain(failure, `paying for seat ${hold.seatId}`));
+        showError(...explain(failure, t('doing.paying', { seat: hold.seatId })));
     }
   }
 
@@ -1367,15 +1721,18 @@
     const first = paid[0] || {};
     const when = Date.parse(first.startsAt || '');
     $('confirmation').replaceChildren(
-      el('p', {}, el('strong', { text: `Paid ${money(total)}.` }),
+      el('p', {}, el('strong', { text: t('done.paid', { amount: money(total) }) }),
         ` ${first.concertTitle || ''}${Number.isNaN(when) ? '' : `, ${dateTime.format(new Date(when))}`}`),
-      el('ul', {}, ...paid.map((hold) => el('li', {},
-        `Seat ${hold.seatId} (${hold.grade}): reservation number `,
-        el('strong', { 'data-reservation-id': hold.reservationId, text: String(hold.reservationId) })))),
-      el('p', { className: 'hint', text: 'Keep the reservation numbers: they are your tickets.' }));
+      el('ul', {}, ...paid.map((hold) => el('li', {}, phrase('done.item', {
+        seat: hold.seatId,
+        grade: hold.grade,
+        number: el('strong', { 'data-reservation-id': hold.reservationId, text: String(hold.reservationId) }),
+      })))),
+      el('p', { className: 'hint', text: t('done.keep') }));
     $('line').hidden = true;
     showSteps(['done'], 'done-title');
-    announce(`Payment done. ${paid.length === 1 ? 'Your reservation number is' : 'Your reservation numbers are'} ${paid.map((h) => h.reservationId).join(', ')}.`);
+    const numbers = paid.map((h) => h.reservationId).join(', ');
+    announce(paid.length === 1 ? t('done.announceOne', { numbers }) : t('done.announceMany', { numbers }));
   }
 
   async function buyMore() {
@@ -1397,6 +1754,7 @@
   function wire() {
     $('user-id').textContent = String(user);
     $('leave-button').addEventListener('click', leaveLine);
+    $('sign-in-button').addEventListener('click', () => { clearError(); signIn(); });
     $('join-button').addEventListener('click', () => { clearError(); notice(''); joinLine(); });
     $('hold-button').addEventListener('click', holdPicked);
     $('refresh-seats').addEventListener('click', () => { clearError(); notice(''); loadSeats(false); });
@@ -1417,10 +1775,12 @@
   }
 
   async function start() {
+    await loadWords();
     wire();
-    if (!userIsValid) {
-      showError(`\u201c${userParam}\u201d is not a user number, so you are buying as user 1.`,
-        'To buy as someone else, open this page with ?user= followed by a number, like ?user=7.');
+    if (!(await knowTheBuyer())) return;
+    recall();
+    if (identity.mode === 'off' && !userIsValid) {
+      showError(t('page.badUser', { user: userParam }), t('page.badUserNext'));
     }
     await loadRooms();
     if (askedRoom !== null && !ROOM_ID_PATTERN.test(askedRoom)) {
@@ -1447,7 +1807,7 @@
   // The page never shows a stack trace: anything unexpected becomes a plain sentence.
   window.addEventListener('unhandledrejection', (event) => {
     event.preventDefault();
-    showError('Something unexpected went wrong on this page.', 'Please reload it; your place in line is kept.');
+    showError(t('page.unexpected'), t('page.unexpectedNext'));
   });
 
   if (document.readyState === 'loading') {

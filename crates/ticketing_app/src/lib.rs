@@ -82,6 +82,7 @@ impl Application {
             tracing::warn!(error = %ticketing_domain::error::ErrorChain(&error), "reading the rooms failed; retrying in the background");
         }
         let state = web::Data::new(app_state.clone());
+        let page_sign_in = web::Data::new(settings.page_sign_in());
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
@@ -111,6 +112,7 @@ impl Application {
                     observability::record_request,
                 ))
                 .app_data(state.clone())
+                .app_data(page_sign_in.clone())
                 .configure(routes::configure(max_body_bytes, admin_enabled))
         });
         if settings.server.workers > 0 {

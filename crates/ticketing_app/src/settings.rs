@@ -91,6 +91,13 @@ pub struct AuthSettings {
     /// only from `APP__SERVER__TRUSTED_PROXIES`.
     #[serde(default)]
     pub trusted_header: String,
+    /// `APP__AUTH__PAGE_CLIENT_ID`: the public client (no secret) the page signs in as at the
+    /// issuer, with PKCE; empty: the page cannot sign in by itself.
+    #[serde(default)]
+    pub page_client_id: String,
+    /// `APP__AUTH__PAGE_SCOPE`: the scopes the page asks for (space-separated).
+    #[serde(default = "default_page_scope")]
+    pub page_scope: String,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -102,6 +109,8 @@ impl std::fmt::Debug for AuthSettings {
             .field("jwks_url", &self.jwks_url)
             .field("user_claim", &self.user_claim)
             .field("trusted_header", &self.trusted_header)
+            .field("page_client_id", &self.page_client_id)
+            .field("page_scope", &self.page_scope)
             .finish_non_exhaustive()
     }
 }
@@ -115,8 +124,14 @@ impl Default for AuthSettings {
             jwks_url: String::new(),
             user_claim: default_user_claim(),
             trusted_header: String::new(),
+            page_client_id: String::new(),
+            page_scope: default_page_scope(),
         }
     }
+}
+
+fn default_page_scope() -> String {
+    "openid".to_string()
 }
 
 fn default_user_claim() -> String {
@@ -390,6 +405,26 @@ impl Settings {
     /// When both an issuer and a trusted header are set; an issuer without an audience; a
     /// header name that is none; a trusted header without trusted proxies (it would identify
     /// nobody); and with `APP_ENV=production`, identity off.
+    /// How the page learns who is buying: as identity is configured (checked by
+    /// [`Settings::identity`]).
+    pub fn page_sign_in(&self) -> crate::routes::PageSignIn {
+        use crate::routes::PageSignIn;
+        let auth = &self.auth;
+        if !auth.issuer.trim().is_empty() {
+            PageSignIn::Bearer {
+                issuer: auth.issuer.trim().to_string(),
+                client_id: Some(auth.page_client_id.trim())
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_string),
+                scope: auth.page_scope.trim().to_string(),
+            }
+        } else if !auth.trusted_header.trim().is_empty() {
+            PageSignIn::Gateway
+        } else {
+            PageSignIn::Off
+        }
+    }
+
     pub fn identity(&self) -> Result<IdentitySettings, config::ConfigError> {
         let auth = &self.auth;
         let refuse = |message: &str| Err(config::ConfigError::Message(message.to_string()));

@@ -602,6 +602,11 @@ impl ReservationService {
         }
     }
 
+    /// The rules holds are taken by.
+    pub fn rules(&self) -> HoldRules {
+        self.rules
+    }
+
     /// Refuses holds of seats that `memory` knows to be taken without asking the store (see
     /// [`crate::taken_seats`]); without it every hold is decided by the store.
     #[must_use]

@@ -24,6 +24,11 @@ pub const LEEWAY: Duration = Duration::from_secs(60);
 /// `kid`s must not turn the service into a flood of requests to the issuer.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Fewest time between two fetches after one that failed: the issuer was not reached, so the
+/// cache has nothing new and asking again soon costs it little; waiting the whole
+/// [`REFETCH_INTERVAL`] would refuse every new sign-in for that long after it is back.
+pub const RETRY_AFTER_FAILED_FETCH: Duration = Duration::from_secs(5);
+
 /// How long one fetch from the issuer may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -148,8 +153,9 @@ impl JwksVerifier {
         }
     }
 
-    /// Fetches the JWKS unless the last fetch was less than [`REFETCH_INTERVAL`] ago; on
-    /// success the fetched keys replace the cached ones.
+    /// Fetches the JWKS unless the last fetch was less than [`REFETCH_INTERVAL`] ago
+    /// ([`RETRY_AFTER_FAILED_FETCH`] when it failed); on success the fetched keys replace the
+    /// cached ones.
     ///
     /// # Errors
     /// [`IdentityError::KeysUnavailable`] when the fetch failed, or when the last one failed
@@ -159,12 +165,17 @@ impl JwksVerifier {
         let now = self.clock.now();
         if let Some(previous) = *last {
             let since = (now - previous.at).to_std().unwrap_or(Duration::ZERO);
-            if since < REFETCH_INTERVAL {
+            let interval = if previous.succeeded {
+                REFETCH_INTERVAL
+            } else {
+                RETRY_AFTER_FAILED_FETCH
+            };
+            if since < interval {
                 return if previous.succeeded {
                     Ok(())
                 } else {
                     Err(IdentityError::KeysUnavailable {
-                        retry_after: (REFETCH_INTERVAL - since).max(Duration::from_secs(1)),
+                        retry_after: (interval - since).max(Duration::from_secs(1)),
                     })
                 };
             }
@@ -182,7 +193,7 @@ impl JwksVerifier {
             Err(error) => {
                 tracing::warn!(%error, issuer = %self.config.issuer, "fetching the issuer's keys failed");
                 Err(IdentityError::KeysUnavailable {
-                    retry_after: REFETCH_INTERVAL,
+                    retry_after: RETRY_AFTER_FAILED_FETCH,
                 })
             }
         }

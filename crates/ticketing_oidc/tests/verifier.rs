@@ -444,6 +444,27 @@ async fn the_service_starts_with_the_issuer_down_and_finds_keys_by_discovery_lat
     );
 }
 
+#[tokio::test]
+async fn an_issuer_back_after_a_failed_fetch_is_asked_again_within_seconds() {
+    let issuer = Issuer::start(&["rsa-1"]).await;
+    issuer.set_up(false);
+    let clock = ManualClock::new();
+    let verifier = verifier(&issuer, &clock);
+    verifier.prefetch().await;
+    let token = token_with("rsa-1", "rsa-1", &issuer.claims("alice"));
+    assert!(matches!(
+        verifier.verify(&token).await,
+        Err(IdentityError::KeysUnavailable { retry_after }) if retry_after <= Duration::from_secs(5)
+    ));
+
+    issuer.set_up(true);
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(
+        verifier.verify(&token).await.expect("valid").as_str(),
+        "alice"
+    );
+}
+
 #[test]
 fn plain_http_issuers_are_refused_off_loopback() {
     let config = OidcConfig {

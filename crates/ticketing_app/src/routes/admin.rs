@@ -151,8 +151,11 @@ where
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct AdminQueueChange {
     paused: Option<bool>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     admit_per_second: Option<i64>,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     max_active: Option<i64>,
+    #[schema(minimum = 10, maximum = 86_400)]
     active_ttl_seconds: Option<i64>,
     /// RFC 3339 time in the future, or null to cancel a scheduled opening.
     #[serde(default, deserialize_with = "present")]
@@ -212,7 +215,9 @@ pub(crate) async fn change(
     request: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body = optional_json::<AdminQueueChange>(&body)?.unwrap_or_default();
+    let body = optional_json::<AdminQueueChange>(&body)?.ok_or_else(|| {
+        ApiError::InvalidRequest("a JSON object of the settings to change is required".into())
+    })?;
     let opens_at = instant_of("opensAt", body.opens_at)?;
     let change = SettingsChange::new(
         body.paused,
@@ -266,7 +271,7 @@ pub(crate) async fn change(
 
 /// Revoke one token: 401 afterwards, on every instance within 1 s. Unknown tokens: 204 too.
 #[utoipa::path(delete, path = "/api/admin/queue/tokens/{token}", tag = "admin", security(("admin_token" = [])),
-    params(("token" = String, Path, description = "The queue token")),
+    params(("token" = String, Path, description = "The queue token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "Revoked (or was not live)"),
         (status = 400, description = "INVALID_REQUEST: not of a token's shape", content_type = "application/problem+json", body = Problem),

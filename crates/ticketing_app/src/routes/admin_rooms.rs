@@ -91,8 +91,11 @@ pub(crate) struct NewRoomBody {
     #[schema(example = "Golden Hour, Seoul")]
     name: String,
     performance_ids: Vec<i64>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     admit_per_second: Option<i64>,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     max_active: Option<i64>,
+    #[schema(minimum = 10, maximum = 86_400)]
     active_ttl_seconds: Option<i64>,
     /// fifo (default), random, passthrough or reject.
     mode: Option<String>,
@@ -114,8 +117,11 @@ pub(crate) struct NewRoomBody {
 pub(crate) struct RoomChangeBody {
     name: Option<String>,
     performance_ids: Option<Vec<i64>>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
     admit_per_second: Option<i64>,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     max_active: Option<i64>,
+    #[schema(minimum = 10, maximum = 86_400)]
     active_ttl_seconds: Option<i64>,
     mode: Option<String>,
     /// RFC 3339 in the future, or null to cancel a scheduled opening.
@@ -261,7 +267,9 @@ pub(crate) async fn change(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = room_id(&room)?;
-    let body = optional_json::<RoomChangeBody>(&body)?.unwrap_or_default();
+    let body = optional_json::<RoomChangeBody>(&body)?.ok_or_else(|| {
+        ApiError::InvalidRequest("a JSON object of the settings to change is required".into())
+    })?;
     let change = RoomChange {
         name: body.name.as_deref().map(RoomName::new).transpose()?,
         performances: body.performance_ids.map(performances).transpose()?,
@@ -323,7 +331,7 @@ pub(crate) async fn delete(
 
 /// Revoke one token of a room: 401 afterwards, on every instance within 1 s.
 #[utoipa::path(delete, path = "/api/admin/rooms/{roomId}/tokens/{token}", tag = "admin", security(("admin_token" = [])),
-    params(("roomId" = String, Path, description = "The room's id"), ("token" = String, Path, description = "The queue token")),
+    params(("roomId" = String, Path, description = "The room's id"), ("token" = String, Path, description = "The queue token", pattern = "^[A-Za-z0-9_-]{1,128}$")),
     responses(
         (status = 204, description = "Revoked (or was not live in that room)"),
         (status = 400, description = "INVALID_REQUEST: not of a token's shape", content_type = "application/problem+json", body = Problem),

@@ -13,6 +13,7 @@ use ticketing_domain::ids::{ConcertId, PerformanceId};
 use ticketing_domain::queue::ActiveToken;
 
 use super::access::require_active_token;
+use super::body::PathId;
 use super::responses::{
     InvalidRequest, NotFound, TokenNotActive, TokenNotActiveHere, TokenRequired, Unavailable,
 };
@@ -140,9 +141,9 @@ pub(crate) async fn list_concerts(state: web::Data<AppState>) -> Result<HttpResp
         Unavailable))]
 pub(crate) async fn list_performances(
     state: web::Data<AppState>,
-    path: web::Path<i64>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
-    let concert = ConcertId::new(path.into_inner())?;
+    let concert = ConcertId::new(path.into_inner().0)?;
     let body = state
         .catalog_cache
         .performances(concert, async {
@@ -167,10 +168,13 @@ pub(crate) async fn list_performances(
 pub(crate) async fn list_seats(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
-    path: web::Path<(i64, i64)>,
+    path: web::Path<(PathId, PathId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (concert, performance) = path.into_inner();
-    let (concert, performance) = (ConcertId::new(concert)?, PerformanceId::new(performance)?);
+    let (concert, performance) = (
+        ConcertId::new(concert.0)?,
+        PerformanceId::new(performance.0)?,
+    );
     state.services.rooms.check_scope(&token, performance)?;
     let body = state
         .catalog_cache

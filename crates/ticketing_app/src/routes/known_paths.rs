@@ -156,6 +156,7 @@ pub(crate) fn known_paths() -> &'static KnownPaths {
             &[
                 ("/assets/page.css", &["GET"]),
                 ("/assets/page.js", &["GET"]),
+                ("/assets/i18n/{file}", &["GET"]),
                 ("/api/docs/{file:.*}", &["GET"]),
             ],
         )

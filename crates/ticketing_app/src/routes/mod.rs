@@ -88,6 +88,7 @@ pub fn configure(
 }
 
 pub use known_paths::refuse_unknown_paths;
+pub use page::PageSignIn;
 
 /// No route took the request. [`refuse_unknown_paths`] answered unknown paths and methods
 /// before routing, so a request lands here only where a documented route is off (the admin API

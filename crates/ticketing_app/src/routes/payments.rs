@@ -12,6 +12,7 @@ use ticketing_domain::queue::QueueToken;
 use utoipa::ToSchema;
 
 use super::access::queue_token;
+use super::body::JsonObject;
 use super::headers::idempotency_key;
 use super::identity::Identified;
 use super::responses::{TokenOrCallerRequired, TokenOrUserNotAllowedHere, Unavailable};
@@ -30,11 +31,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PaymentBody {
     /// One reservation.
-    #[schema(example = 9001, minimum = 1)]
+    #[schema(example = 9001, minimum = 1, nullable = false)]
     reservation_id: Option<i64>,
     /// 1 to 20 distinct reservations of the user, all paid with one debit of their sum, or
     /// none.
-    #[schema(example = json!([9001, 9002]), min_items = 1, max_items = 20)]
+    #[schema(example = json!([9001, 9002]), min_items = 1, max_items = 20, nullable = false)]
     reservation_ids: Option<Vec<i64>>,
     #[schema(minimum = 1)]
     user_id: i64,
@@ -136,7 +137,7 @@ async fn refuse_other_rooms(
 /// from the balance; ends the token's session. Honours Idempotency-Key, also after that session
 /// ended.
 #[utoipa::path(post, path = "/api/payments", tag = "payments", security(("queue_token" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body = PaymentBody,
     responses(
         (status = 200, description = "Paid", body = PaidBody),
@@ -151,7 +152,7 @@ pub(crate) async fn pay(
     state: web::Data<AppState>,
     request: HttpRequest,
     caller: Identified,
-    body: web::Json<PaymentBody>,
+    body: JsonObject<PaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let token = queue_token(&request)?;
     let payment = PaymentRequest::try_from(&*body)?;

@@ -31,9 +31,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EnterBody {
+    #[schema(minimum = 1)]
     user_id: Option<i64>,
-    /// The room to wait in (`[a-z0-9-]{1,40}`); the room `default` when absent.
-    #[schema(example = "golden-hour")]
+    /// The room to wait in; the room `default` when absent.
+    #[schema(example = "golden-hour", pattern = "^[a-z0-9-]{1,40}$")]
     room_id: Option<String>,
     /// An invite code, for a room whose entry is `invite` (other rooms ignore it).
     invite: Option<String>,

@@ -14,6 +14,7 @@ use ticketing_domain::reservation::{
 use utoipa::{IntoParams, ToSchema};
 
 use super::access::{optional_queue_token, require_callers_active_token};
+use super::body::{JsonObject, PathId};
 use super::headers::idempotency_key;
 use super::identity::Identified;
 use super::responses::{
@@ -54,11 +55,11 @@ pub(crate) struct HoldBody {
     #[schema(minimum = 1)]
     performance_id: i64,
     /// One seat; the answer is its reservation.
-    #[schema(example = 42, minimum = 1)]
+    #[schema(example = 42, minimum = 1, maximum = 2_147_483_647, nullable = false)]
     seat_id: Option<i64>,
     /// 1 to `APP__RESERVATION__MAX_SEATS_PER_HOLD` (4) distinct seats, all held or none; the
     /// answer is `{"reservations": [...]}` in this order.
-    #[schema(example = json!([12, 13]), min_items = 1)]
+    #[schema(example = json!([12, 13]), min_items = 1, nullable = false)]
     seat_ids: Option<Vec<i64>>,
 }
 
@@ -162,7 +163,7 @@ pub(crate) async fn hold(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
     caller: Identified,
-    body: web::Json<HoldBody>,
+    body: JsonObject<HoldBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (form, order) = hold_order(body.into_inner())?;
     act_for(caller.caller(), Some(order.user))?;
@@ -204,9 +205,9 @@ pub(crate) async fn hold(
 pub(crate) async fn show(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
-    path: web::Path<i64>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ReservationId::new(path.into_inner())?;
+    let id = ReservationId::new(path.into_inner().0)?;
     let reservation = state.services.reservations.reservation(&token, id).await?;
     Ok(HttpResponse::Ok().json(ReservationBody::from(reservation)))
 }
@@ -225,9 +226,9 @@ pub(crate) async fn show(
 pub(crate) async fn cancel(
     state: web::Data<AppState>,
     token: web::ReqData<ActiveToken>,
-    path: web::Path<i64>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = ReservationId::new(path.into_inner())?;
+    let id = ReservationId::new(path.into_inner().0)?;
     let cancelled = state.services.reservations.cancel(&token, id).await?;
     state
         .catalog_cache
@@ -249,7 +250,7 @@ pub(crate) struct RefundBody {
 /// Honours Idempotency-Key.
 #[utoipa::path(post, path = "/api/reservations/{reservationId}/refund", tag = "reservations",
     params(("reservationId" = i64, Path, minimum = 1, description = "A reservation id, > 0"),
-           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body = RefundBody,
     responses(
         (status = 200, description = "Refunded: the reservation, status REFUNDED", body = ReservationBody),
@@ -263,11 +264,11 @@ pub(crate) async fn refund(
     state: web::Data<AppState>,
     request: HttpRequest,
     caller: Identified,
-    path: web::Path<i64>,
-    body: web::Json<RefundBody>,
+    path: web::Path<PathId>,
+    body: JsonObject<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let refund = RefundRequest {
-        reservation: ReservationId::new(path.into_inner())?,
+        reservation: ReservationId::new(path.into_inner().0)?,
         user: UserId::new(body.user_id)?,
     };
     act_for(caller.caller(), Some(refund.user))?;
@@ -281,13 +282,36 @@ pub(crate) async fn refund(
     Ok(HttpResponse::Ok().json(ReservationBody::from(refunded)))
 }
 
+/// A status the reservation list filters on, as reported: a lapsed hold is EXPIRED.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub(crate) enum StatusFilter {
+    Held,
+    Confirmed,
+    Expired,
+    Cancelled,
+    Refunded,
+}
+
+impl From<StatusFilter> for ReservationStatus {
+    fn from(filter: StatusFilter) -> Self {
+        match filter {
+            StatusFilter::Held => ReservationStatus::Held,
+            StatusFilter::Confirmed => ReservationStatus::Confirmed,
+            StatusFilter::Expired => ReservationStatus::Expired,
+            StatusFilter::Cancelled => ReservationStatus::Cancelled,
+            StatusFilter::Refunded => ReservationStatus::Refunded,
+        }
+    }
+}
+
 /// The query of `GET /api/users/{userId}/reservations`.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
-    /// Only reservations of this status (HELD, CONFIRMED, EXPIRED, CANCELLED, REFUNDED), as
-    /// reported: a lapsed hold is EXPIRED.
-    status: Option<String>,
+    /// Only reservations of this status.
+    #[param(inline)]
+    status: Option<StatusFilter>,
     /// Reservations per page, 1 to 100; 50 by default.
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
@@ -313,23 +337,13 @@ pub(crate) async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
     caller: Identified,
-    path: web::Path<i64>,
+    path: web::Path<PathId>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
-    let user = UserId::new(path.into_inner())?;
+    let user = UserId::new(path.into_inner().0)?;
     act_for(caller.caller(), Some(user))?;
-    let status = params
-        .status
-        .as_deref()
-        .map(|status| {
-            ReservationStatus::parse(status).ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "status must be HELD, CONFIRMED, EXPIRED, CANCELLED or REFUNDED, got {status:?}"
-                ))
-            })
-        })
-        .transpose()?;
+    let status = params.status.map(ReservationStatus::from);
     let size = params
         .limit
         .map(PageSize::new)

@@ -7,6 +7,7 @@ use ticketing_domain::ids::UserId;
 use ticketing_domain::money::{ChargeAmount, Won};
 use utoipa::ToSchema;
 
+use super::body::{JsonObject, PathId};
 use super::headers::idempotency_key;
 use super::identity::Identified;
 use super::responses::{CallerRequired, InvalidRequest, NotFound, Unavailable, UserMismatch};
@@ -54,9 +55,9 @@ fn answer(user: UserId, balance: Won) -> HttpResponse {
 pub(crate) async fn balance(
     state: web::Data<AppState>,
     caller: Identified,
-    path: web::Path<i64>,
+    path: web::Path<PathId>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = UserId::new(path.into_inner())?;
+    let user = UserId::new(path.into_inner().0)?;
     act_for(caller.caller(), Some(user))?;
     let balance = state.services.wallet.balance(user).await?;
     Ok(answer(user, balance))
@@ -65,7 +66,7 @@ pub(crate) async fn balance(
 /// Add to a user's balance; honours Idempotency-Key.
 #[utoipa::path(post, path = "/api/users/{userId}/balance/charge", tag = "balance",
     params(("userId" = i64, Path, minimum = 1, description = "A user id, > 0"),
-           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters")),
+           ("Idempotency-Key" = Option<String>, Header, description = "1..=255 visible ASCII characters", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     request_body = ChargeBody,
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
@@ -79,10 +80,10 @@ pub(crate) async fn charge(
     state: web::Data<AppState>,
     request: HttpRequest,
     caller: Identified,
-    path: web::Path<i64>,
-    body: web::Json<ChargeBody>,
+    path: web::Path<PathId>,
+    body: JsonObject<ChargeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = UserId::new(path.into_inner())?;
+    let user = UserId::new(path.into_inner().0)?;
     act_for(caller.caller(), Some(user))?;
     let amount = ChargeAmount::new(body.amount)?;
     let key = idempotency_key(&request)?;

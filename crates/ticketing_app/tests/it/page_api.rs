@@ -126,6 +126,26 @@ async fn the_stylesheet_is_css() {
 }
 
 #[tokio::test]
+async fn the_page_words_are_served_per_language_and_an_unknown_one_is_404() {
+    let app = TestApp::spawn().await;
+    for language in ["en", "ko"] {
+        let response = app.get(&format!("/assets/i18n/{language}.json")).await;
+        assert_eq!(response.status(), 200, "{language}");
+        assert!(header(&response, "content-type").starts_with("application/json"));
+        let words: serde_json::Value = response.json().await.unwrap();
+        assert!(words["line.title"].is_string(), "{language}");
+    }
+    let korean: serde_json::Value = app.get("/assets/i18n/ko.json").await.json().await.unwrap();
+    assert_eq!(korean["format.won"], "{amount}원");
+    assert_problem(app.get("/assets/i18n/xx.json").await, 404, "NOT_FOUND").await;
+    let script = app.get("/assets/page.js").await.text().await.unwrap();
+    assert!(
+        script.starts_with("window.TICKETING_ENGLISH_WORDS = {"),
+        "English comes with the script, so no word is ever shown as its key"
+    );
+}
+
+#[tokio::test]
 async fn api_docs_redirects_to_swagger_ui_for_the_openapi_document() {
     let app = TestApp::spawn().await;
     let client = reqwest::Client::builder()

@@ -103,15 +103,27 @@ impl Driver {
 
     /// A fresh headless Chromium (its own profile) on `base`'s page for `user`.
     pub async fn browser(&self, base: &str, user: i64) -> Browser {
-        self.browser_at(base, user, None).await
+        self.browser_at(base, user, None, "en-US").await
+    }
+
+    /// A fresh headless Chromium whose preferred language is `language` (`ko-KR`), on `base`'s
+    /// page for `user`.
+    pub async fn browser_speaking(&self, base: &str, user: i64, language: &str) -> Browser {
+        self.browser_at(base, user, None, language).await
     }
 
     /// A fresh headless Chromium on the page of waiting room `room` (`/?room=`) for `user`.
     pub async fn browser_in_room(&self, base: &str, user: i64, room: &str) -> Browser {
-        self.browser_at(base, user, Some(room)).await
+        self.browser_at(base, user, Some(room), "en-US").await
     }
 
-    async fn browser_at(&self, base: &str, user: i64, room: Option<&str>) -> Browser {
+    async fn browser_at(
+        &self,
+        base: &str,
+        user: i64,
+        room: Option<&str>,
+        language: &str,
+    ) -> Browser {
         static PROFILES: AtomicU32 = AtomicU32::new(0);
         let profile = std::env::temp_dir().join(format!(
             "ticketing-browser-{}-{}",
@@ -136,9 +148,11 @@ impl Driver {
                     "--no-first-run",
                     "--no-default-browser-check",
                     "--window-size=1280,1000",
-                    "--lang=en-US",
+                    format!("--lang={language}"),
                     format!("--user-data-dir={}", profile.display()),
                 ],
+                // What the page reads as `navigator.languages`, whatever the machine's locale.
+                "prefs": { "intl.accept_languages": language },
             },
         });
         let Value::Object(capabilities) = capabilities else {
@@ -289,11 +303,23 @@ impl Browser {
             .unwrap_or_else(|error| panic!("clicking {id}: {error}"));
     }
 
+    /// Waits until the line's status (its `data-status`, the same in every language) is `status`.
     pub async fn wait_for_status(&self, status: &str) {
         self.wait_for(&format!("queue status {status}"), || async {
-            (self.text("queue-status").await == status).then_some(())
+            let shown = self.find(&testid("queue-status")).await?;
+            (shown.attr("data-status").await.ok()?.as_deref() == Some(status)).then_some(())
         })
         .await;
+    }
+
+    /// What a script on the page returns, as text ("" for anything else).
+    pub async fn script_text(&self, script: &str) -> String {
+        self.client
+            .execute(script, vec![])
+            .await
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_string))
+            .unwrap_or_default()
     }
 
     /// From an ACTIVE turn to the seat map of `performance` of `concert`.

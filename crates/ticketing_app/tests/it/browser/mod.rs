@@ -10,6 +10,9 @@
 use crate::support;
 
 mod driver;
+mod identity;
+mod issuer;
+mod languages;
 mod rooms;
 
 use std::time::Duration;
