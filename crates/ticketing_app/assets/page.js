@@ -273,6 +273,11 @@
       case 'TOKEN_WRONG_ROOM':
         return [`This date is sold through another waiting line, so we could not finish ${what}.`,
           'Please choose another date.'];
+      case 'CHALLENGE_REQUIRED':
+      case 'CHALLENGE_FAILED':
+      case 'CHALLENGE_UNSOLVED':
+        return [`We could not check your browser while ${what}.`,
+          'Please try again; if it keeps happening, reload the page.'];
       case 'IDEMPOTENCY_CONFLICT':
         return ['That request is still being processed.',
           'Please wait a few seconds and press the button again; you will not be charged twice.'];
@@ -542,13 +547,89 @@
     return askedRoom === null ? { userId: user } : { userId: user, roomId };
   }
 
+  // ---- The gate against bots: a proof of work at the entrance (docs/api.md) --------------------
+
+  /** Whether this room asks for a proof of work at entry: learned from a 403 CHALLENGE_REQUIRED. */
+  let proofAsked = false;
+
+  /**
+   * Fetches a challenge of this room and solves it in a Web Worker (WebCrypto), saying that it
+   * is working, with its progress; resolves to the proof: base64 of ALTCHA's payload.
+   */
+  async function solveChallenge() {
+    const challenge = await api('GET', `/api/rooms/${encodeURIComponent(roomId)}/challenge`,
+      { token: false });
+    const words = $('queue-status-words');
+    const checking = 'Checking your browser\u2026';
+    words.textContent = checking;
+    notice('Checking your browser before you join the line. This usually takes a second or two.');
+    const started = Date.now();
+    const number = await new Promise((resolve, reject) => {
+      const worker = new Worker('/assets/pow-worker.js');
+      let spoken = 0;
+      const fail = () => {
+        worker.terminate();
+        reject(new ApiFailure(0, 'CHALLENGE_UNSOLVED', DEFAULT_RETRY_SECONDS));
+      };
+      worker.onerror = fail;
+      worker.onmessage = (event) => {
+        const message = event.data || {};
+        if (typeof message.progress === 'number') {
+          const percent = Math.min(99, Math.floor(message.progress * 100));
+          words.textContent = `${checking} ${percent}%`;
+          // Screen readers hear it every quarter, not at every step.
+          if (percent - spoken >= 25) {
+            spoken = percent;
+            notice(`Checking your browser\u2026 ${percent}% of the longest it can take.`);
+          }
+          return;
+        }
+        worker.terminate();
+        if (Number.isInteger(message.number)) resolve(message.number);
+        else fail();
+      };
+      worker.postMessage(challenge);
+    });
+    notice('Your browser is checked.');
+    const payload = {
+      algorithm: challenge.algorithm,
+      challenge: challenge.challenge,
+      number,
+      salt: challenge.salt,
+      signature: challenge.signature,
+      took: Date.now() - started,
+    };
+    return window.btoa(JSON.stringify(payload));
+  }
+
+  /**
+   * POST /api/queue with this page's entry, and with a proof of work when the room asks for one.
+   * A refused proof is solved afresh (the operator may have raised the difficulty meanwhile),
+   * a couple of times at most.
+   */
+  async function enterLine() {
+    for (let attempt = 0; ; attempt += 1) {
+      const body = entryBody();
+      if (proofAsked) body.proof = await solveChallenge();
+      try {
+        return await api('POST', '/api/queue', { body, token: false });
+      } catch (failure) {
+        const gate = failure.code === 'CHALLENGE_REQUIRED' || failure.code === 'CHALLENGE_FAILED';
+        if (!gate || attempt >= 2) throw failure;
+        proofAsked = true;
+      }
+    }
+  }
+
+  // ---- Joining, polling and leaving the line ----------------------------------------------------
+
   async function joinLine() {
     stopPolling();
     $('join-button').hidden = true;
     $('queue-progress').hidden = false;
     $('queue-status-words').textContent = 'Getting you a place\u2026';
     try {
-      const view = await api('POST', '/api/queue', { body: entryBody(), token: false });
+      const view = await enterLine();
       await adoptView(view);
     } catch (failure) {
       if (failure.code === 'ROOM_CLOSED') {
@@ -1290,7 +1371,7 @@
         // The previous payment ended this turn; a new place is needed for the next seat.
         let view;
         try {
-          view = await api('POST', '/api/queue', { body: entryBody(), token: false });
+          view = await enterLine();
         } catch (failure) {
           finish();
           showError(...explain(failure, 'getting a new turn to pay the other seats'));

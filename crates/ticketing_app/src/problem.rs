@@ -16,7 +16,7 @@ use ticketing_domain::queue::{
 };
 use ticketing_domain::refund::{RefundError, RefundRefusal};
 use ticketing_domain::reservation::{HoldError, InvalidPageSize, ListError, ReservationError};
-use ticketing_domain::rooms::{InvalidRoomId, RoomError};
+use ticketing_domain::rooms::{GateError, InvalidRoomId, RoomError};
 use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
 
@@ -43,6 +43,10 @@ pub enum ApiError {
     TokenWrongRoom(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    ChallengeRequired(String),
+    #[error("{0}")]
+    ChallengeFailed(String),
     #[error("{0}")]
     RoomExists(String),
     #[error("{0}")]
@@ -101,7 +105,8 @@ pub(crate) struct Problem<'a> {
     /// TOKEN_NOT_ACTIVE, TOKEN_USER_MISMATCH, NOT_FOUND, SEAT_UNAVAILABLE, SEAT_LIMIT_REACHED,
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
     /// IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED,
-    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED.
+    /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED, CHALLENGE_REQUIRED,
+    /// CHALLENGE_FAILED.
     #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
@@ -125,6 +130,8 @@ impl ApiError {
             ApiError::TokenUserMismatch => "TOKEN_USER_MISMATCH",
             ApiError::TokenWrongRoom(_) => "TOKEN_WRONG_ROOM",
             ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::ChallengeRequired(_) => "CHALLENGE_REQUIRED",
+            ApiError::ChallengeFailed(_) => "CHALLENGE_FAILED",
             ApiError::RoomExists(_) => "ROOM_EXISTS",
             ApiError::RoomBusy(_) => "ROOM_BUSY",
             ApiError::RoomClosed { .. } => "ROOM_CLOSED",
@@ -174,7 +181,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TokenNotActive
             | ApiError::TokenUserMismatch
-            | ApiError::TokenWrongRoom(_) => StatusCode::FORBIDDEN,
+            | ApiError::TokenWrongRoom(_)
+            | ApiError::ChallengeRequired(_)
+            | ApiError::ChallengeFailed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::RoomExists(_) | ApiError::RoomBusy(_) | ApiError::RoomClosed { .. } => {
                 StatusCode::CONFLICT
@@ -298,8 +307,19 @@ impl From<RoomError> for ApiError {
                 detail: error.to_string(),
                 opens_at: opens_at.map(crate::routes::rfc3339),
             },
+            RoomError::Gate(gate) => gate.into(),
             RoomError::Queue(queue) => queue.into(),
             RoomError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(error: GateError) -> Self {
+        match error {
+            GateError::Required(_) => ApiError::ChallengeRequired(error.to_string()),
+            GateError::Refused(_) => ApiError::ChallengeFailed(error.to_string()),
+            GateError::Infrastructure(cause) => cause.into(),
         }
     }
 }

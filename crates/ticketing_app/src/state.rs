@@ -15,14 +15,14 @@ use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{DrawSeed, LineOperator, QueuePolicy, QueueService, SeedSource};
 use ticketing_domain::refund::RefundService;
 use ticketing_domain::reservation::ReservationService;
-use ticketing_domain::rooms::RoomService;
+use ticketing_domain::rooms::{ChallengeGate, RoomService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
     PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool, PgRefundLedger,
     PgRoomRepository, PgSeatInventory, PgWallet,
 };
 use ticketing_redis::{
-    KeySpace, RedisEventPublisher, RedisPool, RedisRoomLines, RedisWaitingQueue,
+    KeySpace, RedisEventPublisher, RedisPool, RedisRoomLines, RedisSpentProofs, RedisWaitingQueue,
 };
 
 use crate::catalog_cache::CatalogCache;
@@ -203,7 +203,7 @@ impl AppState {
             line.clone(),
             settings.token_keys()?,
             policy,
-            clock,
+            clock.clone(),
             Arc::new(OsSeeds),
         );
         let operator = LineOperator::new(line.clone(), queue.clone());
@@ -216,7 +216,16 @@ impl AppState {
             )),
             queue.clone(),
             line,
-        );
+        )
+        .with_gate(ChallengeGate::new(
+            &settings.token_keys()?,
+            clock,
+            Arc::new(OsSeeds),
+            Arc::new(RedisSpentProofs::new(
+                redis.clone(),
+                &settings.redis.key_prefix,
+            )),
+        ));
         let binding = TokenBinding::new(settings.security.require_bound_tokens);
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
         let services = Services {

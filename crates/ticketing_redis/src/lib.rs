@@ -2,12 +2,14 @@
 
 mod error;
 mod events;
+mod gate;
 mod keys;
 pub mod pool;
 mod queue;
 mod rooms;
 
 pub use events::{stream_key, GroupStart, RedisEventPublisher, RedisEventStream, StreamEntry};
+pub use gate::RedisSpentProofs;
 pub use keys::KeySpace;
 pub use pool::{RedisPool, RedisSettings};
 pub use queue::RedisWaitingQueue;

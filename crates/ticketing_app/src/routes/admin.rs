@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use ticketing_domain::queue::{LineSettings, LineStatus, QueueToken, SettingsChange};
+use ticketing_domain::rooms::{ChallengeDifficulty, RoomChange, RoomId};
 use utoipa::ToSchema;
 
 use super::body::optional_json;
@@ -104,6 +105,8 @@ pub(crate) struct AdminQueueBody {
     active_ttl_seconds: u64,
     /// While set, the line is a pre-queue until then (RFC 3339).
     opens_at: Option<String>,
+    /// The proof of work asked at entry (0: none).
+    challenge_difficulty: u32,
     waiting: u64,
     active: u64,
 }
@@ -117,6 +120,7 @@ impl From<LineStatus> for AdminQueueBody {
             max_active: settings.max_active.get(),
             active_ttl_seconds: settings.active_ttl.as_secs(),
             opens_at: settings.opens_at.map(rfc3339),
+            challenge_difficulty: 0,
             waiting: status.waiting,
             active: status.active,
         }
@@ -144,6 +148,8 @@ pub(crate) struct AdminQueueChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     opens_at: Option<Option<String>>,
+    /// The proof of work asked at entry: 0 (off) to 10000000.
+    challenge_difficulty: Option<i64>,
 }
 
 /// The line's settings and size.
@@ -154,8 +160,17 @@ pub(crate) struct AdminQueueChange {
         AdminApiOff,
         Unavailable))]
 pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(queue_body(&state).await?))
+}
+
+/// The `default` line's settings and size, with the `default` room's gate.
+async fn queue_body(state: &AppState) -> Result<AdminQueueBody, ApiError> {
     let status = state.services.operator.status().await?;
-    Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
+    let room = state.services.rooms.room(&RoomId::default_room()).await?;
+    Ok(AdminQueueBody {
+        challenge_difficulty: room.challenge_difficulty.get(),
+        ..AdminQueueBody::from(status)
+    })
 }
 
 pub(crate) fn describe(settings: &LineSettings) -> String {
@@ -195,7 +210,30 @@ pub(crate) async fn change(
         opens_at,
         state.services.queue.now(),
     )?;
+    let difficulty = body
+        .challenge_difficulty
+        .map(ChallengeDifficulty::new)
+        .transpose()?;
     let (before, after) = state.services.operator.change(&change).await?;
+    if let Some(difficulty) = difficulty {
+        let gate = RoomChange {
+            challenge_difficulty: Some(difficulty),
+            ..RoomChange::default()
+        };
+        state
+            .services
+            .rooms
+            .change(&RoomId::default_room(), &gate)
+            .await?;
+        tracing::info!(
+            target: "audit",
+            who = "admin",
+            client = %client_of(&request),
+            what = "queue settings",
+            challenge_difficulty = difficulty.get(),
+            "operator changed the default line's challenge difficulty"
+        );
+    }
     tracing::info!(
         target: "audit",
         who = "admin",
@@ -205,8 +243,7 @@ pub(crate) async fn change(
         new = %describe(&after),
         "operator changed the queue settings"
     );
-    let status = state.services.operator.status().await?;
-    Ok(HttpResponse::Ok().json(AdminQueueBody::from(status)))
+    Ok(HttpResponse::Ok().json(queue_body(&state).await?))
 }
 
 /// Revoke one token: 401 afterwards, on every instance within 1 s. Unknown tokens: 204 too.

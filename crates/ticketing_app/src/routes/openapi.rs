@@ -72,6 +72,7 @@ impl Modify for QueueTokenScheme {
         admin_rooms::revoke,
         rooms::list,
         rooms::show,
+        rooms::challenge,
         page::index,
         docs::to_root,
     ),

@@ -9,17 +9,20 @@ use actix_web::{web, HttpResponse};
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const PAGE_CSS: &str = include_str!("../../assets/page.css");
 const PAGE_JS: &str = include_str!("../../assets/page.js");
+/// Solves the gate's proof-of-work challenges off the page's main thread.
+const POW_WORKER_JS: &str = include_str!("../../assets/pow-worker.js");
 
 /// Everything the page needs comes from this origin; nothing runs inline.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
+     img-src 'self' data:; connect-src 'self'; worker-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/", web::get().to(index))
         .route("/assets/page.css", web::get().to(stylesheet))
-        .route("/assets/page.js", web::get().to(script));
+        .route("/assets/page.js", web::get().to(script))
+        .route("/assets/pow-worker.js", web::get().to(pow_worker));
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
@@ -57,4 +60,8 @@ async fn stylesheet() -> HttpResponse {
 
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", PAGE_JS)
+}
+
+async fn pow_worker() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", POW_WORKER_JS)
 }

@@ -33,6 +33,9 @@ pub(crate) struct EnterBody {
     /// The room to wait in (`[a-z0-9-]{1,40}`); the room `default` when absent.
     #[schema(example = "golden-hour")]
     room_id: Option<String>,
+    /// In a room that asks for a proof of work: base64 of the ALTCHA payload solving a challenge
+    /// of `GET /api/rooms/{roomId}/challenge`. Good for one entry.
+    proof: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -107,6 +110,7 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
     responses(
         (status = 200, description = "The token and its place", body = QueueBody),
         InvalidRequest,
+        (status = 403, description = "CHALLENGE_REQUIRED: the room asks for a proof of work and none came; CHALLENGE_FAILED: a wrong, expired, foreign, altered or already used proof", content_type = "application/problem+json", body = Problem),
         (status = 404, description = "NOT_FOUND: no room of that roomId", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "ROOM_CLOSED: the room takes no new entries (mode reject, or past closesAt); with opensAt when an opening is scheduled", content_type = "application/problem+json", body = Problem),
         (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
@@ -122,6 +126,7 @@ pub(crate) async fn enter(
         .and_then(|body| body.user_id)
         .map(UserId::new)
         .transpose()?;
+    let proof = body.as_ref().and_then(|body| body.proof.clone());
     let room = body
         .and_then(|body| body.room_id)
         .map(|room| {
@@ -131,11 +136,20 @@ pub(crate) async fn enter(
         .transpose()?
         .unwrap_or_default();
     let client = client_key(&request, &state.trusted_proxies);
+    pass_gate(&state, &room, proof.as_deref()).await?;
     let view = state.services.rooms.enter(&room, user, &client).await?;
     if view.admitted_now {
         crate::observability::admitted_at_entry(&view.room);
     }
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
+}
+
+/// Lets the entry through the room's gate against bots (a proof of work, when the room asks for
+/// one), counting how it went.
+async fn pass_gate(state: &AppState, room: &RoomId, proof: Option<&str>) -> Result<(), ApiError> {
+    let passage = state.services.rooms.pass_gate(room, proof).await;
+    crate::observability::gate_passage(room, &passage);
+    passage.map(|_| ()).map_err(ApiError::from)
 }
 
 /// Where a token stands; polling keeps a WAITING token in line.

@@ -41,6 +41,9 @@ pub enum RoomError {
         /// When it opens, if an opening is scheduled.
         opens_at: Option<DateTime<Utc>>,
     },
+    /// The room's gate against bots stays closed to this entry.
+    #[error(transparent)]
+    Gate(#[from] super::gate::GateError),
     /// The line refused (rate limited) or its store cannot answer.
     #[error(transparent)]
     Queue(#[from] QueueError),

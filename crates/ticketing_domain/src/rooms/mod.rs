@@ -2,12 +2,18 @@
 //! The room `default` is the v1/v2 line and covers every performance no other room covers.
 
 mod errors;
+mod gate;
 mod id;
 mod port;
 mod room;
 mod service;
 
 pub use errors::RoomError;
+#[cfg(any(test, feature = "mock"))]
+pub use gate::MockSpentProofs;
+pub use gate::{
+    Challenge, ChallengeGate, GateError, Passage, ProofRefused, SpentProofs, VerifiedProof,
+};
 pub use id::{InvalidRoomId, RoomId};
 #[cfg(any(test, feature = "mock"))]
 pub use port::{MockRoomLines, MockRoomRepository};

@@ -8,5 +8,6 @@ mod support;
 mod controls;
 mod event_contract;
 mod events;
+mod gate;
 mod line_contract;
 mod queue;

@@ -10,6 +10,7 @@
 use crate::support;
 
 mod driver;
+mod gate;
 mod rooms;
 
 use std::time::Duration;
