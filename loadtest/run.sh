@@ -2,6 +2,8 @@
 # Runs k6 scenarios against a running stack (`make run` in another terminal):
 #   loadtest/run.sh [SCENARIO|all] [BASE_URL]
 # Scenarios: browsing, reservation, queue-storm, full-flow (all = these four, in that order),
+# queue-storm-gated (entries/s through the gate against bots vs without it, in one run; needs
+# APP__ADMIN__TOKEN in the environment),
 # open-model (one RATE of one FAMILY; loadtest/find-max.sh searches the highest rate),
 # seed-browsing, seed-reservation: the two published scripts as published (no sleep in the
 # reservation one, only the published threshold; see their header comments), and
@@ -78,7 +80,7 @@ run_one() {
 run_scenario() {
   local name=$1
   case "$name" in
-    browsing|queue-storm|seed-browsing)
+    browsing|queue-storm|queue-storm-gated|seed-browsing)
       reset_demo; run_one "$name" ;;
     reservation|full-flow|seed-reservation)
       reset_demo

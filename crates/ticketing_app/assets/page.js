@@ -621,6 +621,10 @@
         return [t('explain.roomClosed', { what }), t('explain.roomClosedNext')];
       case 'TOKEN_WRONG_ROOM':
         return [t('explain.wrongRoom', { what }), t('explain.wrongRoomNext')];
+      case 'CHALLENGE_REQUIRED':
+      case 'CHALLENGE_FAILED':
+      case 'CHALLENGE_UNSOLVED':
+        return [t('explain.gate', { what }), t('explain.gateNext')];
       case 'IDEMPOTENCY_CONFLICT':
         return [t('explain.inProgress'), t('explain.inProgressNext')];
       default:
@@ -881,13 +885,89 @@
     return askedRoom === null ? { userId: user } : { userId: user, roomId };
   }
 
+  // ---- The gate against bots: a proof of work at the entrance (docs/api.md) --------------------
+
+  /** Whether this room asks for a proof of work at entry: learned from a 403 CHALLENGE_REQUIRED. */
+  let proofAsked = false;
+
+  /**
+   * Fetches a challenge of this room and solves it in a Web Worker (WebCrypto), saying that it
+   * is working, with its progress; resolves to the proof: base64 of ALTCHA's payload.
+   */
+  async function solveChallenge() {
+    const challenge = await api('GET', `/api/rooms/${encodeURIComponent(roomId)}/challenge`,
+      { token: false });
+    const words = $('queue-status-words');
+    const checking = t('gate.checking');
+    words.textContent = checking;
+    notice(t('gate.checkingNotice'));
+    const started = Date.now();
+    const number = await new Promise((resolve, reject) => {
+      const worker = new Worker('/assets/pow-worker.js');
+      let spoken = 0;
+      const fail = () => {
+        worker.terminate();
+        reject(new ApiFailure(0, 'CHALLENGE_UNSOLVED', DEFAULT_RETRY_SECONDS));
+      };
+      worker.onerror = fail;
+      worker.onmessage = (event) => {
+        const message = event.data || {};
+        if (typeof message.progress === 'number') {
+          const percent = Math.min(99, Math.floor(message.progress * 100));
+          words.textContent = `${checking} ${percent}%`;
+          // Screen readers hear it every quarter, not at every step.
+          if (percent - spoken >= 25) {
+            spoken = percent;
+            notice(t('gate.progressSpoken', { percent }));
+          }
+          return;
+        }
+        worker.terminate();
+        if (Number.isInteger(message.number)) resolve(message.number);
+        else fail();
+      };
+      worker.postMessage(challenge);
+    });
+    notice(t('gate.checked'));
+    const payload = {
+      algorithm: challenge.algorithm,
+      challenge: challenge.challenge,
+      number,
+      salt: challenge.salt,
+      signature: challenge.signature,
+      took: Date.now() - started,
+    };
+    return window.btoa(JSON.stringify(payload));
+  }
+
+  /**
+   * POST /api/queue with this page's entry, and with a proof of work when the room asks for one.
+   * A refused proof is solved afresh (the operator may have raised the difficulty meanwhile),
+   * a couple of times at most.
+   */
+  async function enterLine() {
+    for (let attempt = 0; ; attempt += 1) {
+      const body = entryBody();
+      if (proofAsked) body.proof = await solveChallenge();
+      try {
+        return await api('POST', '/api/queue', { body, token: false });
+      } catch (failure) {
+        const gate = failure.code === 'CHALLENGE_REQUIRED' || failure.code === 'CHALLENGE_FAILED';
+        if (!gate || attempt >= 2) throw failure;
+        proofAsked = true;
+      }
+    }
+  }
+
+  // ---- Joining, polling and leaving the line ----------------------------------------------------
+
   async function joinLine() {
     stopPolling();
     $('join-button').hidden = true;
     $('queue-progress').hidden = false;
     $('queue-status-words').textContent = t('line.gettingPlace');
     try {
-      const view = await api('POST', '/api/queue', { body: entryBody(), token: false });
+      const view = await enterLine();
       await adoptView(view);
     } catch (failure) {
       if (failure.code === 'ROOM_CLOSED') {
@@ -1646,7 +1726,7 @@
         // The previous payment ended this turn; a new place is needed for the next seat.
         let view;
         try {
-          view = await api('POST', '/api/queue', { body: entryBody(), token: false });
+          view = await enterLine();
         } catch (failure) {
           finish();
           showError(...explain(failure, t('doing.newTurn')));

@@ -17,6 +17,8 @@ pub enum AdminAction {
         admit_per_second: Option<u64>,
         max_active: Option<u64>,
         active_ttl_seconds: Option<u64>,
+        /// The proof of work asked at entry (0: off).
+        challenge_difficulty: Option<u64>,
     },
     /// An RFC 3339 time, or `None` to cancel the scheduled opening.
     OpenAt(Option<String>),
@@ -48,6 +50,7 @@ pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] [--room ID] <c
   status                      the line's settings and size
   pause | resume              stop or restart admissions (entries still wait)
   set [--admit-per-second N] [--max-active N] [--active-ttl-seconds N]
+      [--challenge-difficulty N]  N: the proof of work asked at entry (0: off)
   open-at <RFC 3339 time | none>
                               make the line a pre-queue until then (a fair draw at it); none cancels
   revoke <token>              end one queue token on every instance
@@ -55,6 +58,7 @@ pub const ADMIN_USAGE: &str = "usage: ticketing admin [--url URL] [--room ID] <c
   rooms create <id> --name NAME --performances 119,120 [--admit-per-second N] [--max-active N]
         [--active-ttl-seconds N] [--mode fifo|random|passthrough|reject] [--opens-at T] [--closes-at T]
         [--entry open|invite]
+        [--challenge-difficulty N]
   rooms delete <id>           delete a room nobody waits or shops in
   invite --user SUBJECT [--expires T]
                               print an invite code into --room for that account, good until T
@@ -115,6 +119,7 @@ impl AdminCommand {
             [verb, flags @ ..] if verb == "set" && !flags.is_empty() => {
                 let (mut admit_per_second, mut max_active, mut active_ttl_seconds) =
                     (None, None, None);
+                let mut challenge_difficulty = None;
                 let mut flags = flags.iter();
                 while let Some(flag) = flags.next() {
                     let value = Some(number(flag, flags.next())?);
@@ -122,6 +127,7 @@ impl AdminCommand {
                         "--admit-per-second" => admit_per_second = value,
                         "--max-active" => max_active = value,
                         "--active-ttl-seconds" => active_ttl_seconds = value,
+                        "--challenge-difficulty" => challenge_difficulty = value,
                         other => return Err(format!("unknown option {other}\n{ADMIN_USAGE}")),
                     }
                 }
@@ -129,6 +135,7 @@ impl AdminCommand {
                     admit_per_second,
                     max_active,
                     active_ttl_seconds,
+                    challenge_difficulty,
                 }
             }
             _ => return Err(ADMIN_USAGE.to_string()),
@@ -227,6 +234,7 @@ fn new_room(id: &str, flags: &[String]) -> Result<Value, String> {
             "--opens-at" => ("opensAt", json!(value)),
             "--closes-at" => ("closesAt", json!(value)),
             "--entry" => ("entry", json!(value)),
+            "--challenge-difficulty" => ("challengeDifficulty", json!(number(flag, Some(value))?)),
             other => return Err(format!("unknown option {other}\n{ADMIN_USAGE}")),
         };
         body.insert(name.into(), value);
@@ -271,6 +279,7 @@ pub async fn run(command: &AdminCommand, admin_token: &str) -> anyhow::Result<()
             admit_per_second,
             max_active,
             active_ttl_seconds,
+            challenge_difficulty,
         } => {
             let mut body = serde_json::Map::new();
             let mut put = |name: &str, value: &Option<u64>| {
@@ -281,6 +290,7 @@ pub async fn run(command: &AdminCommand, admin_token: &str) -> anyhow::Result<()
             put("admitPerSecond", admit_per_second);
             put("maxActive", max_active);
             put("activeTtlSeconds", active_ttl_seconds);
+            put("challengeDifficulty", challenge_difficulty);
             client.patch(&queue).json(&Value::Object(body))
         }
         AdminAction::OpenAt(at) => client.patch(&queue).json(&json!({ "opensAt": at })),
@@ -352,7 +362,17 @@ mod tests {
             Ok(AdminAction::Set {
                 admit_per_second: Some(50),
                 max_active: Some(500),
-                active_ttl_seconds: None
+                active_ttl_seconds: None,
+                challenge_difficulty: None,
+            })
+        );
+        assert_eq!(
+            parse(&["--room", "r", "set", "--challenge-difficulty", "100000"]).map(|c| c.action),
+            Ok(AdminAction::Set {
+                admit_per_second: None,
+                max_active: None,
+                active_ttl_seconds: None,
+                challenge_difficulty: Some(100_000),
             })
         );
         assert_eq!(

@@ -12,7 +12,7 @@ use actix_web::{web, HttpResponse};
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use ticketing_domain::queue::AdmissionReport;
-use ticketing_domain::rooms::RoomId;
+use ticketing_domain::rooms::{GateError, Passage, RoomError, RoomId};
 use tracing::Instrument;
 
 use crate::problem::ApiError;
@@ -217,6 +217,28 @@ pub fn dependency_up(dependency: &'static str, up: bool) {
 }
 
 /// An entry admitted straight in: an admission like those of the steps.
+/// Counts a challenge handed out by `GET /api/rooms/{roomId}/challenge`.
+pub fn challenge_issued(room: &RoomId) {
+    counter!("queue_challenges_total", "room" => room.to_string(), "outcome" => "issued")
+        .increment(1);
+}
+
+/// Counts how an entry fared at its room's gate against bots: `passed`, `required` (no proof),
+/// `failed` (a proof that does not solve a good challenge of the room) or `replayed` (a proof
+/// used already). Entries of rooms asking for no proof are not counted. Alert on a surge of
+/// `failed` and `replayed`: someone is forging or replaying proofs.
+pub fn gate_passage(room: &RoomId, passage: &Result<Passage, RoomError>) {
+    let outcome = match passage {
+        Ok(Passage::Open) => return,
+        Ok(Passage::Proven) => "passed",
+        Err(RoomError::Gate(GateError::Required(_))) => "required",
+        Err(RoomError::Gate(GateError::Refused(refused))) => refused.outcome(),
+        Err(_) => return,
+    };
+    counter!("queue_challenges_total", "room" => room.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
 pub fn admitted_at_entry(room: &RoomId) {
     counter!("queue_admitted_total", "room" => room.to_string()).increment(1);
 }

@@ -17,7 +17,7 @@ use ticketing_domain::queue::{
 };
 use ticketing_domain::refund::{RefundError, RefundRefusal};
 use ticketing_domain::reservation::{HoldError, InvalidPageSize, ListError, ReservationError};
-use ticketing_domain::rooms::{InvalidRoomId, RoomError};
+use ticketing_domain::rooms::{GateError, InvalidRoomId, RoomError};
 use ticketing_domain::wallet::WalletError;
 use ticketing_domain::InfrastructureError;
 
@@ -47,6 +47,10 @@ pub enum ApiError {
     /// A known path asked with a method it does not serve; `allow` lists those it does.
     #[error("{method} is not served at this path; it serves {allow}")]
     MethodNotAllowed { method: String, allow: String },
+    #[error("{0}")]
+    ChallengeRequired(String),
+    #[error("{0}")]
+    ChallengeFailed(String),
     #[error("{0}")]
     RoomExists(String),
     #[error("{0}")]
@@ -119,7 +123,8 @@ pub(crate) struct Problem<'a> {
     /// RESERVATION_NOT_PAYABLE, RESERVATION_CONFIRMED, RESERVATION_NOT_REFUNDABLE,
     /// IDEMPOTENCY_CONFLICT, INSUFFICIENT_BALANCE, RATE_LIMITED, ADMIN_UNAUTHORIZED,
     /// UNAVAILABLE, TOKEN_WRONG_ROOM, ROOM_EXISTS, ROOM_BUSY, ROOM_CLOSED, METHOD_NOT_ALLOWED,
-    /// INVITE_REQUIRED, INVITE_INVALID, AUTH_REQUIRED, AUTH_INVALID, USER_MISMATCH.
+    /// INVITE_REQUIRED, INVITE_INVALID, AUTH_REQUIRED, AUTH_INVALID, USER_MISMATCH,
+    /// CHALLENGE_REQUIRED, CHALLENGE_FAILED.
     #[schema(value_type = String, example = "SEAT_UNAVAILABLE")]
     code: &'static str,
     /// Only on a 409 SEAT_UNAVAILABLE answering `seatIds`: every asked seat that is taken.
@@ -144,6 +149,8 @@ impl ApiError {
             ApiError::TokenWrongRoom(_) => "TOKEN_WRONG_ROOM",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            ApiError::ChallengeRequired(_) => "CHALLENGE_REQUIRED",
+            ApiError::ChallengeFailed(_) => "CHALLENGE_FAILED",
             ApiError::RoomExists(_) => "ROOM_EXISTS",
             ApiError::RoomBusy(_) => "ROOM_BUSY",
             ApiError::RoomClosed { .. } => "ROOM_CLOSED",
@@ -206,7 +213,9 @@ impl ResponseError for ApiError {
             | ApiError::TokenUserMismatch
             | ApiError::TokenWrongRoom(_)
             | ApiError::InviteRequired(_)
-            | ApiError::InviteInvalid(_) => StatusCode::FORBIDDEN,
+            | ApiError::InviteInvalid(_)
+            | ApiError::ChallengeRequired(_)
+            | ApiError::ChallengeFailed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RoomExists(_) | ApiError::RoomBusy(_) | ApiError::RoomClosed { .. } => {
@@ -349,8 +358,19 @@ impl From<RoomError> for ApiError {
             },
             RoomError::InviteRequired(_) => ApiError::InviteRequired(error.to_string()),
             RoomError::InviteInvalid(_) => ApiError::InviteInvalid(error.to_string()),
+            RoomError::Gate(gate) => gate.into(),
             RoomError::Queue(queue) => queue.into(),
             RoomError::Infrastructure(cause) => cause.into(),
+        }
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(error: GateError) -> Self {
+        match error {
+            GateError::Required(_) => ApiError::ChallengeRequired(error.to_string()),
+            GateError::Refused(_) => ApiError::ChallengeFailed(error.to_string()),
+            GateError::Infrastructure(cause) => cause.into(),
         }
     }
 }

@@ -16,14 +16,15 @@ use ticketing_domain::payment::PaymentService;
 use ticketing_domain::queue::{DrawSeed, LineOperator, QueuePolicy, QueueService, SeedSource};
 use ticketing_domain::refund::RefundService;
 use ticketing_domain::reservation::ReservationService;
-use ticketing_domain::rooms::{Invites, RoomService};
+use ticketing_domain::rooms::{ChallengeGate, Invites, RoomService};
 use ticketing_domain::wallet::WalletService;
 use ticketing_postgres::{
     PgAccounts, PgConcertCatalog, PgEventOutbox, PgOutcomeRetention, PgPaymentLedger, PgPool,
     PgRefundLedger, PgRoomRepository, PgSeatInventory, PgWallet,
 };
 use ticketing_redis::{
-    KeySpace, RedisEventPublisher, RedisInviteLedger, RedisPool, RedisRoomLines, RedisWaitingQueue,
+    KeySpace, RedisEventPublisher, RedisInviteLedger, RedisPool, RedisRoomLines, RedisSpentProofs,
+    RedisWaitingQueue,
 };
 
 use crate::catalog_cache::CatalogCache;
@@ -208,7 +209,7 @@ impl AppState {
             line.clone(),
             settings.token_keys()?,
             policy,
-            clock,
+            clock.clone(),
             Arc::new(OsSeeds),
         );
         let operator = LineOperator::new(line.clone(), queue.clone());
@@ -225,6 +226,15 @@ impl AppState {
         .with_invites(Invites::new(
             settings.invite_key()?,
             Arc::new(RedisInviteLedger::new(
+                redis.clone(),
+                &settings.redis.key_prefix,
+            )),
+        ))
+        .with_gate(ChallengeGate::new(
+            &settings.token_keys()?,
+            Arc::clone(&clock),
+            Arc::new(OsSeeds),
+            Arc::new(RedisSpentProofs::new(
                 redis.clone(),
                 &settings.redis.key_prefix,
             )),

@@ -2,6 +2,7 @@
 
 mod error;
 mod events;
+mod gate;
 mod invites;
 mod keys;
 pub mod pool;
@@ -9,6 +10,7 @@ mod queue;
 mod rooms;
 
 pub use events::{stream_key, GroupStart, RedisEventPublisher, RedisEventStream, StreamEntry};
+pub use gate::RedisSpentProofs;
 pub use invites::RedisInviteLedger;
 pub use keys::KeySpace;
 pub use pool::{RedisPool, RedisSettings};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use ticketing_domain::queue::{LineSettings, LineStatus, QueueToken, SettingsChange};
-use ticketing_domain::rooms::{RoomChange, RoomEntry, RoomId};
+use ticketing_domain::rooms::{ChallengeDifficulty, Room, RoomChange, RoomEntry, RoomId};
 use utoipa::ToSchema;
 
 use super::body::optional_json;
@@ -110,12 +110,16 @@ pub(crate) struct AdminQueueBody {
     /// Who may enter the line: open, or invite (only with an invite code).
     #[schema(value_type = String, example = "open")]
     entry: &'static str,
+    /// The proof of work asked at entry (0: none).
+    challenge_difficulty: u32,
 }
 
 impl AdminQueueBody {
-    fn of(status: LineStatus, entry: RoomEntry) -> Self {
+    /// The line's status with what its room (`default`) says of entering it.
+    fn of(status: LineStatus, room: &Room) -> Self {
         Self {
-            entry: entry.as_str(),
+            entry: room.entry.as_str(),
+            challenge_difficulty: room.challenge_difficulty.get(),
             ..Self::from(status)
         }
     }
@@ -126,6 +130,7 @@ impl From<LineStatus> for AdminQueueBody {
         let settings = status.settings;
         Self {
             entry: RoomEntry::Open.as_str(),
+            challenge_difficulty: 0,
             paused: settings.paused,
             admit_per_second: settings.admit_per_second.get(),
             max_active: settings.max_active.get(),
@@ -163,6 +168,9 @@ pub(crate) struct AdminQueueChange {
     opens_at: Option<Option<String>>,
     /// open, or invite: only entries with an invite code (needs APP__AUTH__INVITE_KEY).
     entry: Option<String>,
+    /// The proof of work asked at entry: 0 (off) to 10000000.
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    challenge_difficulty: Option<i64>,
 }
 
 /// The line's settings and size.
@@ -173,19 +181,14 @@ pub(crate) struct AdminQueueChange {
         AdminApiOff,
         Unavailable))]
 pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let status = state.services.operator.status().await?;
-    let entry = default_entry(&state).await?;
-    Ok(HttpResponse::Ok().json(AdminQueueBody::of(status, entry)))
+    Ok(HttpResponse::Ok().json(queue_body(&state).await?))
 }
 
-/// Who may enter the room `default`'s line.
-async fn default_entry(state: &AppState) -> Result<RoomEntry, ApiError> {
-    Ok(state
-        .services
-        .rooms
-        .room(&RoomId::default_room())
-        .await?
-        .entry)
+/// The `default` line's settings and size, with who may enter it (its room's entry and gate).
+async fn queue_body(state: &AppState) -> Result<AdminQueueBody, ApiError> {
+    let status = state.services.operator.status().await?;
+    let room = state.services.rooms.room(&RoomId::default_room()).await?;
+    Ok(AdminQueueBody::of(status, &room))
 }
 
 pub(crate) fn describe(settings: &LineSettings) -> String {
@@ -206,7 +209,7 @@ pub(crate) fn describe(settings: &LineSettings) -> String {
     request_body = AdminQueueChange,
     responses(
         (status = 200, description = "The new state", body = AdminQueueBody),
-        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future, entry invite without an invite key", content_type = "application/problem+json", body = Problem),
+        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future, entry invite without an invite key, challengeDifficulty out of range", content_type = "application/problem+json", body = Problem),
         AdminUnauthorized,
         AdminApiOff,
         Unavailable))]
@@ -228,11 +231,17 @@ pub(crate) async fn change(
         state.services.queue.now(),
     )?;
     let entry = body.entry.as_deref().map(RoomEntry::parse).transpose()?;
-    if let Some(entry) = entry {
-        // The room `default` is the line: its entry is the room's (refused, with nothing
+    let difficulty = body
+        .challenge_difficulty
+        .map(ChallengeDifficulty::new)
+        .transpose()?;
+    let entrance = entry.is_some() || difficulty.is_some();
+    if entrance {
+        // The room `default` is the line: who may enter it is the room's (refused, with nothing
         // changed, when it cannot be; the line's settings then stay as they are too).
         let change = RoomChange {
-            entry: Some(entry),
+            entry,
+            challenge_difficulty: difficulty,
             ..RoomChange::default()
         };
         state
@@ -244,15 +253,14 @@ pub(crate) async fn change(
             target: "audit",
             who = "admin",
             client = %client_of(&request),
-            what = "queue entry",
-            new = entry.as_str(),
+            what = "queue entrance",
+            entry = entry.map(RoomEntry::as_str),
+            challenge_difficulty = difficulty.map(ChallengeDifficulty::get),
             "operator changed who may enter the queue"
         );
     }
-    if entry.is_some() && change.is_empty() {
-        let status = state.services.operator.status().await?;
-        let entry = default_entry(&state).await?;
-        return Ok(HttpResponse::Ok().json(AdminQueueBody::of(status, entry)));
+    if entrance && change.is_empty() {
+        return Ok(HttpResponse::Ok().json(queue_body(&state).await?));
     }
     let (before, after) = state.services.operator.change(&change).await?;
     tracing::info!(
@@ -264,9 +272,7 @@ pub(crate) async fn change(
         new = %describe(&after),
         "operator changed the queue settings"
     );
-    let status = state.services.operator.status().await?;
-    let entry = default_entry(&state).await?;
-    Ok(HttpResponse::Ok().json(AdminQueueBody::of(status, entry)))
+    Ok(HttpResponse::Ok().json(queue_body(&state).await?))
 }
 
 /// Revoke one token: 401 afterwards, on every instance within 1 s. Unknown tokens: 204 too.

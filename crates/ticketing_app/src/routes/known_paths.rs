@@ -157,6 +157,7 @@ pub(crate) fn known_paths() -> &'static KnownPaths {
                 ("/assets/page.css", &["GET"]),
                 ("/assets/page.js", &["GET"]),
                 ("/assets/i18n/{file}", &["GET"]),
+                ("/assets/pow-worker.js", &["GET"]),
                 ("/api/docs/{file:.*}", &["GET"]),
             ],
         )

@@ -134,6 +134,7 @@ impl Modify for ExactlyOneOf {
         admin_rooms::revoke,
         rooms::list,
         rooms::show,
+        rooms::challenge,
         page::index,
         page::identity,
         docs::to_root,

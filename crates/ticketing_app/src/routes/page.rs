@@ -26,6 +26,9 @@ const CATALOGS: [(&str, &str); 2] = [
     ("ko.json", include_str!("../../assets/i18n/ko.json")),
 ];
 
+/// Solves the gate's proof-of-work challenges off the page's main thread.
+const POW_WORKER_JS: &str = include_str!("../../assets/pow-worker.js");
+
 /// Everything the page needs comes from this origin, but for the identity provider's discovery
 /// document and token endpoint when the page signs in itself; nothing runs inline.
 fn content_security_policy(sign_in: &PageSignIn) -> String {
@@ -35,8 +38,8 @@ fn content_security_policy(sign_in: &PageSignIn) -> String {
     };
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'{issuer}; base-uri 'none'; form-action 'none'; \
-         frame-ancestors 'none'"
+         connect-src 'self'{issuer}; worker-src 'self'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
     )
 }
 
@@ -93,6 +96,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/assets/page.css", web::get().to(stylesheet))
         .route("/assets/page.js", web::get().to(script))
         .route("/assets/i18n/{file}", web::get().to(catalog))
+        .route("/assets/pow-worker.js", web::get().to(pow_worker))
         .route("/api/identity", web::get().to(identity));
 }
 
@@ -164,6 +168,10 @@ async fn stylesheet() -> HttpResponse {
 
 async fn script() -> HttpResponse {
     asset("text/javascript; charset=utf-8", PAGE_JS)
+}
+
+async fn pow_worker() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", POW_WORKER_JS)
 }
 
 /// A language's words for the page (`/assets/i18n/ko.json`).

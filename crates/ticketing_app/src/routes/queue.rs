@@ -38,6 +38,9 @@ pub(crate) struct EnterBody {
     room_id: Option<String>,
     /// An invite code, for a room whose entry is `invite` (other rooms ignore it).
     invite: Option<String>,
+    /// In a room that asks for a proof of work: base64 of the ALTCHA payload solving a challenge
+    /// of `GET /api/rooms/{roomId}/challenge`. Good for one entry.
+    proof: Option<String>,
 }
 
 /// The account an invite code is checked against: with identity on, the caller's subject (an
@@ -124,7 +127,7 @@ fn client_key(request: &HttpRequest, trusted: &[IpAddr]) -> ClientKey {
         (status = 200, description = "The token and its place", body = QueueBody),
         InvalidRequest,
         CallerRequired,
-        (status = 403, description = "INVITE_REQUIRED: the room is invite-only and the entry has no invite or no account; INVITE_INVALID: the invite is forged, expired, for another room or account, or used; USER_MISMATCH: only with identity on, for another user than the caller", content_type = "application/problem+json", body = Problem),
+        (status = 403, description = "INVITE_REQUIRED: the room is invite-only and the entry has no invite or no account; INVITE_INVALID: the invite is forged, expired, for another room or account, or used; CHALLENGE_REQUIRED: the room asks for a proof of work and none came; CHALLENGE_FAILED: a wrong, expired, foreign, altered or already used proof; USER_MISMATCH: only with identity on, for another user than the caller", content_type = "application/problem+json", body = Problem),
         (status = 404, description = "NOT_FOUND: no room of that roomId", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "ROOM_CLOSED: the room takes no new entries (mode reject, or past closesAt); with opensAt when an opening is scheduled", content_type = "application/problem+json", body = Problem),
         (status = 429, description = "RATE_LIMITED, with Retry-After", content_type = "application/problem+json", body = Problem),
@@ -144,6 +147,7 @@ pub(crate) async fn enter(
     let invite = body.as_ref().and_then(|body| body.invite.clone());
     // With identity on the token is bound to the caller (another named user is refused).
     let user = act_for(caller.caller(), named)?;
+    let proof = body.as_ref().and_then(|body| body.proof.clone());
     let room = body
         .and_then(|body| body.room_id)
         .map(|room| {
@@ -153,6 +157,9 @@ pub(crate) async fn enter(
         .transpose()?
         .unwrap_or_default();
     let client = client_key(&request, &state.trusted_proxies);
+    // The gate first: a proof is cheap to check and spent at once; an invite is claimed with
+    // the entry itself.
+    pass_gate(&state, &room, proof.as_deref()).await?;
     let pass = InvitePass {
         code: invite,
         account: invite_account(caller.caller(), user),
@@ -166,6 +173,14 @@ pub(crate) async fn enter(
         crate::observability::admitted_at_entry(&view.room);
     }
     Ok(HttpResponse::Ok().json(QueueBody::from(view)))
+}
+
+/// Lets the entry through the room's gate against bots (a proof of work, when the room asks for
+/// one), counting how it went.
+async fn pass_gate(state: &AppState, room: &RoomId, proof: Option<&str>) -> Result<(), ApiError> {
+    let passage = state.services.rooms.pass_gate(room, proof).await;
+    crate::observability::gate_passage(room, &passage);
+    passage.map(|_| ()).map_err(ApiError::from)
 }
 
 /// Where a token stands; polling keeps a WAITING token in line.

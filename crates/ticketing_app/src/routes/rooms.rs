@@ -15,7 +15,8 @@ use crate::state::AppState;
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/rooms", web::get().to(list))
-        .route("/rooms/{room_id}", web::get().to(show));
+        .route("/rooms/{room_id}", web::get().to(show))
+        .route("/rooms/{room_id}/challenge", web::get().to(challenge));
 }
 
 /// A room as the public sees it.
@@ -95,6 +96,55 @@ fn body(state: &AppState, room: &Room) -> (RoomBody, LineSettings) {
 
 fn public_for_a_second() -> CacheControl {
     CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(1)])
+}
+
+/// An ALTCHA challenge (v1): find the `number` in `[0, maxnumber]` whose decimal spelling after
+/// `salt` hashes (SHA-256, hex) to `challenge`, then send base64 of the JSON
+/// `{"algorithm", "challenge", "number", "salt", "signature"}` as `"proof"` with
+/// `POST /api/queue`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ChallengeBody {
+    #[schema(example = "SHA-256")]
+    algorithm: &'static str,
+    #[schema(example = "4f2bd9e4d3a0c5a4d0f4e1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6")]
+    challenge: String,
+    /// Random hex, then the expiry (unix seconds), room and difficulty as URL parameters.
+    #[schema(
+        example = "9b1f0e6c2a7d4e8f9a0b1c2d3e4f5a6b?expires=1796684400&room=golden-hour&max=100000&"
+    )]
+    salt: String,
+    #[schema(example = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00")]
+    signature: String,
+    /// The room's difficulty: the number is at most this.
+    #[schema(example = 100000)]
+    maxnumber: u32,
+}
+
+/// A proof-of-work challenge of the room, valid 5 minutes on every instance; a proof solving it
+/// is good for one entry. In a room that asks for no proof, a trivial one (`maxnumber` 0).
+#[utoipa::path(get, path = "/api/rooms/{roomId}/challenge", tag = "rooms",
+    params(("roomId" = String, Path, description = "The room's id, [a-z0-9-]{1,40}")),
+    responses(
+        (status = 200, description = "An ALTCHA challenge", body = ChallengeBody),
+        (status = 404, description = "NOT_FOUND: no such room (also for what cannot be a room id)", content_type = "application/problem+json", body = Problem),
+        Unavailable))]
+pub(crate) async fn challenge(
+    state: web::Data<AppState>,
+    room: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = RoomId::parse(&room).map_err(|_| ApiError::NotFound(format!("no room {room:?}")))?;
+    let challenge = state.services.rooms.challenge(&id).await?;
+    crate::observability::challenge_issued(&id);
+    Ok(HttpResponse::Ok()
+        // Each challenge is good once: no cache may hand one to two people.
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .json(ChallengeBody {
+            algorithm: challenge.algorithm,
+            challenge: challenge.challenge,
+            salt: challenge.salt,
+            signature: challenge.signature,
+            maxnumber: challenge.maxnumber,
+        }))
 }
 
 /// Every waiting room, `default` first.

@@ -108,7 +108,7 @@ async fn the_state_starts_from_the_configuration() {
         body,
         json!({
             "paused": false, "admitPerSecond": 7, "maxActive": 3, "activeTtlSeconds": 600,
-            "opensAt": null, "waiting": 0, "active": 1, "entry": "open"
+            "opensAt": null, "challengeDifficulty": 0, "waiting": 0, "active": 1, "entry": "open"
         })
     );
 }

@@ -16,6 +16,7 @@ mod doc_examples;
 mod draw_api;
 mod events_api;
 mod faults_api;
+mod gate_api;
 mod identity_api;
 mod invites_api;
 mod keep_alive;

@@ -112,6 +112,18 @@ impl SigningKey {
         tag
     }
 
+    /// A key of its own for another use of this secret (`label` names the use), so that what
+    /// one use signs can never pass for what another signs.
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut derived = [0u8; 32];
+        // HMAC takes keys of any length, so this cannot fail.
+        if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) {
+            mac.update(label);
+            derived.copy_from_slice(&mac.finalize().into_bytes());
+        }
+        derived
+    }
+
     fn verifies(&self, claims: &[u8], tag: &[u8]) -> bool {
         Hmac::<Sha256>::new_from_slice(&self.0).is_ok_and(|mut mac| {
             mac.update(claims);
@@ -142,6 +154,15 @@ impl TokenKeys {
     /// Signs with `current`; accepts tokens of `current` and, during a rotation, of `previous`.
     pub fn new(current: SigningKey, previous: Option<SigningKey>) -> Self {
         Self { current, previous }
+    }
+
+    /// Keys of their own for another use of these secrets (see [`SigningKey::derive`]): the
+    /// current key's first, then, during a rotation, the previous one's.
+    pub(crate) fn derive(&self, label: &[u8]) -> Vec<[u8; 32]> {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .map(|key| key.derive(label))
+            .collect()
     }
 
     /// The token of `ticket` in the room `default`: the same ticket always gives the same text

@@ -48,6 +48,9 @@ pub enum RoomError {
     /// The entry's invite code does not let it in.
     #[error("{0}")]
     InviteInvalid(#[from] InviteRefusal),
+    /// The room's gate against bots stays closed to this entry.
+    #[error(transparent)]
+    Gate(#[from] super::gate::GateError),
     /// The line refused (rate limited) or its store cannot answer.
     #[error(transparent)]
     Queue(#[from] QueueError),

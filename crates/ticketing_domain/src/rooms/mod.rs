@@ -2,6 +2,7 @@
 //! The room `default` is the v1/v2 line and covers every performance no other room covers.
 
 mod errors;
+mod gate;
 mod id;
 mod invite;
 mod port;
@@ -9,6 +10,11 @@ mod room;
 mod service;
 
 pub use errors::RoomError;
+#[cfg(any(test, feature = "mock"))]
+pub use gate::MockSpentProofs;
+pub use gate::{
+    Challenge, ChallengeGate, GateError, Passage, ProofRefused, SpentProofs, VerifiedProof,
+};
 pub use id::{InvalidRoomId, RoomId};
 #[cfg(any(test, feature = "mock"))]
 pub use invite::MockInviteLedger;

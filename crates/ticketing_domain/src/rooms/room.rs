@@ -117,26 +117,39 @@ impl RoomName {
     }
 }
 
-/// The proof-of-work difficulty asked at entry; 0 is off (the only value offered yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The proof-of-work difficulty asked at entry: the largest number an ALTCHA challenge may hide
+/// (`maxnumber`), so a client tries about half of it in SHA-256 hashes. 0 is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
 pub struct ChallengeDifficulty(u32);
 
 impl ChallengeDifficulty {
+    /// The highest difficulty: about 10 s of a phone's CPU in a browser. Above it nobody gets in
+    /// within a sale's patience, so a larger value is a typo, not a policy.
+    pub const MAX: u32 = 10_000_000;
+
     /// # Errors
-    /// [`InvalidSetting`] for anything but 0: the gate is not available yet.
+    /// [`InvalidSetting`] below 0 or above [`ChallengeDifficulty::MAX`].
     pub fn new(value: i64) -> Result<Self, InvalidSetting> {
-        if value == 0 {
-            Ok(Self(0))
-        } else {
-            Err(InvalidSetting(format!(
-                "challengeDifficulty {value} is not available yet (the bot gate is not built); use 0"
-            )))
-        }
+        u32::try_from(value)
+            .ok()
+            .filter(|value| *value <= Self::MAX)
+            .map(Self)
+            .ok_or_else(|| {
+                InvalidSetting(format!(
+                    "challengeDifficulty must be 0 (off) to {}, not {value}",
+                    Self::MAX
+                ))
+            })
     }
 
     /// The difficulty.
     pub fn get(self) -> u32 {
         self.0
+    }
+
+    /// Whether entries need a proof of work.
+    pub fn is_on(self) -> bool {
+        self.0 > 0
     }
 }
 

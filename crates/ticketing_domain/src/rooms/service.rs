@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 
 use super::errors::RoomError;
+use super::gate::{Challenge, ChallengeGate, GateError, Passage};
 use super::id::RoomId;
 use super::invite::{InviteCode, InvitePass, InviteRefusal, Invites};
 use super::port::{RoomLines, RoomRepository};
@@ -52,6 +53,8 @@ pub struct RoomService {
     /// The invite key and the ledger of used codes; `None` until [`RoomService::with_invites`]:
     /// no room can be made invite-only then.
     invites: Option<Invites>,
+    /// The proof of work at the entrance, for rooms that ask for one.
+    gate: Option<ChallengeGate>,
 }
 
 /// How often, at most, tokens of rooms this instance does not know make it read the rooms.
@@ -82,6 +85,17 @@ impl RoomService {
             caught_up: Arc::default(),
             reads: Arc::default(),
             invites: None,
+            gate: None,
+        }
+    }
+
+    /// These rooms with `gate` at their entrances. Without one, a room that asks for a proof of
+    /// work takes no entries (503): it fails closed.
+    #[must_use]
+    pub fn with_gate(self, gate: ChallengeGate) -> Self {
+        Self {
+            gate: Some(gate),
+            ..self
         }
     }
 
@@ -335,6 +349,41 @@ impl RoomService {
             }
             other => other,
         }
+    }
+
+    /// A proof-of-work challenge of room `id` at its difficulty now (at 0, a trivial one: the
+    /// room asks for no proof).
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`] for an unknown room; [`RoomError::Gate`] when no gate is wired.
+    pub async fn challenge(&self, id: &RoomId) -> Result<Challenge, RoomError> {
+        let room = self.room(id).await?;
+        Ok(self.gate()?.issue(id, room.challenge_difficulty))
+    }
+
+    /// Lets an entry of room `id` through its gate: with no proof asked, at once; else with a
+    /// good `proof`, which is spent. Call it right before [`RoomService::enter`].
+    ///
+    /// # Errors
+    /// [`RoomError::NotFound`] for an unknown room; [`RoomError::Gate`] when the gate stays
+    /// closed (see [`ChallengeGate::check`]).
+    pub async fn pass_gate(&self, id: &RoomId, proof: Option<&str>) -> Result<Passage, RoomError> {
+        let room = self.room(id).await?;
+        if !room.challenge_difficulty.is_on() {
+            return Ok(Passage::Open);
+        }
+        Ok(self
+            .gate()?
+            .check(id, room.challenge_difficulty, proof)
+            .await?)
+    }
+
+    fn gate(&self) -> Result<&ChallengeGate, GateError> {
+        self.gate.as_ref().ok_or_else(|| {
+            GateError::Infrastructure(crate::InfrastructureError::unexpected(
+                "no proof-of-work gate is wired to the rooms",
+            ))
+        })
     }
 
     /// Enters the line of room `id`.

@@ -8,6 +8,7 @@ mod support;
 mod controls;
 mod event_contract;
 mod events;
+mod gate;
 mod invites;
 mod line_contract;
 mod queue;

@@ -10,6 +10,7 @@
 use crate::support;
 
 mod driver;
+mod gate;
 mod identity;
 mod issuer;
 mod languages;
