@@ -66,6 +66,7 @@ async fn a_korean_browser_goes_through_the_whole_sale_in_korean() {
     assert!(summary.starts_with("선택: 5번 좌석"), "{summary}");
     assert!(has_korean_price(&summary), "{summary}");
     assert_eq!(person.text("hold-button").await, "이 좌석 선점하기");
+    person.screenshot("seat-map-ko").await;
     person.click("hold-button").await;
     person.shown("hold-countdown").await;
     let pay = person.text("pay-button").await;
@@ -78,6 +79,7 @@ async fn a_korean_browser_goes_through_the_whole_sale_in_korean() {
     assert!(confirmation.contains("예매 번호"), "{confirmation}");
     assert!(has_korean_price(&confirmation), "{confirmation}");
     assert!(has_korean_date(&confirmation), "{confirmation}");
+    person.screenshot("confirmation-ko").await;
     assert_eq!(person.error().await, None);
     person.close().await;
 }
