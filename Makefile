@@ -45,15 +45,19 @@ build:
 release:
 	$(CARGO) build --release -p ticketing_app
 
+## stack-up: PostgreSQL and Redis (PG=ha: three PostgreSQL nodes under Patroni, synchronous_mode; REDIS=cluster)
 stack-up:
 	scripts/stack.sh up
+	@if [ "$(PG)" = ha ]; then scripts/ha-stack.sh up; fi
 	@if [ "$(REDIS)" = cluster ]; then scripts/redis-cluster.sh up; fi
 
 stack-down:
+	@if [ "$(PG)" = ha ]; then scripts/ha-stack.sh down; fi
 	scripts/stack.sh down
 
 stack-status:
 	scripts/stack.sh status
+	@if [ "$(PG)" = ha ]; then scripts/ha-stack.sh status; fi
 
 ## loadtest: k6 scenarios against a running stack (make loadtest SCENARIO=name BASE_URL=...)
 loadtest:
