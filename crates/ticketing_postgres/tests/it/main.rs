@@ -5,6 +5,7 @@
 
 mod catalog;
 mod contract;
+mod failover;
 mod holds;
 mod migrations_and_demo_data;
 mod model;
