@@ -80,6 +80,10 @@ pub struct IdempotencySettings {
     pub cleanup_interval_seconds: u64,
 }
 
+fn default_request_deadline_ms() -> u64 {
+    10_000
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub host: String,
@@ -87,6 +91,10 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// Longest time any one request may take before it is answered 503 with `Retry-After`
+    /// (`APP__SERVER__REQUEST_DEADLINE_MS`; 0: none). See `deadline.rs`.
+    #[serde(default = "default_request_deadline_ms")]
+    pub request_deadline_ms: u64,
     /// How long an idle client connection is kept open for its next request
     /// (`APP__SERVER__KEEP_ALIVE_SECONDS`); 0 closes every connection after its answer.
     pub keep_alive_seconds: u64,
