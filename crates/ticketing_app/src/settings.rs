@@ -106,6 +106,10 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// `DATABASE_READ_URL`: where catalog reads (concerts, performances, seat maps) go, such as
+    /// a replica within the catalog's 1 s staleness; empty: the primary's pool.
+    #[serde(default)]
+    pub read_url: String,
     pub pool_max_size: usize,
     pub checkout_timeout_ms: u64,
     pub connect_timeout_ms: u64,
@@ -205,6 +209,7 @@ impl Settings {
                     .source(Some(vars.clone().into_iter().collect())),
             )
             .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
+            .set_override_option("database.read_url", vars.get("DATABASE_READ_URL").cloned())?
             .set_override_option("redis.url", vars.get("REDIS_URL").cloned())?
             .set_override_option(
                 "redis.cluster_urls",
@@ -237,6 +242,16 @@ impl Settings {
             connect_timeout: Duration::from_millis(database.connect_timeout_ms),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
         }
+    }
+
+    /// The pool for catalog reads when `DATABASE_READ_URL` is set: the primary's settings on
+    /// that URL.
+    pub fn postgres_reads(&self) -> Option<PgPoolSettings> {
+        let url = self.database.read_url.trim();
+        (!url.is_empty()).then(|| PgPoolSettings {
+            url: url.to_string(),
+            ..self.postgres()
+        })
     }
 
     /// The queue's admission rules.

@@ -507,3 +507,17 @@ async fn a_request_past_its_deadline_is_a_503_and_a_keyed_retry_learns_the_outco
         "charged exactly once"
     );
 }
+
+/// `DATABASE_READ_URL` takes the catalog reads and nothing else: pointed at a server that is not
+/// there, the catalog answers 503 with `Retry-After` while holds (on `DATABASE_URL`) go on.
+#[tokio::test]
+async fn catalog_reads_go_to_the_read_url_and_only_they_do() {
+    let app =
+        TestApp::spawn_with(&[("DATABASE_READ_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
+    let token = app.active_token(None).await;
+
+    let concerts = app.concerts(&token).await;
+    assert!(concerts.headers().contains_key("retry-after"));
+    assert_problem(concerts, 503, "UNAVAILABLE").await;
+    assert_eq!(app.hold(&token, 7, 42).await.status(), 200);
+}
