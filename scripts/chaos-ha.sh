@@ -61,7 +61,8 @@ say() { echo "$*" | tee -a "$report"; }
 now_ms() { date +%s%3N; }
 
 say "chaos-ha $stamp: RATE=$rate DURATION=$duration KILL_AT=$kill_at REJOIN_AT=$rejoin_at, $(nproc) cores, binary ${binary#"$root"/}"
-ha up >"$work/ha-up.log" 2>&1 || { cat "$work/ha-up.log" >&2; fail "the Patroni cluster did not start"; }
+keep_logs() { cp -L "$root/.stack/$HA_NAME"/*.log "$work/" 2>/dev/null || true; }
+ha up >"$work/ha-up.log" 2>&1 || { keep_logs; cat "$work/ha-up.log" >&2; fail "the Patroni cluster did not start (logs in $work)"; }
 url=$(ha url)
 say "cluster: $(ha status | tr '\n' ' ')"
 say "DATABASE_URL=$url"
@@ -183,4 +184,4 @@ say "node$old back as a replica: $([ "$rejoined" = 1 ] && echo yes || echo no); 
 [ "$rejoined" = 1 ] || failed=1
 kill -0 "$app_pid" 2>/dev/null || { say "FAIL: the service died"; failed=1; }
 
-if [ "$failed" = 0 ]; then say "chaos-ha: PASS"; else say "chaos-ha: FAIL (logs in $work)"; trap - EXIT; cleanup; exit 1; fi
+if [ "$failed" = 0 ]; then say "chaos-ha: PASS"; else keep_logs; say "chaos-ha: FAIL (logs in $work)"; exit 1; fi

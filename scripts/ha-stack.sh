@@ -197,8 +197,9 @@ up() {
   done
   echo "ha-stack: starting Patroni nodes on PostgreSQL ports $(pg_port 1)-$(pg_port 3) (data in $work)"
   # The first node bootstraps the cluster alone; the others then copy it with pg_basebackup.
+  # initdb and Patroni's start take over a minute on two busy cores: up to 3 minutes.
   start_node 1
-  local first; first=$(wait_primary) || return 1
+  local first; first=$(HA_WAIT_TENTHS=1800 wait_primary) || return 1
   for n in "${nodes[@]}"; do start_node "$n"; done
   psql "postgres://postgres@127.0.0.1:$(pg_port "$first")/postgres" -qAtc \
     "SELECT 1 FROM pg_database WHERE datname = '$database'" | grep -q 1 \
@@ -237,7 +238,9 @@ down() {
     if alive "$work/patroni$n.pid"; then kill "$(cat "$work/patroni$n.pid")" 2>/dev/null || true; fi
   done
   for n in "${nodes[@]}"; do
-    for _ in $(seq 1 100); do alive "$work/patroni$n.pid" || break; sleep 0.1; done
+    for _ in $(seq 1 150); do alive "$work/patroni$n.pid" || break; sleep 0.1; done
+    # One still starting may not answer TERM in time: it must not outlive its data directory.
+    if alive "$work/patroni$n.pid"; then kill -9 "$(cat "$work/patroni$n.pid")" 2>/dev/null || true; fi
     # A Patroni killed -9 leaves its PostgreSQL running: stop that too.
     if [ -f "$work/node$n/postmaster.pid" ]; then
       as_pg "$(pg_bin_dir)/pg_ctl" -D "$work/node$n" -m immediate -w stop >/dev/null 2>&1 || true
