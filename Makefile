@@ -8,7 +8,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379
 # Where cargo puts the release binary (CARGO_TARGET_DIR moves it).
 TICKETING ?= $(or $(CARGO_TARGET_DIR),target)/release/ticketing
 
-.PHONY: run-cluster run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots soak
+.PHONY: run-cluster run test lint build release stack-up stack-down stack-status loadtest loadtest-max fuzz screenshots soak chaos chaos-ha
 
 ## run: the server with the demo data on 127.0.0.1:8080 (Postgres/Redis started if needed)
 run: stack-up release
@@ -45,15 +45,19 @@ build:
 release:
 	$(CARGO) build --release -p ticketing_app
 
+## stack-up: PostgreSQL and Redis (PG=ha: three PostgreSQL nodes under Patroni, synchronous_mode; REDIS=cluster)
 stack-up:
 	scripts/stack.sh up
+	@if [ "$(PG)" = ha ]; then scripts/ha-stack.sh up; fi
 	@if [ "$(REDIS)" = cluster ]; then scripts/redis-cluster.sh up; fi
 
 stack-down:
+	@if [ "$(PG)" = ha ]; then scripts/ha-stack.sh down; fi
 	scripts/stack.sh down
 
 stack-status:
 	scripts/stack.sh status
+	@if [ "$(PG)" = ha ]; then scripts/ha-stack.sh status; fi
 
 ## loadtest: k6 scenarios against a running stack (make loadtest SCENARIO=name BASE_URL=...)
 loadtest:
@@ -70,6 +74,10 @@ fuzz:
 ## chaos: kill -9 Redis, then PostgreSQL, under k6 load on instances of its own; fails on a 500, a slow answer, no recovery or a lost write (INSTANCES=2: two instances behind HAProxy, one of them killed too; RATE=1000)
 chaos:
 	scripts/chaos-under-load.sh
+
+## chaos-ha: kill -9 the PostgreSQL primary (Patroni, synchronous_mode) under k6 load on a cluster of its own; fails on a 500, a lost acknowledged write, money off its ledger or no rejoin (RATE=100 DURATION=60s)
+chaos-ha:
+	scripts/chaos-ha.sh
 
 ## soak: mixed traffic in waves for DURATION (30m) on instances of its own, sampled every 10 s, then a drain; fails on RSS growth, Redis not draining, a 5xx or PostgreSQL connections past the pool
 DURATION ?= 30m

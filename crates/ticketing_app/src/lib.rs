@@ -4,6 +4,7 @@ mod account_memory;
 pub mod admin_cli;
 mod catalog_cache;
 pub mod cli;
+mod deadline;
 pub mod events_cli;
 mod jobs;
 mod load_shedding;
@@ -90,6 +91,7 @@ impl Application {
         let max_body_bytes = settings.server.max_body_bytes;
         let admin_enabled = app_state.admin_token.is_some();
         let in_flight = load_shedding::InFlightLimit::new(settings.server.max_in_flight);
+        let deadline = deadline::RequestDeadline::from_millis(settings.server.request_deadline_ms);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(
@@ -101,6 +103,9 @@ impl Application {
                 ))
                 // Before a body is judged: a wrong path or method is that, whatever the body.
                 .wrap(actix_web::middleware::from_fn(routes::refuse_unknown_paths))
+                .wrap(actix_web::middleware::from_fn(move |request, next| {
+                    deadline.enforce(request, next)
+                }))
                 .wrap({
                     let limit = in_flight.clone();
                     actix_web::middleware::from_fn(move |request, next| {

@@ -166,6 +166,10 @@ pub struct IdempotencySettings {
     pub cleanup_interval_seconds: u64,
 }
 
+fn default_request_deadline_ms() -> u64 {
+    10_000
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub host: String,
@@ -173,6 +177,10 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_in_flight: usize,
+    /// Longest time any one request may take before it is answered 503 with `Retry-After`
+    /// (`APP__SERVER__REQUEST_DEADLINE_MS`; 0: none). See `deadline.rs`.
+    #[serde(default = "default_request_deadline_ms")]
+    pub request_deadline_ms: u64,
     /// How long an idle client connection is kept open for its next request
     /// (`APP__SERVER__KEEP_ALIVE_SECONDS`); 0 closes every connection after its answer.
     pub keep_alive_seconds: u64,
@@ -184,6 +192,10 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// `DATABASE_READ_URL`: where catalog reads (concerts, performances, seat maps) go, such as
+    /// a replica within the catalog's 1 s staleness; empty: the primary's pool.
+    #[serde(default)]
+    pub read_url: String,
     pub pool_max_size: usize,
     pub checkout_timeout_ms: u64,
     pub connect_timeout_ms: u64,
@@ -283,6 +295,7 @@ impl Settings {
                     .source(Some(vars.clone().into_iter().collect())),
             )
             .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
+            .set_override_option("database.read_url", vars.get("DATABASE_READ_URL").cloned())?
             .set_override_option("redis.url", vars.get("REDIS_URL").cloned())?
             .set_override_option(
                 "redis.cluster_urls",
@@ -315,6 +328,16 @@ impl Settings {
             connect_timeout: Duration::from_millis(database.connect_timeout_ms),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
         }
+    }
+
+    /// The pool for catalog reads when `DATABASE_READ_URL` is set: the primary's settings on
+    /// that URL.
+    pub fn postgres_reads(&self) -> Option<PgPoolSettings> {
+        let url = self.database.read_url.trim();
+        (!url.is_empty()).then(|| PgPoolSettings {
+            url: url.to_string(),
+            ..self.postgres()
+        })
     }
 
     /// The queue's admission rules.

@@ -246,8 +246,14 @@ impl AppState {
             TokenBinding::new(settings.security.require_bound_tokens)
         };
         let owner = OwnerCheck::new(binding, queue.clone(), settings.token_keys()?);
+        // DATABASE_READ_URL: catalog reads on a pool of their own (a replica); else the primary's.
+        let catalog_pool = match settings.postgres_reads() {
+            Some(reads) => ticketing_postgres::pool::build_pool(&reads)
+                .map_err(|e| config::ConfigError::Message(format!("DATABASE_READ_URL: {e}")))?,
+            None => postgres.clone(),
+        };
         let services = Services {
-            catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(postgres.clone()))),
+            catalog: CatalogService::new(Arc::new(PgConcertCatalog::new(catalog_pool))),
             wallet: WalletService::new(Arc::new(PgWallet::new(postgres.clone()))),
             payments: PaymentService::new(
                 Arc::new(PgPaymentLedger::new(postgres.clone())),

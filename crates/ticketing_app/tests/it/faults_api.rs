@@ -456,3 +456,68 @@ async fn when_redis_loses_the_line_old_tokens_are_refused_newcomers_start_a_new_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A request that nothing else bounds (here a charge waiting on a row lock, under a statement
+/// timeout longer than the deadline; in production a COMMIT waiting for a synchronous standby
+/// that is gone, which no statement timeout covers) is answered 503 with `Retry-After` at the
+/// request deadline, and a keyed retry afterwards applies the charge exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_is_a_503_and_a_keyed_retry_learns_the_outcome() {
+    let app = TestApp::spawn_with(&[
+        ("APP__SERVER__REQUEST_DEADLINE_MS", "500"),
+        ("APP__DATABASE__STATEMENT_TIMEOUT_MS", "3000"),
+    ])
+    .await;
+    let blocker = app
+        .db
+        .open_transaction("SELECT * FROM wallets WHERE user_id = 7 FOR UPDATE")
+        .await;
+
+    let started = Instant::now();
+    let stuck = app.charge(7, 1000, Some("deadline-1")).await;
+    let waited = started.elapsed();
+
+    assert!(stuck.headers().contains_key("retry-after"));
+    assert_problem(stuck, 503, "UNAVAILABLE").await;
+    assert!(
+        waited < Duration::from_millis(2500),
+        "cut at the 500 ms deadline, not the 3 s statement timeout: {waited:?}"
+    );
+    drop(blocker);
+    // The abandoned attempt may still hold its key until the server ends it: retry as a client
+    // would, with the same key.
+    let started = Instant::now();
+    loop {
+        let retried = app.charge(7, 1000, Some("deadline-1")).await;
+        if retried.status() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the keyed retry never succeeded: {}",
+            retried.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.db
+            .query_i64("SELECT balance FROM wallets WHERE user_id = 7")
+            .await,
+        1000,
+        "charged exactly once"
+    );
+}
+
+/// `DATABASE_READ_URL` takes the catalog reads and nothing else: pointed at a server that is not
+/// there, the catalog answers 503 with `Retry-After` while holds (on `DATABASE_URL`) go on.
+#[tokio::test]
+async fn catalog_reads_go_to_the_read_url_and_only_they_do() {
+    let app =
+        TestApp::spawn_with(&[("DATABASE_READ_URL", "postgres://postgres@127.0.0.1:1/none")]).await;
+    let token = app.active_token(None).await;
+
+    let concerts = app.concerts(&token).await;
+    assert!(concerts.headers().contains_key("retry-after"));
+    assert_problem(concerts, 503, "UNAVAILABLE").await;
+    assert_eq!(app.hold(&token, 7, 42).await.status(), 200);
+}

@@ -7,6 +7,7 @@ mod accounts;
 mod batches;
 mod catalog;
 mod contract;
+mod failover;
 mod holds;
 mod migrations_and_demo_data;
 mod model;
