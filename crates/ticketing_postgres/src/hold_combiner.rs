@@ -635,8 +635,12 @@ async fn judge_and_write(
         .bind::<Array<BigInt>, _>(&count_users)
         .bind::<Array<BigInt>, _>(&count_performances)
         .load::<Owned>(&mut on_counts);
+    // The statements are pipelined: once one fails, the server refuses the rest with "current
+    // transaction is aborted", which says nothing of why. So all are awaited and the first
+    // error in the order they were sent is the one reported (a timeout stays a timeout: 503).
     let (locked, owned) = if limited.is_empty() {
-        tokio::try_join!(lock_seats, count)?
+        let (locked, owned) = tokio::join!(lock_seats, count);
+        (locked?, owned?)
     } else {
         let lock_users: Vec<String> = limited.iter().map(|p| p.0.to_string()).collect();
         let lock_performances: Vec<String> = limited.iter().map(|p| p.1.to_string()).collect();
@@ -645,8 +649,9 @@ async fn judge_and_write(
             .bind::<Array<Text>, _>(&lock_users)
             .bind::<Array<Text>, _>(&lock_performances)
             .load::<Locked>(&mut on_users);
-        let (_, locked, owned) = tokio::try_join!(lock, lock_seats, count)?;
-        (locked, owned)
+        let (lock, locked, owned) = tokio::join!(lock, lock_seats, count);
+        lock?;
+        (locked?, owned?)
     };
 
     let seats: HashMap<SeatKey, LockedSeat> = locked
