@@ -9,7 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use ticketing_domain::queue::{LineSettings, LineStatus, QueueToken, SettingsChange};
-use ticketing_domain::rooms::{ChallengeDifficulty, Room, RoomChange, RoomEntry, RoomId};
+use ticketing_domain::rooms::{
+    ChallengeDifficulty, Room, RoomChange, RoomEntry, RoomId, RoomMode, RoomName,
+};
 use utoipa::ToSchema;
 
 use super::body::optional_json;
@@ -112,6 +114,11 @@ pub(crate) struct AdminQueueBody {
     entry: &'static str,
     /// The proof of work asked at entry (0: none).
     challenge_difficulty: u32,
+    /// The room `default`'s mode: fifo, random, passthrough or reject.
+    #[schema(value_type = String, example = "fifo")]
+    mode: &'static str,
+    /// When the room `default` stops taking entries (RFC 3339), if it does.
+    closes_at: Option<String>,
 }
 
 impl AdminQueueBody {
@@ -120,6 +127,8 @@ impl AdminQueueBody {
         Self {
             entry: room.entry.as_str(),
             challenge_difficulty: room.challenge_difficulty.get(),
+            mode: room.mode.as_str(),
+            closes_at: room.closes_at.map(rfc3339),
             ..Self::from(status)
         }
     }
@@ -131,6 +140,8 @@ impl From<LineStatus> for AdminQueueBody {
         Self {
             entry: RoomEntry::Open.as_str(),
             challenge_difficulty: 0,
+            mode: RoomMode::Fifo.as_str(),
+            closes_at: None,
             paused: settings.paused,
             admit_per_second: settings.admit_per_second.get(),
             max_active: settings.max_active.get(),
@@ -171,6 +182,16 @@ pub(crate) struct AdminQueueChange {
     /// The proof of work asked at entry: 0 (off) to 10000000.
     #[schema(minimum = 0, maximum = 10_000_000)]
     challenge_difficulty: Option<i64>,
+    /// The room `default`'s name for people.
+    #[schema(min_length = 1, max_length = 200)]
+    name: Option<String>,
+    /// fifo, random, passthrough or reject (see the rooms' modes).
+    #[schema(pattern = "^(fifo|random|passthrough|reject)$")]
+    mode: Option<String>,
+    /// RFC 3339: from then on new entries are 409 ROOM_CLOSED; null removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    closes_at: Option<Option<String>>,
 }
 
 /// The line's settings and size.
@@ -209,7 +230,7 @@ pub(crate) fn describe(settings: &LineSettings) -> String {
     request_body = AdminQueueChange,
     responses(
         (status = 200, description = "The new state", body = AdminQueueBody),
-        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future, entry invite without an invite key, challengeDifficulty out of range", content_type = "application/problem+json", body = Problem),
+        (status = 400, description = "INVALID_REQUEST: unknown field, value out of range, opensAt not RFC 3339 or not in the future, closesAt not after the opening, entry invite without an invite key, challengeDifficulty out of range, an unknown mode", content_type = "application/problem+json", body = Problem),
         AdminUnauthorized,
         AdminApiOff,
         Unavailable))]
@@ -235,15 +256,23 @@ pub(crate) async fn change(
         .challenge_difficulty
         .map(ChallengeDifficulty::new)
         .transpose()?;
-    let entrance = entry.is_some() || difficulty.is_some();
+    let room_change = RoomChange {
+        name: body.name.as_deref().map(RoomName::new).transpose()?,
+        mode: body.mode.as_deref().map(RoomMode::parse).transpose()?,
+        closes_at: instant_of("closesAt", body.closes_at)?,
+        entry,
+        challenge_difficulty: difficulty,
+        ..RoomChange::default()
+    };
+    let entrance = room_change.name.is_some()
+        || room_change.mode.is_some()
+        || room_change.closes_at.is_some()
+        || entry.is_some()
+        || difficulty.is_some();
     if entrance {
-        // The room `default` is the line: who may enter it is the room's (refused, with nothing
-        // changed, when it cannot be; the line's settings then stay as they are too).
-        let change = RoomChange {
-            entry,
-            challenge_difficulty: difficulty,
-            ..RoomChange::default()
-        };
+        // The room `default` is the line: its other settings are the room's (refused, with
+        // nothing changed, when they cannot be; the line's settings then stay as they are too).
+        let change = room_change;
         state
             .services
             .rooms
@@ -253,10 +282,13 @@ pub(crate) async fn change(
             target: "audit",
             who = "admin",
             client = %client_of(&request),
-            what = "queue entrance",
+            what = "queue room settings",
+            name = change.name.as_ref().map(RoomName::as_str),
+            mode = change.mode.map(RoomMode::as_str),
+            closes_at = ?change.closes_at.map(|at| at.map(rfc3339)),
             entry = entry.map(RoomEntry::as_str),
             challenge_difficulty = difficulty.map(ChallengeDifficulty::get),
-            "operator changed who may enter the queue"
+            "operator changed the default room's settings"
         );
     }
     if entrance && change.is_empty() {

@@ -108,8 +108,40 @@ async fn the_state_starts_from_the_configuration() {
         body,
         json!({
             "paused": false, "admitPerSecond": 7, "maxActive": 3, "activeTtlSeconds": 600,
-            "opensAt": null, "challengeDifficulty": 0, "waiting": 0, "active": 1, "entry": "open"
+            "opensAt": null, "challengeDifficulty": 0, "waiting": 0, "active": 1, "entry": "open",
+            "mode": "fifo", "closesAt": null
         })
+    );
+}
+
+#[tokio::test]
+async fn the_queue_takes_every_setting_of_the_room_default() {
+    let app = admin_app(&[]).await;
+
+    let changed = admin_patch(
+        &app,
+        &app.address,
+        r#"{"name": "Everything else", "mode": "reject", "closesAt": "2099-01-01T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(changed.status(), 200);
+    let body: Value = changed.json().await.unwrap();
+    assert_eq!(body["mode"], "reject");
+    assert_eq!(body["closesAt"], "2099-01-01T00:00:00Z");
+    let room: Value = app.get("/api/rooms/default").await.json().await.unwrap();
+    assert_eq!(room["name"], "Everything else");
+    assert_problem(app.enter_queue(Some(7)).await, 409, "ROOM_CLOSED").await;
+
+    let reopened = admin_patch(&app, &app.address, r#"{"mode": "fifo", "closesAt": null}"#).await;
+    assert_eq!(reopened.status(), 200);
+    assert_eq!(app.enter_queue(Some(7)).await.status(), 200);
+
+    let refused = admin_patch(&app, &app.address, r#"{"mode": "lottery"}"#).await;
+    assert_problem(refused, 400, "INVALID_REQUEST").await;
+    assert_eq!(
+        state(&app, &app.address).await["mode"],
+        "fifo",
+        "nothing changed"
     );
 }
 
