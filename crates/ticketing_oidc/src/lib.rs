@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use ticketing_domain::clock::Clock;
 use ticketing_domain::identity::{IdentityError, Subject, TokenVerifier};
 
@@ -28,6 +29,13 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// cache has nothing new and asking again soon costs it little; waiting the whole
 /// [`REFETCH_INTERVAL`] would refuse every new sign-in for that long after it is back.
 pub const RETRY_AFTER_FAILED_FETCH: Duration = Duration::from_secs(5);
+
+/// Tokens this instance has verified, remembered (by their SHA-256) so that a caller's next
+/// requests cost no signature check: one RSA check costs more CPU than a whole balance read
+/// (docs/performance.md). An entry holds while its token is unexpired (with [`LEEWAY`]) and its
+/// key is still in the cached JWKS, so a withdrawn key's tokens stop working as soon as a refetch
+/// replaced the keys, exactly as without the memory.
+const VERIFIED_CAPACITY: u64 = 200_000;
 
 /// How long one fetch from the issuer may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +71,15 @@ pub enum ConfigError {
     Client(String),
 }
 
+/// What a verified token said: its account, until when, under which key.
+#[derive(Debug, Clone)]
+struct Verified {
+    subject: Subject,
+    /// `exp`, in seconds since the Unix epoch.
+    expires: u64,
+    kid: String,
+}
+
 /// When the keys were last asked for, and what came of it.
 #[derive(Debug, Clone, Copy)]
 struct LastFetch {
@@ -76,6 +93,8 @@ pub struct JwksVerifier {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     keys: RwLock<Arc<KeySet>>,
+    /// Tokens verified here: see [`VERIFIED_CAPACITY`].
+    verified: moka::future::Cache<[u8; 32], Verified>,
     /// Held while fetching, so that concurrent unknown `kid`s cause one fetch.
     fetching: tokio::sync::Mutex<Option<LastFetch>>,
     /// The JWKS URL, once configured or discovered.
@@ -125,6 +144,11 @@ impl JwksVerifier {
             http,
             clock,
             keys: RwLock::new(Arc::new(KeySet::default())),
+            verified: moka::future::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                // Past any token's life here (and its leeway): memory, not correctness.
+                .time_to_live(Duration::from_secs(24 * 60 * 60))
+                .build(),
             fetching: tokio::sync::Mutex::new(None),
         })
     }
@@ -280,6 +304,33 @@ fn accepted(algorithm: Algorithm) -> bool {
 #[async_trait]
 impl TokenVerifier for JwksVerifier {
     async fn verify(&self, token: &str) -> Result<Subject, IdentityError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(known) = self.verified.get(&digest).await {
+            let unexpired =
+                jsonwebtoken::get_current_timestamp() <= known.expires + LEEWAY.as_secs();
+            if unexpired && self.cached().get(&known.kid).is_some() {
+                return Ok(known.subject);
+            }
+            self.verified.invalidate(&digest).await;
+        }
+        let (subject, expires, kid) = self.verify_signed(token).await?;
+        self.verified
+            .insert(
+                digest,
+                Verified {
+                    subject: subject.clone(),
+                    expires,
+                    kid,
+                },
+            )
+            .await;
+        Ok(subject)
+    }
+}
+
+impl JwksVerifier {
+    /// Checks `token` in full: header, key, signature and claims; its account, `exp` and `kid`.
+    async fn verify_signed(&self, token: &str) -> Result<(Subject, u64, String), IdentityError> {
         // `alg: none` is no `Algorithm`: such a header does not even decode.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|error| IdentityError::Invalid(format!("not a JWT: {error}")))?;
@@ -314,6 +365,12 @@ impl TokenVerifier for JwksVerifier {
             &self.validation(key.algorithm),
         )
         .map_err(|error| IdentityError::Invalid(error.to_string()))?;
-        self.subject_of(&data.claims)
+        // Validation required `exp`; a token without a whole-second one is not remembered.
+        let expires = data
+            .claims
+            .get("exp")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        Ok((self.subject_of(&data.claims)?, expires, kid))
     }
 }
