@@ -625,6 +625,16 @@
       case 'CHALLENGE_FAILED':
       case 'CHALLENGE_UNSOLVED':
         return [t('explain.gate', { what }), t('explain.gateNext')];
+      case 'INVITE_REQUIRED':
+        return [t('explain.inviteRequired'), t('explain.inviteNext')];
+      case 'INVITE_INVALID':
+        return [t('explain.inviteInvalid'), t('explain.inviteNext')];
+      case 'USER_MISMATCH':
+      case 'TOKEN_USER_MISMATCH':
+        return [t('explain.otherUser', { what }), t('explain.invalidNext')];
+      case 'AUTH_REQUIRED':
+      case 'AUTH_INVALID':
+        return [t('signIn.expired'), t('signIn.again')];
       case 'IDEMPOTENCY_CONFLICT':
         return [t('explain.inProgress'), t('explain.inProgressNext')];
       default:
@@ -882,7 +892,11 @@
 
   /** The room is named only when the page was asked for one: `/` enters as before rooms. */
   function entryBody() {
-    return askedRoom === null ? { userId: user } : { userId: user, roomId };
+    const body = askedRoom === null ? { userId: user } : { userId: user, roomId };
+    // A presale's invitation links to `/?room=<id>&invite=<code>`: the code goes with the entry.
+    const invite = (params.get('invite') || '').trim();
+    if (invite) body.invite = invite;
+    return body;
   }
 
   // ---- The gate against bots: a proof of work at the entrance (docs/api.md) --------------------

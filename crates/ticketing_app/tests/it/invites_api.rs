@@ -14,7 +14,7 @@ use ticketing_domain::rooms::{Invite, InviteAccount, InviteKey, InviteNonce, Roo
 const ADMIN_TOKEN: &str = "an-operator-token-of-at-least-32-characters";
 const INVITE_KEY: &str = "the-invite-key-of-these-tests-32-bytes-at-least";
 
-async fn invite_app() -> TestApp {
+pub(crate) async fn invite_app() -> TestApp {
     TestApp::spawn_with(&[
         ("APP__ADMIN__TOKEN", ADMIN_TOKEN),
         ("APP__AUTH__INVITE_KEY", INVITE_KEY),
@@ -40,7 +40,7 @@ async fn admin(
 }
 
 /// The invite-only room `presale` covering performance 120, created and answered 201.
-async fn presale(app: &TestApp) -> Value {
+pub(crate) async fn presale(app: &TestApp) -> Value {
     let response = admin(
         app,
         reqwest::Method::POST,
@@ -68,7 +68,7 @@ fn code_with(key: &str, room: &str, user: &str, expires_at: DateTime<Utc>) -> St
 }
 
 /// A good code of `user` into `room`, for a day.
-fn code(room: &str, user: i64) -> String {
+pub(crate) fn code(room: &str, user: i64) -> String {
     code_with(
         INVITE_KEY,
         room,

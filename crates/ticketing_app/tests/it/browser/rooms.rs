@@ -432,3 +432,38 @@ async fn a_date_moved_to_another_line_meanwhile_is_said_in_plain_words() {
     assert!(!person.visible("seat").await);
     person.close().await;
 }
+
+#[tokio::test]
+async fn an_invitation_link_lets_the_fan_into_a_presale_and_its_absence_is_said() {
+    let Some(driver) = Driver::start("an_invitation_link_lets_the_fan_into_a_presale").await else {
+        return;
+    };
+    let app = crate::invites_api::invite_app().await;
+    crate::invites_api::presale(&app).await;
+
+    let uninvited = driver.browser_in_room(&app.address, 7, "presale").await;
+    let said = uninvited
+        .wait_for("the page to say an invite is needed", || async {
+            uninvited
+                .error()
+                .await
+                .filter(|text| text.contains("invite code"))
+        })
+        .await;
+    assert!(said.contains("presale"), "{said}");
+    uninvited.close().await;
+
+    let invited = driver.browser_in_room(&app.address, 8, "presale").await;
+    let code = crate::invites_api::code("presale", 8);
+    invited
+        .client
+        .goto(&format!(
+            "{}/?room=presale&user=8&invite={code}",
+            app.address
+        ))
+        .await
+        .unwrap();
+    invited.wait_for_status("ACTIVE").await;
+    assert_eq!(invited.error().await, None);
+    invited.close().await;
+}
