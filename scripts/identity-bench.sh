@@ -45,7 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build -q --release -p ticketing_app -p ticketing_oidc --example mint_tokens
+# Two builds: with --example, cargo builds that example only, not the server's binary.
+cargo build -q --release -p ticketing_app
+cargo build -q --release -p ticketing_oidc --example mint_tokens
 "$target/release/examples/mint_tokens" "$users" "$work" "$issuer" "$audience"
 (cd "$work" && exec python3 -m http.server "$jwks_port" --bind 127.0.0.1 >/dev/null 2>&1) &
 pids+=($!)

@@ -10,7 +10,7 @@
 //   user from GET /api/me on ON_URL. USERS_OFF: the first user id of the off side's users
 //   (demo users), as many as there are tokens.
 import http from 'k6/http';
-import { check, fail } from 'k6';
+import { check, fail, sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 
 const OFF_URL = (__ENV.OFF_URL || 'http://127.0.0.1:18101').replace(/\/$/, '');
@@ -49,6 +49,13 @@ export const options = {
 };
 
 export function setup() {
+  // The server fetches the issuer's keys in the background at start; until it has them (a
+  // failed first fetch is tried again after 5 s) it answers 503 with Retry-After.
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    const probe = http.get(`${ON_URL}/api/me`, { headers: { Authorization: `Bearer ${TOKENS[0]}` } });
+    if (probe.status !== 503) break;
+    sleep(Number(probe.headers['Retry-After']) || 1);
+  }
   const users = [];
   for (let start = 0; start < TOKENS.length; start += 50) {
     const batch = TOKENS.slice(start, start + 50).map((token) => ({
