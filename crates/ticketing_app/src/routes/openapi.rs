@@ -46,8 +46,8 @@ impl Modify for QueueTokenScheme {
 /// neither then breaks the document as it breaks the server (400).
 struct ExactlyOneOf;
 
-/// Lists of ids whose every item is an id (> 0, and at most `maximum`): `Vec<i64>` cannot say
-/// it of its items.
+/// Lists of distinct ids whose every item is an id (> 0, and at most `maximum`): `Vec<i64>`
+/// cannot say it of its items, nor that the server refuses an id named twice.
 fn positive_items(
     components: &mut utoipa::openapi::Components,
     body: &str,
@@ -62,6 +62,7 @@ fn positive_items(
     let Some(RefOr::T(Schema::Array(array))) = object.properties.get_mut(property) else {
         return;
     };
+    array.unique_items = true;
     if let ArrayItems::RefOrSchema(items) = &mut array.items {
         if let RefOr::T(Schema::Object(item)) = items.as_mut() {
             item.minimum = Some(1.into());
