@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use ticketing_domain::rooms::{RoomId, SpentProofs};
 use ticketing_domain::InfrastructureError;
 
+use crate::once::{set_once, Lapse};
 use crate::pool::RedisPool;
 use crate::RedisWaitingQueue;
 
@@ -50,26 +51,7 @@ impl SpentProofs for RedisSpentProofs {
         challenge: &str,
         keep_for: Duration,
     ) -> Result<bool, InfrastructureError> {
-        let key = self.key(room, challenge);
-        // At least a millisecond: PX 0 is an error.
-        let millis = u64::try_from(keep_for.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        // SET NX is one atomic step in Redis: of any number of racing entries, on any instance,
-        // exactly one finds the key absent and sets it.
-        let set: Option<String> = self
-            .pool
-            .run(async |connection| {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async(connection)
-                    .await
-            })
-            .await?;
-        Ok(set.is_some())
+        let millis = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX);
+        set_once(&self.pool, &self.key(room, challenge), Lapse::After(millis)).await
     }
 }

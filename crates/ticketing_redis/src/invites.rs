@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use ticketing_domain::rooms::{InviteLedger, InviteNonce, RoomId};
 use ticketing_domain::InfrastructureError;
 
+use crate::once::{set_once, Lapse};
 use crate::pool::RedisPool;
 use crate::RedisWaitingQueue;
 
@@ -49,24 +50,9 @@ impl InviteLedger for RedisInviteLedger {
         nonce: &InviteNonce,
         until: DateTime<Utc>,
     ) -> Result<bool, InfrastructureError> {
+        // The claim lapses at the code's own expiry, by Redis's clock.
         let key = Self::key_of(&self.prefix, room, nonce);
-        // PXAT: the claim lapses at the code's own expiry, by Redis's clock; at least a moment
-        // ahead, since Redis refuses a time already past.
-        let at = until.timestamp_millis().max(1);
-        let reply: Option<String> = self
-            .pool
-            .run(async |connection| {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PXAT")
-                    .arg(at)
-                    .query_async(connection)
-                    .await
-            })
-            .await?;
-        Ok(reply.is_some())
+        set_once(&self.pool, &key, Lapse::At(until.timestamp_millis())).await
     }
 
     async fn release(&self, room: &RoomId, nonce: &InviteNonce) -> Result<(), InfrastructureError> {

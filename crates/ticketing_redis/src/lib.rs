@@ -5,6 +5,7 @@ mod events;
 mod gate;
 mod invites;
 mod keys;
+mod once;
 pub mod pool;
 mod queue;
 mod rooms;
